@@ -1,0 +1,88 @@
+"""The engine: one request in, one result out, for the UI, the API, the CLI and tests.
+
+All device work runs under one lock, so two jobs never share a running
+pipeline or scheduler; the running job's state is readable for progress bars
+and can be interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pipelines.modes import txt2img
+from pipelines.modes.common import JobContext
+from pipelines.models.manager import ModelManager
+from pipelines.progress import JobState, ProgressFn, ignore_progress
+from pipelines.requests import Txt2ImgRequest
+from pipelines.results import GenerationResult
+from pipelines.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ModeRunner = Callable[[Any, JobContext], GenerationResult]
+MODES: dict[str, ModeRunner] = {"txt2img": txt2img.run}
+
+
+class Engine:
+    """Runs generation requests one at a time on the shared model manager."""
+
+    def __init__(self, settings: Settings, manager: ModelManager) -> None:
+        self.settings = settings
+        self.manager = manager
+        self._device_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._state: JobState | None = None
+        self._pending = 0
+
+    @property
+    def state(self) -> JobState | None:
+        """The running job, or None when idle."""
+        return self._state
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def interrupt(self) -> bool:
+        """Stop the running job after its current step; its images so far are kept."""
+        state = self._state
+        if state is not None:
+            state.interrupt()
+        return state is not None
+
+    def skip(self) -> bool:
+        """Cut the current image short; the rest of the batch goes on."""
+        state = self._state
+        if state is not None:
+            state.skip()
+        return state is not None
+
+    def generate(self, request: Txt2ImgRequest, *, on_progress: ProgressFn = ignore_progress) -> GenerationResult:
+        """Validate, wait for the device, load the model, run the mode."""
+        request.validate()
+        runner = MODES[request.mode]
+        with self._state_lock:
+            self._pending += 1
+        try:
+            with self._device_lock:
+                state = JobState(job=request.mode)
+                self._state = state
+                try:
+                    started = time.perf_counter()
+                    with self.manager.use(request.model, on_progress) as loaded:
+                        result = runner(request, JobContext(loaded, state, on_progress, self.settings))
+                    log.info("%s: %d image(s) in %.2fs%s", request.mode, len(result.images),
+                             time.perf_counter() - started, " (interrupted)" if result.interrupted else "")
+                    return result
+                finally:
+                    self._state = None
+        finally:
+            with self._state_lock:
+                self._pending -= 1
+
+    def txt2img(self, request: Txt2ImgRequest, *, on_progress: ProgressFn = ignore_progress) -> GenerationResult:
+        return self.generate(request, on_progress=on_progress)

@@ -1,0 +1,40 @@
+"""Exceptions the core raises for problems a user can fix.
+
+Adapters (UI, REST API, CLI) turn these into a readable message or a 4xx
+response; anything else is a bug and is reported as such.
+"""
+
+from __future__ import annotations
+
+
+class AtelierError(Exception):
+    """Base class for errors whose message is meant for the user."""
+
+
+class ValidationError(AtelierError):
+    """A request field holds a value the core cannot use."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ModelNotFoundError(AtelierError):
+    """No installed or downloadable model matches the name asked for."""
+
+
+class ModelUnavailableError(AtelierError):
+    """A model is known but cannot be obtained right now (offline, no access)."""
+
+
+class UnsupportedModelError(AtelierError):
+    """The files describe a model architecture Atelier does not run."""
+
+
+class UnsafeFormatError(AtelierError):
+    """A pickled checkpoint was asked for without the explicit opt-in."""
+
+
+class GenerationInterrupted(AtelierError):
+    """Raised inside a job that was interrupted before it produced any image."""

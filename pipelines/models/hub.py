@@ -1,0 +1,177 @@
+"""Downloads from the Hugging Face Hub into the standard HF cache, with byte progress.
+
+Only what a pipeline needs is fetched: the components named in
+``model_index.json`` (no safety checker), safetensors weights (the fp16 variant
+when that is all the repo has or the device runs fp16), configs and tokenizers.
+An interrupted download leaves huggingface_hub's ``.incomplete`` file behind and
+the next attempt resumes it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import threading
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from pipelines.errors import ModelNotFoundError, ModelUnavailableError, UnsafeFormatError
+from pipelines.progress import ProgressFn, ProgressUpdate, ignore_progress
+from pipelines.settings import Settings
+
+log = logging.getLogger(__name__)
+SKIPPED_COMPONENTS = {"safety_checker", "feature_extractor", "image_encoder"}
+CONFIG_PATTERNS = ["model_index.json", "*/*.json", "*/*.txt", "*.json"]
+
+
+class _ByteCounter:
+    """Sums bytes reported by huggingface_hub's per-file progress bars."""
+
+    def __init__(self, total: int, on_progress: ProgressFn, label: str) -> None:
+        self.total, self.on_progress, self.label = total, on_progress, label
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.done += n
+            done = min(self.done, self.total) if self.total else self.done
+        self.on_progress(ProgressUpdate("download", done, self.total, "bytes", self.label))
+
+
+def _tqdm_class(counter: _ByteCounter) -> type:
+    """A tqdm subclass bound to one download; only byte bars are counted."""
+
+    class _Bar(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = False
+            kwargs.setdefault("file", _NullFile())
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            if self.unit == "B" and n:
+                counter.add(int(n))
+            return super().update(n)
+
+    return _Bar
+
+
+class _NullFile:
+    def write(self, _text: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+
+def select_files(files: dict[str, int], model_index: dict, *, prefer_fp16: bool, allow_pickle: bool) -> list[str]:
+    """Which repo files a pipeline needs; ``files`` maps path -> size."""
+    components = [k for k, v in model_index.items() if not k.startswith("_") and isinstance(v, list)
+                  and v[0] is not None and k not in SKIPPED_COMPONENTS]
+    chosen = ["model_index.json"]
+    for comp in components:
+        in_comp = [f for f in files if f.startswith(comp + "/") and f.count("/") == 1]
+        chosen += [f for f in in_comp if f.endswith((".json", ".txt", ".model"))]
+        weights = [f for f in in_comp if f.endswith(".safetensors")]
+        fp16 = [f for f in weights if ".fp16." in f]
+        plain = [f for f in weights if ".fp16." not in f and not fnmatch.fnmatch(f, "*.*.safetensors")]
+        if weights:
+            chosen += fp16 if (fp16 and (prefer_fp16 or not plain)) else plain or fp16
+            continue
+        pickled = [f for f in in_comp if f.endswith(".bin") and ".fp16." not in f]
+        if pickled and not allow_pickle:
+            raise UnsafeFormatError(f"{comp} only has pickled .bin weights on the Hub; start with --allow-pickle to load it")
+        chosen += pickled
+    return sorted(set(chosen))
+
+
+class HubClient:
+    """Talks to the Hub (or the endpoint in settings) and the local HF cache."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def _common(self) -> dict:
+        kwargs: dict = {}
+        if self._settings.hf_cache_dir is not None:
+            kwargs["cache_dir"] = str(self._settings.hf_cache_dir)
+        if self._settings.hf_endpoint:
+            kwargs["endpoint"] = self._settings.hf_endpoint
+        return kwargs
+
+    def cached_snapshot(self, repo_id: str, allow_patterns: list[str] | None = None) -> Path | None:
+        """The local snapshot of ``repo_id`` if it is fully cached, without any request."""
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=allow_patterns, **self._common()))
+        except Exception:
+            return None
+
+    def _unreachable(self, repo_id: str, exc: BaseException) -> ModelUnavailableError:
+        where = self._settings.hf_endpoint or "the Hugging Face Hub"
+        return ModelUnavailableError(
+            f"{repo_id} is not downloaded and {where} could not be reached ({type(exc).__name__}). "
+            f"Connect to the internet and try again, or put a .safetensors checkpoint or a diffusers folder in "
+            f"{self._settings.checkpoint_dirs[0]} and press the refresh button next to the checkpoint list."
+        )
+
+    def _map_error(self, repo_id: str, exc: BaseException) -> Exception:
+        from huggingface_hub import errors
+
+        if isinstance(exc, errors.GatedRepoError):
+            return ModelUnavailableError(f"{repo_id} is gated: accept its licence on the Hub and set HF_TOKEN")
+        if isinstance(exc, errors.RepositoryNotFoundError):
+            return ModelNotFoundError(f"no model {repo_id!r} on the Hub (or it is private: set HF_TOKEN)")
+        if isinstance(exc, errors.HfHubHTTPError) and getattr(exc.response, "status_code", 0) in (401, 403):
+            return ModelUnavailableError(f"the Hub refused access to {repo_id}: set HF_TOKEN")
+        return self._unreachable(repo_id, exc)
+
+    def download_model(self, repo_id: str, *, prefer_fp16: bool, allow_pickle: bool,
+                       on_progress: ProgressFn = ignore_progress) -> Path:
+        """Download what a pipeline needs from ``repo_id``; return the snapshot folder."""
+        from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+
+        if self._settings.hub_offline:
+            raise ModelUnavailableError(
+                f"{repo_id} is not downloaded and Hub access is off (HF_HUB_OFFLINE). Put a checkpoint in "
+                f"{self._settings.checkpoint_dirs[0]} or run once with the Hub reachable."
+            )
+        common = self._common()
+        try:
+            api = HfApi(endpoint=common.get("endpoint"))
+            info = api.model_info(repo_id, files_metadata=True)
+            files = {s.rfilename: (s.size or 0) for s in info.siblings or []}
+            if "model_index.json" not in files:
+                raise ModelNotFoundError(f"{repo_id} is not a diffusers pipeline (no model_index.json)")
+            index = json.loads(Path(hf_hub_download(repo_id, "model_index.json", **common)).read_text())
+            wanted = select_files(files, index, prefer_fp16=prefer_fp16, allow_pickle=allow_pickle)
+            total = sum(files[f] for f in wanted)
+            counter = _ByteCounter(total, on_progress, f"Downloading {repo_id}")
+            log.info("downloading %s: %d files, %d bytes", repo_id, len(wanted), total)
+            path = snapshot_download(repo_id, allow_patterns=wanted, tqdm_class=_tqdm_class(counter), **common)
+        except (ModelNotFoundError, UnsafeFormatError):
+            raise
+        except Exception as exc:
+            raise self._map_error(repo_id, exc) from exc
+        on_progress(ProgressUpdate("download", total, total, "bytes", f"Downloaded {repo_id}"))
+        return Path(path)
+
+    def config_folder(self, repo_id: str) -> Path:
+        """Config files (no weights) of a reference repo, from the cache or the Hub."""
+        from huggingface_hub import snapshot_download
+
+        cached = self.cached_snapshot(repo_id, allow_patterns=CONFIG_PATTERNS)
+        if cached is not None:
+            return cached
+        if self._settings.hub_offline:
+            raise ModelUnavailableError(
+                f"this checkpoint needs the configs of {repo_id}, which are not cached and Hub access is off; "
+                "put a sidecar config folder next to the file (see README)"
+            )
+        try:
+            return Path(snapshot_download(repo_id, allow_patterns=CONFIG_PATTERNS, **self._common()))
+        except Exception as exc:
+            raise self._map_error(repo_id, exc) from exc

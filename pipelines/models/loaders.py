@@ -1,0 +1,99 @@
+"""Build a diffusers pipeline from files already on disk.
+
+Hub snapshots and local folders load with ``from_pretrained`` from their local
+path; single files with ``from_single_file`` and a local config folder (a
+sidecar, or a reference config fetched by :mod:`pipelines.models.hub`), so
+loading itself never reaches the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from diffusers import (
+    DiffusionPipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLInpaintPipeline,
+    StableDiffusionXLPipeline,
+)
+
+from pipelines.errors import UnsafeFormatError
+from pipelines.models.architecture import Architecture, ModelKind
+from pipelines.models.refs import ModelRecord, SourceKind
+
+log = logging.getLogger(__name__)
+
+
+def pipeline_class(kind: ModelKind) -> type[DiffusionPipeline]:
+    """The diffusers pipeline class that runs this kind of model."""
+    if kind.architecture is Architecture.SDXL:
+        return StableDiffusionXLInpaintPipeline if kind.inpainting else StableDiffusionXLPipeline
+    return StableDiffusionInpaintPipeline if kind.inpainting else StableDiffusionPipeline
+
+
+def _extra_kwargs(cls: type[DiffusionPipeline]) -> dict:
+    if cls in (StableDiffusionPipeline, StableDiffusionInpaintPipeline):
+        return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    return {}
+
+
+def weights_variant(folder: Path) -> str | None:
+    """``"fp16"`` when a folder only carries the fp16 variant of its UNet weights."""
+    unet = folder / "unet"
+    if (unet / "diffusion_pytorch_model.safetensors").exists():
+        return None
+    if (unet / "diffusion_pytorch_model.fp16.safetensors").exists():
+        return "fp16"
+    return None
+
+
+def _check_safe_folder(folder: Path, allow_pickle: bool) -> None:
+    if allow_pickle:
+        return
+    for sub in folder.iterdir():
+        if sub.is_dir() and any(sub.glob("*.bin")) and not any(sub.glob("*.safetensors")):
+            raise UnsafeFormatError(
+                f"{folder.name}/{sub.name} only has pickled .bin weights; convert it to .safetensors "
+                "or start Atelier with --allow-pickle to load it (weights_only)"
+            )
+
+
+def load_pipeline(
+    record: ModelRecord,
+    *,
+    dtype: torch.dtype,
+    config_dir: Path | None = None,
+    allow_pickle: bool = False,
+) -> DiffusionPipeline:
+    """Load ``record`` onto the CPU in ``dtype``; the caller moves it to its device."""
+    assert record.kind is not None and record.path is not None
+    cls = pipeline_class(record.kind)
+    started = time.perf_counter()
+    if record.ref.kind in (SourceKind.HUB, SourceKind.FOLDER):
+        _check_safe_folder(record.path, allow_pickle)
+        pipe = cls.from_pretrained(
+            str(record.path),
+            dtype=dtype,
+            variant=weights_variant(record.path),
+            use_safetensors=None if allow_pickle else True,
+            local_files_only=True,
+            **_extra_kwargs(cls),
+        )
+    else:
+        if record.path.suffix != ".safetensors" and not allow_pickle:
+            raise UnsafeFormatError(f"{record.path.name} is a pickled checkpoint; start with --allow-pickle to load it")
+        assert config_dir is not None, "single files need a config folder"
+        pipe = cls.from_single_file(
+            str(record.path),
+            config=str(config_dir),
+            dtype=dtype,
+            local_files_only=True,
+            **_extra_kwargs(cls),
+        )
+    pipe.set_progress_bar_config(disable=True)
+    log.info("loaded %s as %s in %.2fs", record.name, cls.__name__, time.perf_counter() - started)
+    return pipe

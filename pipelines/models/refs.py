@@ -1,0 +1,54 @@
+"""Names for models: where a model comes from (ref) and what is known of it (record)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+from pathlib import Path
+
+from pipelines.models.architecture import ModelKind
+
+
+class SourceKind(str, Enum):
+    HUB = "hub"  # a Hub repo id in diffusers layout, kept in the HF cache
+    FOLDER = "folder"  # a local diffusers-layout folder
+    SINGLE_FILE = "single_file"  # one original-layout checkpoint file
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model lives; also its cache key."""
+
+    kind: SourceKind
+    location: str  # repo id for HUB, absolute path otherwise
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind.value}:{self.location}"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One model the manager knows about, installed or downloadable."""
+
+    ref: ModelRef
+    name: str  # A1111's "model_name": file stem, folder name or repo id
+    kind: ModelKind | None = None  # None while unknown (not downloaded yet)
+    installed: bool = True
+    path: Path | None = None  # file, folder or HF snapshot
+    config_path: Path | None = None  # sidecar config folder for single files
+    sha256: str | None = None
+    size_bytes: int = 0
+    problem: str | None = None  # why it cannot be loaded, when known
+
+    @property
+    def short_hash(self) -> str | None:
+        return self.sha256[:10] if self.sha256 else None
+
+    @property
+    def title(self) -> str:
+        """A1111's checkpoint title: ``name [hash10]`` once hashed."""
+        return f"{self.name} [{self.short_hash}]" if self.short_hash else self.name
+
+    def with_hash(self, sha256: str) -> "ModelRecord":
+        return replace(self, sha256=sha256)

@@ -1,0 +1,1 @@
+"""One generation mode per module; each exposes ``run(request, context) -> GenerationResult``."""

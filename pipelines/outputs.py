@@ -1,0 +1,50 @@
+"""Saving images with their infotext in the PNG ``parameters`` chunk.
+
+Layout follows A1111: ``outputs/<mode>-images/YYYY-MM-DD/NNNNN-SEED.png``, the
+number continuing from the highest one already in that folder.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from pathlib import Path
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+_NUMBERED = re.compile(r"^(\d{5,})-")
+
+
+def png_info(infotext: str) -> PngInfo:
+    info = PngInfo()
+    info.add_text("parameters", infotext)
+    return info
+
+
+def _next_number(folder: Path) -> int:
+    numbers = [int(m.group(1)) for p in folder.iterdir() if (m := _NUMBERED.match(p.name))]
+    return max(numbers, default=-1) + 1
+
+
+def save_image(image: Image.Image, *, outputs_dir: Path, mode: str, seed: int, infotext: str,
+               today: _dt.date | None = None) -> Path:
+    """Write ``image`` as PNG with its infotext; never overwrites an existing file."""
+    folder = outputs_dir / f"{mode}-images" / (today or _dt.date.today()).isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    number = _next_number(folder)
+    while True:
+        path = folder / f"{number:05d}-{seed}.png"
+        try:
+            with path.open("xb") as fh:
+                image.save(fh, format="PNG", pnginfo=png_info(infotext))
+            return path
+        except FileExistsError:
+            number += 1
+
+
+def read_infotext(path_or_image: Path | Image.Image) -> str | None:
+    """The ``parameters`` text of a PNG, or None."""
+    image = Image.open(path_or_image) if isinstance(path_or_image, Path) else path_or_image
+    value = image.info.get("parameters")
+    return value if isinstance(value, str) else None

@@ -1,0 +1,83 @@
+"""Typed, frozen settings for one Atelier process.
+
+``launch.py`` is the only place that reads argv, the environment and the
+settings file; it builds one :class:`Settings` and passes it down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+AttentionName = Literal["auto", "sdpa", "xformers", "sliced"]
+MemoryMode = Literal["auto", "normal", "medvram", "lowvram"]
+
+# First-run model: Stable Diffusion 1.5 in diffusers layout (CreativeML OpenRAIL-M).
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+# Hub repos whose configs describe each architecture; single-file checkpoints
+# without a sidecar config are built with these (config files only are fetched).
+DEFAULT_REFERENCE_CONFIGS: dict[str, str] = {
+    "sd1": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "sd1-inpaint": "stable-diffusion-v1-5/stable-diffusion-inpainting",
+    "sd2": "stabilityai/stable-diffusion-2-1",
+    "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes how this process runs; immutable once built."""
+
+    data_dir: Path
+    ckpt_dirs: tuple[Path, ...] = ()
+    device: DeviceName = "auto"
+    attention: AttentionName = "auto"
+    memory_mode: MemoryMode = "auto"
+    no_half: bool = False
+    allow_pickle: bool = False
+    initial_model: str | None = None
+    default_model: str = DEFAULT_MODEL
+    reference_configs: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REFERENCE_CONFIGS))
+    ram_budget_fraction: float = 0.5
+    vram_budget_fraction: float = 0.8
+    ram_budget_bytes: int | None = None
+    vram_budget_bytes: int | None = None
+    live_preview_every: int = 5
+    torch_threads: int | None = None
+    # Hugging Face Hub access; None means huggingface_hub's own default, which
+    # already honours HF_HOME / HF_HUB_CACHE / HF_ENDPOINT / HF_HUB_OFFLINE.
+    hf_cache_dir: Path | None = None
+    hf_endpoint: str | None = None
+    hub_offline: bool = False
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def checkpoint_dirs(self) -> tuple[Path, ...]:
+        """Folders scanned for checkpoints: ``models/Stable-diffusion`` then ``--ckpt-dir``."""
+        return (self.models_dir / "Stable-diffusion", *self.ckpt_dirs)
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.data_dir / "outputs"
+
+    @property
+    def hash_cache_file(self) -> Path:
+        return self.data_dir / "cache.json"
+
+    def data_folders(self) -> list[Path]:
+        """Folders created at start-up so users know where to drop files."""
+        m = self.models_dir
+        return [
+            m / "Stable-diffusion",
+            m / "ESRGAN",
+            m / "Lora",
+            m / "VAE",
+            self.data_dir / "embeddings",
+            self.outputs_dir,
+        ]
