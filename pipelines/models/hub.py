@@ -3,8 +3,9 @@
 Only what a pipeline needs is fetched: the components named in
 ``model_index.json`` (no safety checker), safetensors weights (the fp16 variant
 when that is all the repo has or the device runs fp16), configs and tokenizers.
-An interrupted download leaves huggingface_hub's ``.incomplete`` file behind and
-the next attempt resumes it.
+huggingface_hub retries a dropped connection inside one call (resuming with a
+Range request once data is on disk); a call that still fails leaves no partial
+blob, and the next attempt fetches only the files that are missing.
 """
 
 from __future__ import annotations
@@ -27,17 +28,22 @@ CONFIG_PATTERNS = ["model_index.json", "*/*.json", "*/*.txt", "*.json"]
 
 
 class _ByteCounter:
-    """Sums bytes reported by huggingface_hub's per-file progress bars."""
+    """Byte progress from huggingface_hub's bars.
+
+    snapshot_download opens two byte bars over the same bytes (network and
+    reconstruction), so progress is the furthest bar, never their sum.
+    """
 
     def __init__(self, total: int, on_progress: ProgressFn, label: str) -> None:
         self.total, self.on_progress, self.label = total, on_progress, label
-        self.done = 0
+        self._bars: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def add(self, n: int) -> None:
+    def report(self, bar_id: int, n: int) -> None:
         with self._lock:
-            self.done += n
-            done = min(self.done, self.total) if self.total else self.done
+            self._bars[bar_id] = n
+            done = max(self._bars.values())
+        done = min(done, self.total) if self.total else done
         self.on_progress(ProgressUpdate("download", done, self.total, "bytes", self.label))
 
 
@@ -51,9 +57,10 @@ def _tqdm_class(counter: _ByteCounter) -> type:
             super().__init__(*args, **kwargs)
 
         def update(self, n=1):
+            result = super().update(n)
             if self.unit == "B" and n:
-                counter.add(int(n))
-            return super().update(n)
+                counter.report(id(self), int(self.n))
+            return result
 
     return _Bar
 

@@ -1,0 +1,152 @@
+"""Atelier's entry point: the one place that reads argv, the environment and installs.
+
+    python launch.py [--listen] [--share] [--port 7860] [--ckpt NAME_OR_HUB_ID] ...
+
+Flag names follow AUTOMATIC1111's webui where one exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+log = logging.getLogger("atelier")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="launch.py", description="Atelier: a Stable Diffusion studio in your browser")
+    net = p.add_argument_group("server")
+    net.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    net.add_argument("--listen", action="store_true", help="bind 0.0.0.0 so other machines can connect")
+    net.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    net.add_argument("--gradio-auth", metavar="USER:PASS[,USER2:PASS2]", help="protect the UI with a login")
+    net.add_argument("--api", action="store_true", help="accepted for A1111 compatibility (the REST API is planned)")
+    paths = p.add_argument_group("data")
+    paths.add_argument("--data-dir", type=Path, default=ROOT, help="models/, outputs/, settings (default: project folder)")
+    paths.add_argument("--ckpt", metavar="NAME_OR_HUB_ID", help="model to load at start-up")
+    paths.add_argument("--ckpt-dir", type=Path, action="append", default=[], help="extra folder of checkpoints")
+    paths.add_argument("--extensions-dir", type=Path, default=ROOT / "extensions", help="where extensions live")
+    paths.add_argument("--allow-pickle", action="store_true",
+                       help="also load pickled .ckpt/.pt/.bin weights (weights_only); off by default")
+    perf = p.add_argument_group("performance")
+    perf.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    perf.add_argument("--xformers", action="store_true", help="use xformers attention on CUDA (installed if missing)")
+    perf.add_argument("--opt-sdp-attention", action="store_true", help="use PyTorch SDPA attention (the default)")
+    perf.add_argument("--opt-split-attention", action="store_true", help="use sliced attention (less memory)")
+    perf.add_argument("--medvram", action="store_true", help="offload whole models to RAM between uses")
+    perf.add_argument("--lowvram", action="store_true", help="offload layer by layer (slowest, least VRAM)")
+    perf.add_argument("--no-half", action="store_true", help="run in fp32 even on a GPU")
+    perf.add_argument("--threads", type=int, help="torch CPU threads")
+    misc = p.add_argument_group("misc")
+    misc.add_argument("--skip-install", action="store_true", help="never pip-install missing requirements")
+    misc.add_argument("--log-level", default="INFO")
+    return p
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    if not value:
+        return None
+    pairs = []
+    for item in value.split(","):
+        user, sep, password = item.strip().partition(":")
+        if not sep or not user:
+            raise SystemExit(f"--gradio-auth expects USER:PASS[,USER2:PASS2], got {item!r}")
+        pairs.append((user, password))
+    return pairs
+
+
+def missing_requirements(requirements: Path) -> list[str]:
+    """Pinned requirements the running Python does not have at the pinned version."""
+    missing = []
+    for line in requirements.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)", line.strip())
+        if not match:
+            continue
+        name, version = match.groups()
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(line.strip())
+            continue
+        if installed.split("+")[0] != version:
+            missing.append(line.strip())
+    return missing
+
+
+def ensure_requirements(args: argparse.Namespace) -> None:
+    missing = missing_requirements(ROOT / "requirements.txt")
+    if missing and not args.skip_install:
+        print(f"Installing requirements ({', '.join(missing)}) ...", flush=True)
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-r", str(ROOT / "requirements.txt")])
+    elif missing:
+        print(f"warning: missing requirements: {', '.join(missing)}", file=sys.stderr)
+
+
+def ensure_xformers(args: argparse.Namespace) -> None:
+    if not args.xformers or args.skip_install:
+        return
+    import importlib.util
+
+    import torch
+
+    if torch.cuda.is_available() and importlib.util.find_spec("xformers") is None:
+        print("Installing xformers for CUDA ...", flush=True)
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "xformers"])
+
+
+def build_settings(args: argparse.Namespace):
+    from pipelines.settings import Settings
+
+    attention = "xformers" if args.xformers else "sliced" if args.opt_split_attention else (
+        "sdpa" if args.opt_sdp_attention else "auto")
+    memory = "lowvram" if args.lowvram else "medvram" if args.medvram else "auto"
+    return Settings(
+        data_dir=args.data_dir.resolve(),
+        ckpt_dirs=tuple(d.resolve() for d in args.ckpt_dir),
+        device=args.device,
+        attention=attention,
+        memory_mode=memory,
+        no_half=args.no_half,
+        allow_pickle=args.allow_pickle,
+        initial_model=args.ckpt,
+        torch_threads=args.threads,
+        hf_endpoint=os.environ.get("HF_ENDPOINT") or None,
+        hub_offline=os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ensure_requirements(args)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(args.data_dir.resolve() / ".gradio_tmp"))
+    ensure_xformers(args)
+    settings = build_settings(args)
+
+    import torch
+
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    from pipelines.context import AppContext
+    from webui.server import serve
+
+    ctx = AppContext.build(settings)
+    if settings.initial_model:
+        try:
+            ctx.manager.select(settings.initial_model)
+        except Exception as exc:  # the UI still starts and says what is wrong on Generate
+            log.error("could not load --ckpt %s: %s", settings.initial_model, exc)
+    serve(ctx, host="0.0.0.0" if args.listen else "127.0.0.1", port=args.port, share=args.share,
+          auth=parse_auth(args.gradio_auth))
+
+
+if __name__ == "__main__":
+    main()

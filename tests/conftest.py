@@ -1,0 +1,84 @@
+"""Shared fixtures: tiny real models built once per session, and app contexts/servers on them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+from pipelines.context import AppContext  # noqa: E402
+from pipelines.settings import Settings  # noqa: E402
+from tests.support.ldm_export import export_sd15_single_file, write_sidecar_config  # noqa: E402
+from tests.support.tiny_models import save_sd15_folder, save_sdxl_folder  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory) -> Path:
+    """Tiny models built once: sd15 folder (two seeds), sdxl folder, sd15 single file + sidecar."""
+    root = tmp_path_factory.mktemp("models")
+    save_sd15_folder(root / "tiny-sd15", seed=0)
+    save_sd15_folder(root / "tiny-sd15-b", seed=7)
+    save_sdxl_folder(root / "tiny-sdxl", seed=0)
+    export_sd15_single_file(root / "tiny-sd15", root / "tiny-sd15-file.safetensors")
+    write_sidecar_config(root / "tiny-sd15", root / "tiny-sd15-file.config")
+    return root
+
+
+def install_models(model_store: Path, data_dir: Path, names: list[str]) -> None:
+    """Copy models from the store into ``data_dir/models/Stable-diffusion``."""
+    target = data_dir / "models" / "Stable-diffusion"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        src = model_store / name
+        if src.is_dir():
+            shutil.copytree(src, target / name)
+        else:
+            shutil.copy2(src, target / name)
+        sidecar = src.with_name(src.stem + ".config")
+        if src.is_file() and sidecar.is_dir():
+            shutil.copytree(sidecar, target / sidecar.name)
+
+
+def make_settings(data_dir: Path, **overrides) -> Settings:
+    base = dict(data_dir=data_dir, hf_cache_dir=data_dir / "hf-cache", hub_offline=True, live_preview_every=2)
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def app_context(tmp_path, model_store) -> AppContext:
+    """A fresh data dir holding tiny-sd15 (folder), tiny-sd15-b and the single file."""
+    install_models(model_store, tmp_path, ["tiny-sd15", "tiny-sd15-b", "tiny-sd15-file.safetensors"])
+    return AppContext.build(make_settings(tmp_path))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory, model_store) -> Iterator[dict]:
+    """The real Gradio app served on 127.0.0.1 with tiny models; shared by UI and browser tests."""
+    from webui.server import serve
+
+    data_dir = tmp_path_factory.mktemp("live-data")
+    install_models(model_store, data_dir, ["tiny-sd15", "tiny-sd15-b"])
+    ctx = AppContext.build(make_settings(data_dir, initial_model="tiny-sd15"))
+    demo, url, _ = serve(ctx, host="127.0.0.1", port=free_port(), block=False)
+    try:
+        yield {"url": url, "ctx": ctx, "data_dir": data_dir}
+    finally:
+        demo.close()

@@ -1,0 +1,1 @@
+"""Adapters only: the Gradio UI and (later) the HTTP API, wired to the core in pipelines/."""

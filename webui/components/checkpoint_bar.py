@@ -1,0 +1,67 @@
+"""The checkpoint selector at the top of every page (with refresh), as A1111 users expect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from pipelines.context import AppContext
+from pipelines.models.refs import ModelRecord
+from webui.errors import user_error
+from webui.jobs import Finished, describe, stream
+
+
+def checkpoint_choices(records: list[ModelRecord]) -> list[tuple[str, str]]:
+    """(label, value) pairs: value is the model name the core resolves."""
+    out = []
+    for record in records:
+        if record.problem:
+            label = f"{record.name} (unsupported)"
+        elif not record.installed:
+            label = f"{record.name} (download from Hub)"
+        else:
+            label = record.title
+        out.append((label, record.name))
+    return out
+
+
+@dataclass
+class CheckpointBar:
+    dropdown: gr.Dropdown
+    refresh: gr.Button
+    status: gr.Markdown
+
+
+def build(ctx: AppContext) -> CheckpointBar:
+    manager = ctx.manager
+    with gr.Row(equal_height=True):
+        dropdown = gr.Dropdown(
+            choices=checkpoint_choices(manager.list_models()),
+            value=manager.selected,
+            label="Stable Diffusion checkpoint",
+            info="A file or folder in models/Stable-diffusion, or a Hub repo id (type it to download)",
+            allow_custom_value=True,
+            scale=6,
+            elem_id="checkpoint",
+        )
+        refresh = gr.Button("🔄 Refresh", scale=1, elem_id="checkpoint_refresh")
+    status = gr.Markdown(f"`{manager.status()}`", elem_id="model_status")
+
+    def select_checkpoint(checkpoint: str, progress: gr.Progress = gr.Progress()):
+        for item in stream(lambda report: manager.select(checkpoint, report)):
+            if isinstance(item, Finished):
+                if item.error is not None:
+                    raise user_error(item.error)
+                loaded = item.result
+                return (gr.Dropdown(choices=checkpoint_choices(manager.list_models()), value=loaded.record.name),
+                        f"`{loaded.record.title}` · {loaded.record.kind.label} · `{manager.status(loaded)}`")
+            progress(item.fraction, desc=describe(item))
+
+    def refresh_checkpoints():
+        return gr.Dropdown(choices=checkpoint_choices(manager.list_models(refresh=True)), value=manager.selected)
+
+    dropdown.input(select_checkpoint, [dropdown], [dropdown, status], api_name="select_checkpoint",
+                   concurrency_id="gpu", concurrency_limit=1)
+    refresh.click(refresh_checkpoints, None, [dropdown], api_name="refresh_checkpoints")
+    return CheckpointBar(dropdown, refresh, status)

@@ -1,0 +1,22 @@
+"""The settings tab: how this process runs (read-only; set by launch flags)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gradio as gr
+
+from pipelines.context import AppContext
+
+
+def settings_rows(ctx: AppContext) -> list[list[str]]:
+    rows = [[f.name, str(getattr(ctx.settings, f.name))] for f in dataclasses.fields(ctx.settings)]
+    rows += [["device (resolved)", str(ctx.manager.device)], ["dtype (resolved)", str(ctx.manager.dtype)],
+             ["model cache budget", f"{ctx.manager.cache.budget_bytes} bytes"]]
+    return rows
+
+
+def build(ctx: AppContext) -> None:
+    gr.Markdown("Settings come from `launch.py` flags (see the README). The current model's attention and memory "
+                "choices are shown under the checkpoint selector.")
+    gr.Dataframe(settings_rows(ctx), headers=["setting", "value"], interactive=False)
