@@ -1,0 +1,109 @@
+"""txt2img through the engine on a tiny real model: seeds, samplers, files, interrupt, concurrency."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import numpy as np
+import pytest
+
+from pipelines.infotext import parse_infotext
+from pipelines.outputs import read_infotext
+from pipelines.requests import Txt2ImgRequest
+from tests.unit.test_samplers import REQUIRED
+
+BASE = dict(prompt="a red fox", negative_prompt="blurry", width=64, height=64, steps=4, model="tiny-sd15")
+
+
+def pixels(image) -> np.ndarray:
+    return np.asarray(image).astype(int)
+
+
+def test_same_seed_same_image_other_seed_other_image(app_context):
+    run = lambda **kw: pixels(app_context.engine.generate(Txt2ImgRequest(**{**BASE, **kw})).images[0].image)
+    a, b, c = run(seed=1), run(seed=1), run(seed=2)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("sampler", REQUIRED)
+def test_every_sampler_generates(app_context, sampler):
+    result = app_context.engine.generate(Txt2ImgRequest(**{**BASE, "steps": 3, "sampler_name": sampler, "seed": 3}))
+    assert result.images[0].image.size == (64, 64)
+    assert f"Sampler: {sampler}," in result.images[0].infotext
+
+
+def test_sampler_switch_changes_the_image_and_never_the_cached_scheduler(app_context):
+    euler = app_context.engine.generate(Txt2ImgRequest(**BASE, seed=5, sampler_name="Euler a"))
+    dpm = app_context.engine.generate(Txt2ImgRequest(**BASE, seed=5, sampler_name="DPM++ 2M"))
+    assert not np.array_equal(pixels(euler.images[0].image), pixels(dpm.images[0].image))
+    cached = app_context.manager.cache.get(app_context.manager.registry.find("tiny-sd15").ref.key)
+    assert type(cached.pipeline.scheduler).__name__ == "PNDMScheduler"  # the model's own, untouched
+
+
+def test_batch_files_are_numbered_with_seeds_and_carry_infotext(app_context):
+    result = app_context.engine.generate(Txt2ImgRequest(**BASE, seed=100, batch_size=2, n_iter=2))
+    folder = app_context.settings.outputs_dir / "txt2img-images" / dt.date.today().isoformat()
+    assert [p.name for p in result.paths] == ["00000-100.png", "00001-101.png", "00002-102.png", "00003-103.png"]
+    assert all(p.parent == folder for p in result.paths)
+    info = parse_infotext(read_infotext(result.paths[3]))
+    record = app_context.manager.registry.find("tiny-sd15")
+    assert info["Prompt"] == "a red fox" and info["Negative prompt"] == "blurry"
+    assert (info["Steps"], info["Sampler"], info["Seed"], info["Size-1"], info["Size-2"]) == ("4", "Euler a", "103", "64", "64")
+    assert info["Model hash"] == record.sha256[:10] and info["Model"] == "tiny-sd15"
+    assert info["CFG scale"] == "7" and info["Schedule type"] == "Uniform"
+
+
+def test_image_is_reproduced_exactly_from_its_own_file(app_context):
+    original = app_context.engine.generate(Txt2ImgRequest(**BASE, seed=-1, sampler_name="DPM++ 2M", cfg_scale=5.5))
+    p = parse_infotext(read_infotext(original.paths[0]))
+    replay = Txt2ImgRequest(prompt=p["Prompt"], negative_prompt=p["Negative prompt"], steps=int(p["Steps"]),
+                            sampler_name=p["Sampler"], scheduler=p["Schedule type"], cfg_scale=float(p["CFG scale"]),
+                            seed=int(p["Seed"]), width=int(p["Size-1"]), height=int(p["Size-2"]), model=p["Model"])
+    again = app_context.engine.generate(replay)
+    assert np.array_equal(pixels(original.images[0].image), pixels(again.images[0].image))
+    assert again.images[0].infotext == original.images[0].infotext
+
+
+def test_progress_reports_every_step_with_previews(app_context):
+    updates = []
+    app_context.engine.generate(Txt2ImgRequest(**{**BASE, "steps": 6}), on_progress=updates.append)
+    steps = [u for u in updates if u.unit == "steps"]
+    assert [u.step for u in steps] == [1, 2, 3, 4, 5, 6]
+    previews = [u.step for u in steps if u.preview is not None]
+    assert previews == [2, 4]  # live_preview_every=2 in the test settings; none on the final step
+    assert steps[1].preview.size == (64, 64)
+
+
+def test_interrupt_keeps_the_current_image_and_stops_the_batch(app_context):
+    engine = app_context.engine
+
+    def interrupt_at_step_2(update):
+        if update.unit == "steps" and update.step == 2:
+            assert engine.state is not None and engine.state.sampling_step == 2
+            engine.interrupt()
+
+    result = engine.generate(Txt2ImgRequest(**{**BASE, "steps": 20, "n_iter": 3}), on_progress=interrupt_at_step_2)
+    assert result.interrupted and len(result.images) == 1 and result.paths
+    assert engine.state is None  # idle again
+
+
+def test_concurrent_requests_do_not_corrupt_each_other(app_context):
+    requests = [Txt2ImgRequest(**BASE, seed=21, sampler_name="Euler a"),
+                Txt2ImgRequest(**BASE, seed=22, sampler_name="DPM++ 2M"),
+                Txt2ImgRequest(**{**BASE, "model": "tiny-sd15-b"}, seed=23, sampler_name="UniPC")]
+    expected = [pixels(app_context.engine.generate(r).images[0].image) for r in requests]
+    results: dict[int, np.ndarray] = {}
+
+    def worker(i):
+        results[i] = pixels(app_context.engine.generate(requests[i]).images[0].image)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(results) == [0, 1, 2]
+    for i in range(3):
+        assert np.array_equal(results[i], expected[i])

@@ -1,0 +1,74 @@
+"""launch.py as a user runs it: flags, no reinstall, a served page, a clear first-run message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from launch import missing_requirements, parse_auth
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_help_lists_a1111_flag_names():
+    out = subprocess.run([sys.executable, "launch.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for flag in ("--port", "--listen", "--share", "--gradio-auth", "--api", "--data-dir", "--ckpt", "--ckpt-dir",
+                 "--xformers", "--opt-sdp-attention", "--medvram", "--lowvram", "--no-half", "--device",
+                 "--extensions-dir"):
+        assert flag in out.stdout, flag
+
+
+def test_this_environment_needs_no_install():
+    assert missing_requirements(ROOT / "requirements.txt") == []
+
+
+def test_gradio_auth_parsing():
+    assert parse_auth("a:b,c:d:e") == [("a", "b"), ("c", "d:e")]
+    with pytest.raises(SystemExit):
+        parse_auth("nocolon")
+
+
+def test_fresh_start_serves_quickly_and_first_generate_says_what_is_missing(tmp_path):
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "launch.py", "--data-dir", str(tmp_path / "data"), "--port", str(port), "--skip-install",
+         "--gradio-auth", "artist:secret"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        started = time.monotonic()
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(url, timeout=2).status_code in (200, 401, 302):
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() - started < 60, "page not served within 60 s"
+            time.sleep(0.5)
+        for folder in ("models/Stable-diffusion", "models/ESRGAN", "models/Lora", "models/VAE", "embeddings", "outputs"):
+            assert (tmp_path / "data" / folder).is_dir(), folder
+        with pytest.raises(Exception):
+            Client(url, verbose=False)  # the login protects the app
+        client = Client(url, auth=("artist", "secret"), verbose=False)
+        with pytest.raises(AppError) as err:
+            client.predict(checkpoint="", prompt="a cat", negative_prompt="", sampler_name="Euler a",
+                           scheduler="Automatic", steps=2, cfg_scale=7, width=64, height=64, seed=1, batch_size=1,
+                           n_iter=1, api_name="/txt2img")
+        message = str(err.value)
+        assert "stable-diffusion-v1-5/stable-diffusion-v1-5 is not downloaded" in message
+        assert "models/Stable-diffusion" in message and "Traceback" not in message
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
