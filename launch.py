@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -144,8 +145,12 @@ def main(argv: list[str] | None = None) -> None:
             ctx.manager.select(settings.initial_model)
         except Exception as exc:  # the UI still starts and says what is wrong on Generate
             log.error("could not load --ckpt %s: %s", settings.initial_model, exc)
-    serve(ctx, host="0.0.0.0" if args.listen else "127.0.0.1", port=args.port, share=args.share,
-          auth=parse_auth(args.gradio_auth))
+    demo, _, _ = serve(ctx, host="0.0.0.0" if args.listen else "127.0.0.1", port=args.port, share=args.share,
+                       auth=parse_auth(args.gradio_auth), block=False)
+    from pipelines.lazy_diffusers import warm_up
+
+    threading.Thread(target=warm_up, name="atelier-warm-up", daemon=True).start()
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -12,9 +12,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-import diffusers
-
 from pipelines.errors import ValidationError
+from pipelines.lazy_diffusers import diffusers_attr
 
 
 @dataclass(frozen=True)
@@ -47,9 +46,12 @@ class SamplerSpec:
     aliases: tuple[str, ...] = ()
     default_schedule: str = "uniform"
 
+    def scheduler_cls(self) -> type:
+        return diffusers_attr(self.scheduler_class)
+
     def supported_schedules(self) -> list[Schedule]:
         """Schedules this sampler's diffusers class can run."""
-        params = inspect.signature(getattr(diffusers, self.scheduler_class).__init__).parameters
+        params = inspect.signature(self.scheduler_cls().__init__).parameters
         return [s for s in SCHEDULES if s.config_flag is None or s.config_flag in params]
 
 
@@ -131,7 +133,7 @@ def resolve(sampler_name: str, schedule: str | None = "Automatic") -> tuple[Samp
 
 def build_scheduler(base_config: dict[str, Any], spec: SamplerSpec, schedule: Schedule) -> Any:
     """A new scheduler instance for one job, built from the model's own config."""
-    cls = getattr(diffusers, spec.scheduler_class)
+    cls = spec.scheduler_cls()
     params = inspect.signature(cls.__init__).parameters
     overrides: dict[str, Any] = {flag: False for flag in _SIGMA_FLAGS if flag in params}
     if schedule.config_flag:

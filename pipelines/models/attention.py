@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from diffusers.models.attention_processor import AttnProcessor2_0
 
+from pipelines.lazy_diffusers import diffusers_attr
 from pipelines.models.memory import MemoryPlan
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def apply_optimizations(pipe, *, attention: str, plan: MemoryPlan, device: torch
             why = "not installed" if device.type == "cuda" else f"needs CUDA, running on {device.type}"
             notes.append(f"xformers {why}; using SDPA")
     if chosen == "PyTorch SDPA":
-        _set_processor(pipe, AttnProcessor2_0)
+        _set_processor(pipe, diffusers_attr("AttnProcessor2_0", "diffusers.models.attention_processor"))
     savings: list[str] = []
     if attention == "sliced" or plan.mode in ("medvram", "lowvram"):
         pipe.enable_attention_slicing()

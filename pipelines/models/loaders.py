@@ -12,31 +12,29 @@ import logging
 import time
 from pathlib import Path
 
+from typing import Any
+
 import torch
-from diffusers import (
-    DiffusionPipeline,
-    StableDiffusionInpaintPipeline,
-    StableDiffusionPipeline,
-    StableDiffusionXLInpaintPipeline,
-    StableDiffusionXLPipeline,
-)
 
 from pipelines.errors import UnsafeFormatError
+from pipelines.lazy_diffusers import diffusers_attr
 from pipelines.models.architecture import Architecture, ModelKind
 from pipelines.models.refs import ModelRecord, SourceKind
 
 log = logging.getLogger(__name__)
 
 
-def pipeline_class(kind: ModelKind) -> type[DiffusionPipeline]:
+def pipeline_class(kind: ModelKind) -> type:
     """The diffusers pipeline class that runs this kind of model."""
     if kind.architecture is Architecture.SDXL:
-        return StableDiffusionXLInpaintPipeline if kind.inpainting else StableDiffusionXLPipeline
-    return StableDiffusionInpaintPipeline if kind.inpainting else StableDiffusionPipeline
+        name = "StableDiffusionXLInpaintPipeline" if kind.inpainting else "StableDiffusionXLPipeline"
+    else:
+        name = "StableDiffusionInpaintPipeline" if kind.inpainting else "StableDiffusionPipeline"
+    return diffusers_attr(name)
 
 
-def _extra_kwargs(cls: type[DiffusionPipeline]) -> dict:
-    if cls in (StableDiffusionPipeline, StableDiffusionInpaintPipeline):
+def _extra_kwargs(cls: type) -> dict:
+    if cls.__name__ in ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline"):
         return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
     return {}
 
@@ -68,7 +66,7 @@ def load_pipeline(
     dtype: torch.dtype,
     config_dir: Path | None = None,
     allow_pickle: bool = False,
-) -> DiffusionPipeline:
+) -> Any:
     """Load ``record`` onto the CPU in ``dtype``; the caller moves it to its device."""
     assert record.kind is not None and record.path is not None
     cls = pipeline_class(record.kind)
@@ -97,3 +95,4 @@ def load_pipeline(
     pipe.set_progress_bar_config(disable=True)
     log.info("loaded %s as %s in %.2fs", record.name, cls.__name__, time.perf_counter() - started)
     return pipe
+

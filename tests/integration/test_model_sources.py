@@ -173,3 +173,30 @@ def test_download_plan_takes_safetensors_of_needed_components_only():
     fp16 = select_files(files, index, prefer_fp16=True, allow_pickle=False)
     assert "unet/diffusion_pytorch_model.fp16.safetensors" in fp16
     assert "unet/diffusion_pytorch_model.safetensors" not in fp16
+
+
+def test_interrupted_download_fails_clearly_and_the_retry_completes(tmp_path, model_store):
+    with LocalHub() as hub:
+        hub.add_repo("atelier-test/flaky-sd15", model_store / "tiny-sd15")
+        # more cuts than huggingface_hub's own in-call retries, so the first attempt fails
+        hub.fail_once("atelier-test/flaky-sd15", "unet/diffusion_pytorch_model.safetensors", after_bytes=1000, times=6)
+        ctx = AppContext.build(make_settings(tmp_path, hub_offline=False, hf_endpoint=hub.endpoint))
+        request = Txt2ImgRequest(**SMALL, model="atelier-test/flaky-sd15")
+        with pytest.raises(ModelUnavailableError, match="atelier-test/flaky-sd15"):
+            ctx.manager.download("atelier-test/flaky-sd15")
+        result = ctx.engine.generate(request)  # pressing Generate again resumes cleanly
+    assert result.paths
+    blobs = list((tmp_path / "hf-cache").rglob("*.incomplete"))
+    assert blobs == []
+
+
+def test_private_repo_needs_hf_token(tmp_path, model_store, monkeypatch):
+    with LocalHub() as hub:
+        hub.add_repo("atelier-test/private-sd15", model_store / "tiny-sd15")
+        hub.require_token("hf_secret")
+        ctx = AppContext.build(make_settings(tmp_path, hub_offline=False, hf_endpoint=hub.endpoint))
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        with pytest.raises(Exception, match="HF_TOKEN"):
+            ctx.manager.download("atelier-test/private-sd15")
+        monkeypatch.setenv("HF_TOKEN", "hf_secret")
+        assert ctx.manager.download("atelier-test/private-sd15").installed
