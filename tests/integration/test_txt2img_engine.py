@@ -107,3 +107,18 @@ def test_concurrent_requests_do_not_corrupt_each_other(app_context):
     assert sorted(results) == [0, 1, 2]
     for i in range(3):
         assert np.array_equal(results[i], expected[i])
+
+
+def test_skip_cuts_the_current_image_short_and_the_batch_goes_on(app_context):
+    engine = app_context.engine
+    seen = []
+
+    def skip_first_image(update):
+        seen.append((engine.state.job_no, update.step))
+        if update.unit == "steps" and engine.state.job_no == 0 and update.step == 2:
+            engine.skip()
+
+    result = engine.generate(Txt2ImgRequest(**{**BASE, "steps": 6, "n_iter": 2}), on_progress=skip_first_image)
+    assert not result.interrupted and len(result.images) == 2
+    assert [s for j, s in seen if j == 1] == [1, 2, 3, 4, 5, 6]  # second image ran every step
+    assert max(s for j, s in seen if j == 0) < 6  # first one stopped early

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gradio as gr
@@ -31,6 +32,7 @@ class CheckpointBar:
     dropdown: gr.Dropdown
     refresh: gr.Button
     status: gr.Markdown
+    current: Callable[[], gr.Dropdown]  # the shared selection, shown again on page load
 
 
 def build(ctx: AppContext) -> CheckpointBar:
@@ -61,7 +63,10 @@ def build(ctx: AppContext) -> CheckpointBar:
     def refresh_checkpoints():
         return gr.Dropdown(choices=checkpoint_choices(manager.list_models(refresh=True)), value=manager.selected)
 
+    def current_checkpoint():
+        return gr.Dropdown(choices=checkpoint_choices(manager.list_models()), value=manager.selected)
+
     dropdown.input(select_checkpoint, [dropdown], [dropdown, status], api_name="select_checkpoint",
                    concurrency_id="gpu", concurrency_limit=1)
     refresh.click(refresh_checkpoints, None, [dropdown], api_name="refresh_checkpoints")
-    return CheckpointBar(dropdown, refresh, status)
+    return CheckpointBar(dropdown, refresh, status, current_checkpoint)

@@ -28,7 +28,9 @@ def build(ctx: AppContext, bar: CheckpointBar) -> None:
             negative_prompt = gr.Textbox(label="Negative prompt", lines=2, elem_id="txt2img_negative_prompt")
         with gr.Column(scale=1, min_width=160):
             generate = gr.Button("Generate", variant="primary", elem_id="txt2img_generate")
-            interrupt = gr.Button("Interrupt", elem_id="txt2img_interrupt")
+            with gr.Row():
+                interrupt = gr.Button("Interrupt", elem_id="txt2img_interrupt", min_width=60)
+                skip = gr.Button("Skip", elem_id="txt2img_skip", min_width=60)
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Row():
@@ -78,7 +80,7 @@ def build(ctx: AppContext, bar: CheckpointBar) -> None:
             if item.preview is not None:
                 yield gr.Image(value=item.preview, visible=True), gr.skip(), gr.skip(), gr.skip()
 
-    event = generate.click(
+    generate.click(
         txt2img,
         [bar.dropdown, prompt, negative_prompt, sampler_name, scheduler, steps, cfg_scale, width, height, seed,
          batch_size, n_iter],
@@ -89,6 +91,6 @@ def build(ctx: AppContext, bar: CheckpointBar) -> None:
     )
     prompt.submit(lambda: None, None, None, js="() => document.querySelector('#txt2img_generate').click()")
     interrupt.click(lambda: engine.interrupt() and None, None, None, api_name="interrupt", queue=False)
+    skip.click(lambda: engine.skip() and None, None, None, api_name="skip", queue=False)
     random_seed.click(lambda: -1, None, seed, queue=False, api_name=False)
     reuse_seed.click(lambda last: last, last_seed, seed, queue=False, api_name=False)
-    event.then(lambda: None, None, None)  # keeps the chain explicit for extensions hooking "after generate"
