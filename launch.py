@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--gradio-auth", metavar="USER:PASS[,USER2:PASS2]", help="protect the UI with a login")
     net.add_argument("--api", action="store_true", help="accepted for A1111 compatibility (the REST API is planned)")
     paths = p.add_argument_group("data")
-    paths.add_argument("--data-dir", type=Path, default=ROOT, help="models/, outputs/, settings (default: project folder)")
+    paths.add_argument("--data-dir", type=Path, default=ROOT,
+                       help="holds models/, outputs/ and caches (default: the project folder)")
     paths.add_argument("--ckpt", metavar="NAME_OR_HUB_ID", help="model to load at start-up")
     paths.add_argument("--ckpt-dir", type=Path, action="append", default=[], help="extra folder of checkpoints")
     paths.add_argument("--extensions-dir", type=Path, default=ROOT / "extensions", help="where extensions live")

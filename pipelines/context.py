@@ -16,7 +16,7 @@ class AppContext:
     engine: Engine
 
     @classmethod
-    def build(cls, settings: Settings) -> "AppContext":
+    def build(cls, settings: Settings) -> AppContext:
         for folder in settings.data_folders():
             folder.mkdir(parents=True, exist_ok=True)
         manager = ModelManager(settings)

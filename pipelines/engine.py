@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pipelines.models.manager import ModelManager
 from pipelines.modes import txt2img
 from pipelines.modes.common import JobContext
-from pipelines.models.manager import ModelManager
 from pipelines.progress import JobState, ProgressFn, ignore_progress
 from pipelines.requests import Txt2ImgRequest
 from pipelines.results import GenerationResult

@@ -25,7 +25,8 @@ def _check_size(field: str, value: int) -> None:
         raise ValidationError(field, f"must be a whole number of pixels, got {value!r}")
     _check_range(field, value, 64, 4096)
     if value % 8:
-        raise ValidationError(field, f"must be a multiple of 8, got {value} (try {value - value % 8} or {value - value % 8 + 8})")
+        lower = value - value % 8
+        raise ValidationError(field, f"must be a multiple of 8, got {value} (try {lower} or {lower + 8})")
 
 
 @dataclass(frozen=True)

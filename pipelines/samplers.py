@@ -117,13 +117,15 @@ def resolve(sampler_name: str, schedule: str | None = "Automatic") -> tuple[Samp
     base, legacy_schedule = split_legacy_name(sampler_name or DEFAULT_SAMPLER)
     spec = _lookup(_SAMPLER_INDEX, base)
     if spec is None:
-        raise ValidationError("sampler_name", f"unknown sampler {sampler_name!r}; choose one of {', '.join(sampler_names())}")
+        choices = ", ".join(sampler_names())
+        raise ValidationError("sampler_name", f"unknown sampler {sampler_name!r}; choose one of {choices}")
     wanted = schedule or "Automatic"
     if legacy_schedule and wanted.lower() in ("automatic", ""):
         wanted = legacy_schedule
     sched = _lookup(_SCHEDULE_INDEX, wanted)
     if sched is None:
-        raise ValidationError("scheduler", f"unknown schedule type {wanted!r}; choose one of {', '.join(schedule_labels())}")
+        choices = ", ".join(schedule_labels())
+        raise ValidationError("scheduler", f"unknown schedule type {wanted!r}; choose one of {choices}")
     if sched.name == "automatic":
         sched = _SCHEDULE_INDEX[spec.default_schedule]
     if sched not in spec.supported_schedules():

@@ -89,7 +89,8 @@ def select_files(files: dict[str, int], model_index: dict, *, prefer_fp16: bool,
             continue
         pickled = [f for f in in_comp if f.endswith(".bin") and ".fp16." not in f]
         if pickled and not allow_pickle:
-            raise UnsafeFormatError(f"{comp} only has pickled .bin weights on the Hub; start with --allow-pickle to load it")
+            raise UnsafeFormatError(
+                f"{comp} only has pickled .bin weights on the Hub; start with --allow-pickle to load it")
         chosen += pickled
     return sorted(set(chosen))
 
@@ -113,7 +114,8 @@ class HubClient:
         from huggingface_hub import snapshot_download
 
         try:
-            return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=allow_patterns, **self._common()))
+            path = snapshot_download(repo_id, local_files_only=True, allow_patterns=allow_patterns, **self._common())
+            return Path(path)
         except Exception:
             return None
 

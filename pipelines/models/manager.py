@@ -132,7 +132,8 @@ class ModelManager:
                 config_dir = record.config_path or self.hub.config_folder(
                     self.settings.reference_configs[record.kind.reference_key])
             self.cache.make_room(record.size_bytes)
-            pipe = load_pipeline(record, dtype=self.dtype, config_dir=config_dir, allow_pickle=self.settings.allow_pickle)
+            pipe = load_pipeline(record, dtype=self.dtype, config_dir=config_dir,
+                                 allow_pickle=self.settings.allow_pickle)
             size = pipeline_bytes(pipe.components)
             plan = plan_memory(self.settings.memory_mode, self.device, size)
             if plan.mode == "normal":

@@ -68,5 +68,6 @@ def plan_memory(requested: str, device: torch.device, model_bytes: int) -> Memor
     if model_bytes + ACTIVATION_HEADROOM <= free:
         return MemoryPlan("normal", f"model {fmt(model_bytes)} + headroom fits in {fmt(free)} free VRAM")
     if model_bytes // 2 + ACTIVATION_HEADROOM <= free:
-        return MemoryPlan("medvram", f"model {fmt(model_bytes)} does not fit in {fmt(free)} free VRAM; offloading per model")
+        why = f"model {fmt(model_bytes)} does not fit in {fmt(free)} free VRAM; offloading per model"
+        return MemoryPlan("medvram", why)
     return MemoryPlan("lowvram", f"only {fmt(free)} of {fmt(total)} VRAM free; offloading per layer")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from pipelines.models.architecture import ModelKind
 
 
-class SourceKind(str, Enum):
+class SourceKind(StrEnum):
     HUB = "hub"  # a Hub repo id in diffusers layout, kept in the HF cache
     FOLDER = "folder"  # a local diffusers-layout folder
     SINGLE_FILE = "single_file"  # one original-layout checkpoint file
@@ -50,5 +50,5 @@ class ModelRecord:
         """A1111's checkpoint title: ``name [hash10]`` once hashed."""
         return f"{self.name} [{self.short_hash}]" if self.short_hash else self.name
 
-    def with_hash(self, sha256: str) -> "ModelRecord":
+    def with_hash(self, sha256: str) -> ModelRecord:
         return replace(self, sha256=sha256)

@@ -161,15 +161,17 @@ class ModelRegistry:
         query = query.strip()
         records = self.records()
         match = _HASH_SUFFIX.match(query)
-        wanted_name, wanted_hash = (match.group(1), match.group(2).lower()) if match else (query, None)
+        wanted_name, wanted_hash = (match.group(1), match.group(2)) if match else (query, None)
         for record in records:
             if query in (record.title, record.ref.location, record.name) or (record.path and query == record.path.name):
                 return record
-        for record in records:  # "name [hash]" whose hash is not computed yet, or a bare hash
+        for record in records:  # "name [hash]" whose hash is not computed yet
             if wanted_name == record.name:
                 return record
-            if record.sha256 and (wanted_hash or query.lower()) and record.sha256.startswith((wanted_hash or query.lower())):
-                if len(wanted_hash or query) >= 8:
+        prefix = (wanted_hash or query).lower()
+        if re.fullmatch(r"[0-9a-f]{8,64}", prefix):  # a bare or bracketed hash
+            for record in records:
+                if record.sha256 and record.sha256.startswith(prefix):
                     return record
         raise ModelNotFoundError(
             f"no model named {query!r}; put a .safetensors file or diffusers folder in "

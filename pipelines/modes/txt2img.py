@@ -70,7 +70,7 @@ def run(request: Txt2ImgRequest, ctx: JobContext) -> GenerationResult:
             callback_on_step_end_tensor_inputs=["latents"],
         )
         # 4. Infotext and saving
-        for pos, (image, seed) in enumerate(zip(output.images, seeds)):
+        for pos, (image, seed) in enumerate(zip(output.images, seeds, strict=True)):
             text = format_infotext(request.prompt, request.negative_prompt,
                                    infotext_params(request, ctx, seed, pos))
             path = None

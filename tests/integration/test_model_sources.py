@@ -16,10 +16,10 @@ from safetensors.torch import save_file
 
 from pipelines.context import AppContext
 from pipelines.errors import ModelUnavailableError, UnsupportedModelError
+from pipelines.infotext import parse_infotext
 from pipelines.models.architecture import Architecture
 from pipelines.models.hub import select_files
 from pipelines.outputs import read_infotext
-from pipelines.infotext import parse_infotext
 from pipelines.requests import Txt2ImgRequest
 from tests.conftest import install_models, make_settings
 from tests.support.hf_cache import install_into_hf_cache

@@ -21,7 +21,9 @@ def pixels(image) -> np.ndarray:
 
 
 def test_same_seed_same_image_other_seed_other_image(app_context):
-    run = lambda **kw: pixels(app_context.engine.generate(Txt2ImgRequest(**{**BASE, **kw})).images[0].image)
+    def run(**kw):
+        return pixels(app_context.engine.generate(Txt2ImgRequest(**{**BASE, **kw})).images[0].image)
+
     a, b, c = run(seed=1), run(seed=1), run(seed=2)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -50,7 +52,8 @@ def test_batch_files_are_numbered_with_seeds_and_carry_infotext(app_context):
     info = parse_infotext(read_infotext(result.paths[3]))
     record = app_context.manager.registry.find("tiny-sd15")
     assert info["Prompt"] == "a red fox" and info["Negative prompt"] == "blurry"
-    assert (info["Steps"], info["Sampler"], info["Seed"], info["Size-1"], info["Size-2"]) == ("4", "Euler a", "103", "64", "64")
+    fields = ("Steps", "Sampler", "Seed", "Size-1", "Size-2")
+    assert [info[f] for f in fields] == ["4", "Euler a", "103", "64", "64"]
     assert info["Model hash"] == record.sha256[:10] and info["Model"] == "tiny-sd15"
     assert info["CFG scale"] == "7" and info["Schedule type"] == "Uniform"
 

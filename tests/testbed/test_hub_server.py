@@ -278,7 +278,7 @@ def test_resolve_headers_ranges_and_errors(hub, repo_dir):
     assert hub.unknown_requests == [("GET", "/api/spaces/x/y")]
 
 
-# ----------------------------------------------------------------------------------------------- 1. snapshot layout + api
+# ---------------------------------------------------------------------------------- 1. snapshot layout + api
 def test_snapshot_download_and_api_calls(hub, repo_dir, tmp_path):
     sha = hub.add_repo(REPO, repo_dir)
     result = _run(
@@ -664,7 +664,8 @@ def test_diffusers_from_pretrained_through_hub(hub, tmp_path):
     env = _env(hub, hf_home, DIFFUSERS_VERBOSITY="error", HF_HUB_DISABLE_XET="0")
     proc = subprocess.Popen(
         [sys.executable, "-c",
-         f"from tests.testbed.test_hub_server import _pipeline_child; _pipeline_child({str(folder)!r}, 'atelier/tiny-sd')"],
+         "from tests.testbed.test_hub_server import _pipeline_child; "
+         f"_pipeline_child({str(folder)!r}, 'atelier/tiny-sd')"],
         env=env, cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -132,7 +132,7 @@ def _realigned(pipe):
     for component in pipe.components.values():
         if isinstance(component, torch.nn.Module):
             for module in component.modules():
-                for name, param in module._parameters.items():
+                for param in module._parameters.values():
                     if param is not None:
                         param.data = param.data.clone()
                 for name, buf in module._buffers.items():

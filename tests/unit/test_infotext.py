@@ -4,7 +4,7 @@ A1111_EXAMPLE = """masterpiece, a (red:1.2) fox, forest
 at dawn
 Negative prompt: blurry, lowres
 bad hands
-Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1234567890, Size: 512x768, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Denoising strength: 0.7, Hires upscale: 2, Hires upscaler: Latent, Lora hashes: "myLora: 0123456789ab", Version: v1.10.1"""
+Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1234567890, Size: 512x768, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Denoising strength: 0.7, Hires upscale: 2, Hires upscaler: Latent, Lora hashes: "myLora: 0123456789ab", Version: v1.10.1"""  # noqa: E501 (a real A1111 params line)
 
 
 def test_reads_a1111_infotext():

@@ -34,7 +34,8 @@ def build(ctx: AppContext, bar: CheckpointBar) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Row():
-                sampler_name = gr.Dropdown(samplers.sampler_names(), value=defaults.sampler_name, label="Sampling method")
+                sampler_name = gr.Dropdown(samplers.sampler_names(), value=defaults.sampler_name,
+                                           label="Sampling method")
                 scheduler = gr.Dropdown(samplers.schedule_labels(), value=defaults.scheduler, label="Schedule type")
             steps = gr.Slider(1, 150, value=defaults.steps, step=1, label="Sampling steps")
             with gr.Row():
