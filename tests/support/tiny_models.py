@@ -217,14 +217,9 @@ def _write_pipeline(pipe, path: Path) -> Path:
     return path
 
 
-def save_sd15_folder(path: Path, *, seed: int = 0, inpainting: bool = False) -> Path:
-    """Save a tiny random SD1.x pipeline in diffusers folder layout and return ``path``.
-
-    ``model_index.json`` names ``StableDiffusionPipeline`` (``StableDiffusionInpaintPipeline`` with
-    ``inpainting=True``, whose UNet takes 9 input channels); safety checker and feature extractor are
-    null and ``requires_safety_checker`` is false. Weights are safetensors, deterministic in ``seed``.
-    Default output size is 256x256 (UNet sample_size 32 x VAE scale factor 8).
-    """
+def _save_sd_folder(path: Path, *, seed: int, inpainting: bool, sd2: bool) -> Path:
+    """Tiny SD1.x / SD2.x pipeline; SD2 differs structurally in linear projections,
+    per-block head dims and an OpenCLIP-style ("gelu") text encoder."""
     from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel
 
@@ -238,13 +233,13 @@ def save_sd15_folder(path: Path, *, seed: int = 0, inpainting: bool = False) -> 
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=32,
-        attention_head_dim=8,
-        use_linear_projection=False,
+        attention_head_dim=(2, 4) if sd2 else 8,
+        use_linear_projection=sd2,
     )
     torch.manual_seed(seed + 1)
     vae = _tiny_vae()
     torch.manual_seed(seed + 2)
-    text_encoder = CLIPTextModel(_clip_text_config(hidden_size=32, hidden_act="quick_gelu"))
+    text_encoder = CLIPTextModel(_clip_text_config(hidden_size=32, hidden_act="gelu" if sd2 else "quick_gelu"))
     tokenizer = _load_tokenizer(Path(path) / "tokenizer")
     cls = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
     pipe = cls(
@@ -260,6 +255,17 @@ def save_sd15_folder(path: Path, *, seed: int = 0, inpainting: bool = False) -> 
     return _write_pipeline(pipe, path)
 
 
+def save_sd15_folder(path: Path, *, seed: int = 0, inpainting: bool = False) -> Path:
+    """Save a tiny random SD1.x pipeline in diffusers folder layout and return ``path``.
+
+    ``model_index.json`` names ``StableDiffusionPipeline`` (``StableDiffusionInpaintPipeline`` with
+    ``inpainting=True``, whose UNet takes 9 input channels); safety checker and feature extractor are
+    null and ``requires_safety_checker`` is false. Weights are safetensors, deterministic in ``seed``.
+    Default output size is 256x256 (UNet sample_size 32 x VAE scale factor 8).
+    """
+    return _save_sd_folder(path, seed=seed, inpainting=inpainting, sd2=False)
+
+
 def save_sd2_folder(path: Path, *, seed: int = 0) -> Path:
     """Save a tiny random SD2-shaped pipeline (diffusers folder only) and return ``path``.
 
@@ -267,38 +273,7 @@ def save_sd2_folder(path: Path, *, seed: int = 0) -> Path:
     ``attention_head_dim``, an OpenCLIP-style text encoder (``hidden_act="gelu"``), and an
     epsilon-prediction PNDM scheduler like ``stable-diffusion-2-base``.
     """
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel
-
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
-    )
-    torch.manual_seed(seed + 1)
-    vae = _tiny_vae()
-    torch.manual_seed(seed + 2)
-    text_encoder = CLIPTextModel(_clip_text_config(hidden_size=32, hidden_act="gelu"))
-    tokenizer = _load_tokenizer(Path(path) / "tokenizer")
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=_sd1_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    return _write_pipeline(pipe, path)
+    return _save_sd_folder(path, seed=seed, inpainting=False, sd2=True)
 
 
 # SDXL: the two text encoders must differ in width, as they do for real (768 vs 1280), because

@@ -570,65 +570,14 @@ def test_token_required(hub, repo_dir, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- 6. diffusers
-def _bytes_to_unicode() -> list[str]:
-    """GPT-2/CLIP byte-level alphabet: printable bytes map to themselves, the rest to U+0100 onwards."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    out, extra = {}, 0
-    for b in range(256):
-        if b in keep:
-            out[b] = chr(b)
-        else:
-            out[b] = chr(256 + extra)
-            extra += 1
-    return [out[b] for b in range(256)]
-
-
 def _build_tiny_sd_pipeline(out: Path):
-    """A StableDiffusionPipeline of a few MB with random weights (private to this test file)."""
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    """The shared tiny SD1.5 test model, saved to ``out`` and loaded back for comparison."""
+    from diffusers import StableDiffusionPipeline
 
-    chars = _bytes_to_unicode()
-    vocab: dict[str, int] = {}
-    for token in chars + [c + "</w>" for c in chars]:
-        vocab[token] = len(vocab)
-    merges = [("a", "t</w>"), ("c", "at</w>")]
-    for left, right in merges:
-        vocab[left + right] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    tok_dir = out.parent / (out.name + "_tokenizer_src")
-    tok_dir.mkdir(parents=True, exist_ok=True)
-    (tok_dir / "vocab.json").write_text(json.dumps(vocab))
-    (tok_dir / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), model_max_length=77)
+    from tests.support.tiny_models import save_sd15_folder
 
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(32, 64), in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, sample_size=32,
-    )
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, vocab_size=1000,
-        max_position_embeddings=77, bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
-        pad_token_id=vocab["<|endoftext|>"],
-    ))
-    scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1,
-    )
-    pipe = StableDiffusionPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    pipe.save_pretrained(str(out), safe_serialization=True)
-    return pipe
+    save_sd15_folder(out)
+    return StableDiffusionPipeline.from_pretrained(str(out), local_files_only=True)
 
 
 def _pipeline_child(out_dir: str, repo_id: str) -> None:
@@ -684,7 +633,7 @@ def test_diffusers_from_pretrained_through_hub(hub, tmp_path):
     res = json.loads(results[-1][len("RESULT "):])
     assert res["class"] == "StableDiffusionPipeline"
     assert res["same"] == {"unet": True, "vae": True, "text_encoder": True}
-    assert res["tokenizer"] and res["scheduler"] == "DDIMScheduler" and res["image"] == [1, 32, 32, 3]
+    assert res["tokenizer"] and res["scheduler"] == "PNDMScheduler" and res["image"] == [1, 32, 32, 3]
 
     _assert_snapshot(hf_home, "atelier/tiny-sd", sha, folder)
     log = _calls(hub.log_snapshot())
