@@ -100,7 +100,10 @@ def ensure_xformers(args: argparse.Namespace) -> None:
 
     if torch.cuda.is_available() and importlib.util.find_spec("xformers") is None:
         print("Installing xformers for CUDA ...", flush=True)
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "xformers"])
+        # Each xformers release needs one exact torch: pin the running one so pip picks a
+        # matching xformers (or fails) instead of replacing torch.
+        torch_pin = f"torch=={torch.__version__.split('+')[0]}"
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "xformers", torch_pin])
 
 
 def build_settings(args: argparse.Namespace):

@@ -23,6 +23,6 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
             with gr.Tab("Settings", id="settings"):
                 settings.build(ctx)
         # The checkpoint selection is shared by every browser tab, as in A1111.
-        demo.load(bar.current, None, bar.dropdown, api_name=False)
+        demo.load(bar.current, None, [bar.dropdown, bar.status], api_name=False)
     demo.queue(default_concurrency_limit=4)
     return demo

@@ -110,11 +110,12 @@ class ModelManager:
         finally:
             self.cache.release(held.record.ref.key)
 
-    def is_loaded(self, query: str) -> bool:
+    def loaded(self, query: str) -> LoadedModel | None:
+        """The model if it is in memory now, else None (never loads)."""
         try:
-            return self.cache.get(self._find_or_hub(query).ref.key) is not None
+            return self.cache.get(self._find_or_hub(query).ref.key)
         except ModelNotFoundError:
-            return False
+            return None
 
     def _ensure_loaded(self, record: ModelRecord, on_progress: ProgressFn) -> LoadedModel:
         cached = self.cache.get(record.ref.key)

@@ -32,7 +32,7 @@ class CheckpointBar:
     dropdown: gr.Dropdown
     refresh: gr.Button
     status: gr.Markdown
-    current: Callable[[], gr.Dropdown]  # the shared selection, shown again on page load
+    current: Callable[[], tuple]  # (dropdown, status) for the shared selection, run on page load
 
 
 def build(ctx: AppContext) -> CheckpointBar:
@@ -54,7 +54,7 @@ def build(ctx: AppContext) -> CheckpointBar:
         for item in stream(lambda report: manager.select(checkpoint, report)):
             if isinstance(item, Finished):
                 if item.error is not None:
-                    raise user_error(item.error)
+                    raise user_error(item.error, title="Cannot load model")
                 loaded = item.result
                 return (gr.Dropdown(choices=checkpoint_choices(manager.list_models()), value=loaded.record.name),
                         f"`{loaded.record.title}` · {loaded.record.kind.label} · `{manager.status(loaded)}`")
@@ -64,7 +64,12 @@ def build(ctx: AppContext) -> CheckpointBar:
         return gr.Dropdown(choices=checkpoint_choices(manager.list_models(refresh=True)), value=manager.selected)
 
     def current_checkpoint():
-        return gr.Dropdown(choices=checkpoint_choices(manager.list_models()), value=manager.selected)
+        """The shared selection and its status line, for a freshly loaded page."""
+        selected = manager.selected
+        loaded = manager.loaded(selected)
+        status_line = (f"`{loaded.record.title}` · {loaded.record.kind.label} · `{manager.status(loaded)}`"
+                       if loaded else f"`{manager.status()}`")
+        return gr.Dropdown(choices=checkpoint_choices(manager.list_models()), value=selected), status_line
 
     dropdown.input(select_checkpoint, [dropdown], [dropdown, status], api_name="select_checkpoint",
                    concurrency_id="gpu", concurrency_limit=1)

@@ -47,7 +47,7 @@ def build(ctx: AppContext, bar: CheckpointBar) -> None:
         for item in stream(lambda report: manager.download(repo_id.strip(), report)):
             if isinstance(item, Finished):
                 if item.error is not None:
-                    raise user_error(item.error)
+                    raise user_error(item.error, title="Cannot download")
                 records = manager.list_models()
                 return (model_rows(ctx, records), f"Downloaded **{item.result.name}**",
                         gr.Dropdown(choices=checkpoint_choices(records)))

@@ -47,8 +47,8 @@ def build(ctx: AppContext, bar: CheckpointBar) -> None:
             cfg_scale = gr.Slider(0, 30, value=defaults.cfg_scale, step=0.5, label="CFG Scale")
             with gr.Row(equal_height=True):
                 seed = gr.Number(value=-1, label="Seed", precision=0, scale=4, elem_id="txt2img_seed")
-                random_seed = gr.Button("🎲", scale=1, min_width=40, elem_id="txt2img_random_seed")
-                reuse_seed = gr.Button("♻️", scale=1, min_width=40, elem_id="txt2img_reuse_seed")
+                random_seed = gr.Button("🎲 Random", scale=1, min_width=60, elem_id="txt2img_random_seed")
+                reuse_seed = gr.Button("♻️ Reuse last", scale=1, min_width=60, elem_id="txt2img_reuse_seed")
         with gr.Column(scale=1):
             preview = gr.Image(label="Live preview", visible=False, interactive=False, elem_id="txt2img_preview")
             gallery = gr.Gallery(label="Output", format="png", columns=2, elem_id="txt2img_gallery",

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The project's test command: `bash tests/run.sh [pytest args...]`, from any folder.
+#
+# From a bare machine (python3.11 + pip + apt) it:
+#   1. creates .venv when missing (python3 -m venv .venv; $PYTHON picks another interpreter),
+#   2. installs requirements-test.txt into it when the requirements files changed since the
+#      last successful install (their hash is kept in .venv/.requirements-hash) or a pinned
+#      package is missing or at another version; otherwise it installs nothing (~0.1 s),
+#   3. installs Debian's chromium for the browser tests when /usr/bin/chromium is missing and
+#      we are root (otherwise it warns and those tests skip); never `playwright install`,
+#   4. runs `.venv/bin/python -m pytest "$@"` with single-threaded math and no telemetry,
+#      and exits with pytest's status.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+say() { printf 'tests/run.sh: %s\n' "$*" >&2; }
+
+VENV="$ROOT/.venv"
+VPY="$VENV/bin/python"
+HASH_FILE="$VENV/.requirements-hash"
+CHROMIUM="${ATELIER_CHROMIUM:-/usr/bin/chromium}"
+
+# --- 1. virtual environment ------------------------------------------------------------
+if [[ -e "$VENV" && ! -x "$VPY" ]]; then
+    # Never delete someone's .venv: its interpreter may only be out of this user's reach.
+    say "ERROR: $VENV exists but $VPY cannot be run (its base Python moved or is not readable by $(id -un))."
+    say "Remove .venv and run tests/run.sh again to recreate it."
+    exit 2
+fi
+if [[ ! -e "$VENV" ]]; then
+    if [[ -n "${PYTHON:-}" ]]; then
+        base_python="$PYTHON"
+    elif command -v python3.11 >/dev/null 2>&1; then
+        base_python=python3.11
+    else
+        base_python=python3
+    fi
+    say "creating .venv with $base_python ($("$base_python" --version 2>&1))"
+    "$base_python" -m venv "$VENV"
+fi
+
+# --- 2. requirements (only when they changed) ---------------------------------------------
+requirements_hash() {
+    # Every requirements*.txt at the root (requirements-test.txt includes requirements.txt)
+    # plus the interpreter version: a new Python needs a fresh install too.
+    {
+        "$VPY" -c 'import sys; print(sys.version)'
+        for f in requirements*.txt; do
+            printf '%s\n' "$f"
+            cat "$f"
+        done
+    } | sha256sum | cut -d' ' -f1
+}
+
+# Pinned (name==version) requirements the venv does not hold at that version: catches a
+# venv changed behind our back (a manual `pip install`, an unpinned upgrade) at ~0.1 s.
+drifted_pins() {
+    "$VPY" - requirements*.txt <<'PY'
+import re
+import sys
+from importlib import metadata
+
+for path in sys.argv[1:]:
+    for line in open(path, encoding="utf-8"):
+        match = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)", line.strip())
+        if not match:
+            continue
+        name, version = match.groups()
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = None
+        if installed is None or installed.split("+")[0] != version:
+            print(f"{name}=={version} (have {installed or 'none'})")
+PY
+}
+
+wanted_hash="$(requirements_hash)"
+reason=""
+if [[ "$(cat "$HASH_FILE" 2>/dev/null || true)" != "$wanted_hash" ]]; then
+    reason="requirements files changed since the last install"
+else
+    drift="$(drifted_pins)"
+    [[ -z "$drift" ]] || reason="pins not satisfied: ${drift//$'\n'/; }"
+fi
+if [[ -n "$reason" ]]; then
+    say "installing requirements-test.txt into .venv ($reason)"
+    started=$SECONDS
+    "$VPY" -m pip install --quiet --disable-pip-version-check -r requirements-test.txt </dev/null
+    printf '%s\n' "$wanted_hash" >"$HASH_FILE.tmp"
+    mv "$HASH_FILE.tmp" "$HASH_FILE"
+    say "requirements installed in $((SECONDS - started)) s"
+fi
+
+# --- 3. chromium for the browser tests ----------------------------------------------------
+if [[ ! -x "$CHROMIUM" ]]; then
+    if [[ -n "${ATELIER_CHROMIUM:-}" ]]; then
+        say "WARNING: ATELIER_CHROMIUM=$CHROMIUM is not an executable; the browser tests will skip"
+    elif [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian's chromium for the browser tests (apt-get)"
+        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null &&
+               DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium </dev/null; }; then
+            if [[ "${CI:-}" == "true" ]]; then
+                say "ERROR: could not install chromium; CI must run the browser tests"
+                exit 1
+            fi
+            say "WARNING: could not install chromium; the browser tests will skip"
+        fi
+    else
+        say "WARNING: $CHROMIUM is missing and we are not root (or have no apt-get);" \
+            "the browser tests will skip. Install it with: sudo apt-get install -y chromium"
+    fi
+fi
+
+# --- 4. pytest ------------------------------------------------------------------------------
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+export GRADIO_ANALYTICS_ENABLED="${GRADIO_ANALYTICS_ENABLED:-False}"
+export HF_HUB_DISABLE_TELEMETRY="${HF_HUB_DISABLE_TELEMETRY:-1}"
+
+set +e
+"$VPY" -m pytest "$@"
+status=$?
+set -e
+exit "$status"
