@@ -48,3 +48,10 @@ def read_infotext(path_or_image: Path | Image.Image) -> str | None:
     image = Image.open(path_or_image) if isinstance(path_or_image, Path) else path_or_image
     value = image.info.get("parameters")
     return value if isinstance(value, str) else None
+
+
+def save_image_as(image: Image.Image, path: Path, infotext: str) -> Path:
+    """Write ``image`` to an exact path (the CLI's ``--out``), infotext included."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="PNG", pnginfo=png_info(infotext))
+    return path

@@ -26,7 +26,7 @@ from pipelines.models.hub import HubClient
 from pipelines.models.loaders import load_pipeline
 from pipelines.models.memory import MemoryPlan, fmt, pipeline_bytes, plan_memory, ram_total_bytes, vram_free_total
 from pipelines.models.refs import ModelRecord, SourceKind
-from pipelines.models.registry import ModelRegistry
+from pipelines.models.registry import ModelRegistry, folder_size
 from pipelines.progress import ProgressFn, ignore_progress
 from pipelines.settings import Settings
 
@@ -154,7 +154,7 @@ class ModelManager:
                 snapshot = self.hub.download_model(record.ref.location, prefer_fp16=self.dtype == torch.float16,
                                                    allow_pickle=self.settings.allow_pickle, on_progress=on_progress)
             kind = detect_folder(snapshot, name_hint=record.ref.location)
-            size = sum(f.stat().st_size for f in snapshot.rglob("*") if f.is_file())
+            size = folder_size(snapshot)
             record = replace(record, installed=True, path=snapshot, kind=kind, size_bytes=size)
         if record.problem:
             raise UnsupportedModelError(record.problem)

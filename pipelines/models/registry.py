@@ -7,6 +7,7 @@ hashes are filled in when a model is first loaded, as A1111 does.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from pathlib import Path
@@ -23,8 +24,24 @@ _PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin")
 SIDECAR_SUFFIX = ".config"  # foo.safetensors + foo.config/ (diffusers configs, no weights)
 
 
-def _folder_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def walk(folder: Path) -> list[Path]:
+    """Every path below ``folder``, following symlinked folders (users link big model
+    folders in from other disks) without looping on a link back up the tree."""
+    out: list[Path] = []
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        base = Path(root)
+        out += [base / d for d in dirs] + [base / f for f in files]
+    return sorted(out)
+
+
+def folder_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in walk(path) if f.is_file())
 
 
 def _record_for_file(path: Path, allow_pickle: bool) -> ModelRecord | None:
@@ -49,7 +66,7 @@ def _record_for_folder(path: Path) -> ModelRecord:
     ref = ModelRef(SourceKind.FOLDER, str(path.resolve()))
     try:
         kind = detect_folder(path)
-        return ModelRecord(ref=ref, name=path.name, kind=kind, path=path, size_bytes=_folder_size(path))
+        return ModelRecord(ref=ref, name=path.name, kind=kind, path=path, size_bytes=folder_size(path))
     except AtelierError as exc:
         return ModelRecord(ref=ref, name=path.name, path=path, problem=str(exc))
 
@@ -121,7 +138,7 @@ class ModelRegistry:
     def _scan_checkpoint_dir(self, folder: Path) -> list[ModelRecord]:
         if not folder.is_dir():
             return []
-        paths = sorted(folder.rglob("*"))
+        paths = walk(folder)
         model_dirs = {p.parent for p in paths if p.name == "model_index.json"}
         out: list[ModelRecord] = []
         for path in paths:
@@ -151,7 +168,7 @@ class ModelRegistry:
             try:
                 kind = detect_folder(snapshot, name_hint=repo_id)
                 out.append(ModelRecord(ref=ref, name=repo_id, kind=kind, path=snapshot, sha256=_blob_sha256(snapshot),
-                                       size_bytes=_folder_size(snapshot)))
+                                       size_bytes=folder_size(snapshot)))
             except AtelierError as exc:
                 out.append(ModelRecord(ref=ref, name=repo_id, path=snapshot, problem=str(exc)))
         return out

@@ -200,3 +200,14 @@ def test_private_repo_needs_hf_token(tmp_path, model_store, monkeypatch):
             ctx.manager.download("atelier-test/private-sd15")
         monkeypatch.setenv("HF_TOKEN", "hf_secret")
         assert ctx.manager.download("atelier-test/private-sd15").installed
+
+
+def test_symlinked_model_folder_is_found(tmp_path, model_store):
+    ckpts = tmp_path / "models" / "Stable-diffusion"
+    ckpts.mkdir(parents=True)
+    (ckpts / "linked-sd15").symlink_to(model_store / "tiny-sd15", target_is_directory=True)
+    (ckpts / "loop").symlink_to(ckpts, target_is_directory=True)  # must not recurse forever
+    ctx = AppContext.build(make_settings(tmp_path))
+    record = ctx.manager.registry.find("linked-sd15")
+    assert record.kind.architecture is Architecture.SD1 and record.size_bytes > 0
+    assert ctx.engine.generate(Txt2ImgRequest(**SMALL, model="linked-sd15")).paths

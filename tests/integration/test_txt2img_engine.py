@@ -76,7 +76,12 @@ def test_progress_reports_every_step_with_previews(app_context):
     assert [u.step for u in steps] == [1, 2, 3, 4, 5, 6]
     previews = [u.step for u in steps if u.preview is not None]
     assert previews == [2, 4]  # live_preview_every=2 in the test settings; none on the final step
-    assert steps[1].preview.size == (64, 64)
+    assert steps[1].preview.size == (64, 64)  # small images keep their size
+    updates.clear()
+    big = app_context.engine.generate(Txt2ImgRequest(**{**BASE, "width": 512, "height": 384, "steps": 3}),
+                                      on_progress=updates.append)
+    assert big.images[0].image.size == (512, 384)
+    assert [u.preview.size for u in updates if u.preview is not None] == [(256, 192)]  # capped, same aspect
 
 
 def test_interrupt_keeps_the_current_image_and_stops_the_batch(app_context):
