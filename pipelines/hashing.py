@@ -40,6 +40,18 @@ class HashCache:
                 self._entries = {}
         return self._entries
 
+    def cached(self, path: Path) -> str | None:
+        """The sha256 remembered for this exact file (same size and mtime), without hashing."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        with self._lock:
+            entry = self._load().get(str(path.resolve()))
+        if entry and entry["size"] == stat.st_size and entry["mtime"] == stat.st_mtime:
+            return entry["sha256"]
+        return None
+
     def sha256(self, path: Path) -> str:
         """Full-file sha256, computed once per (path, size, mtime)."""
         stat = path.stat()

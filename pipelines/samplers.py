@@ -99,6 +99,16 @@ def schedule_labels() -> list[str]:
     return [s.label for s in SCHEDULES]
 
 
+def find_sampler(name: str) -> SamplerSpec | None:
+    """The menu entry for an A1111 name or alias (``"k_dpmpp_2m"``), or None; never raises."""
+    return _lookup(_SAMPLER_INDEX, name)
+
+
+def find_schedule(name: str) -> Schedule | None:
+    """The schedule for a label or API name (``"Karras"``, ``"karras"``), or None; never raises."""
+    return _lookup(_SCHEDULE_INDEX, name)
+
+
 def split_legacy_name(name: str) -> tuple[str, str | None]:
     """Split pre-1.9 names such as ``"DPM++ 2M Karras"`` into sampler and schedule."""
     base = name.strip()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
+from gradio.components import Component
 
 from pipelines.context import AppContext
 from webui.components import checkpoint_bar
-from webui.tabs import models, settings, txt2img
+from webui.tabs import models, png_info, settings, txt2img
 
 TITLE = "Atelier"
 
@@ -15,13 +18,24 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"## {TITLE}")
         bar = checkpoint_bar.build(ctx)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("txt2img", id="txt2img"):
-                txt2img.build(ctx, bar)
+                form = txt2img.build(ctx, bar)
+            with gr.Tab("PNG Info", id="png_info"):
+                png = png_info.build(ctx, bar)
             with gr.Tab("Models", id="models"):
                 models.build(ctx, bar)
             with gr.Tab("Settings", id="settings"):
                 settings.build(ctx)
+        paste = txt2img.paste_handler(ctx, form)
+
+        def paste_to_txt2img(infotext: str, **form_values: Any) -> dict[Component | gr.Tabs, Any]:
+            """Fill the txt2img form from an image's parameters and switch to the txt2img tab."""
+            switch_to = "txt2img" if (infotext or "").strip() else "png_info"
+            return {**paste(infotext, **form_values), tabs: gr.Tabs(selected=switch_to)}
+
+        png.send_to_txt2img.click(paste_to_txt2img, [png.parameters], [*form.components(), tabs],
+                                  inputs_kwargs=form.named(), api_name="paste_to_txt2img")
         # The checkpoint selection is shared by every browser tab, as in A1111.
         demo.load(bar.current, None, [bar.dropdown, bar.status], api_name=False)
     demo.queue(default_concurrency_limit=4)

@@ -162,16 +162,31 @@ class ModelManager:
             raise UnsupportedModelError(f"{record.name}: could not tell what kind of model this is")
         return record
 
-    def _with_hash(self, record: ModelRecord) -> ModelRecord:
-        if record.sha256 or record.path is None:
-            return record
+    @staticmethod
+    def _hashed_file(record: ModelRecord) -> Path | None:
+        """The file whose sha256 is the model's hash: the checkpoint, or a folder's UNet weights."""
+        if record.path is None:
+            return None
         if record.ref.kind is SourceKind.SINGLE_FILE:
-            return record.with_hash(self.hashes.sha256(record.path))
+            return record.path
         for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"):
             weights = record.path / "unet" / name
             if weights.exists():
-                return record.with_hash(self.hashes.sha256(weights.resolve()))
-        return record
+                return weights.resolve()
+        return None
+
+    def _with_hash(self, record: ModelRecord) -> ModelRecord:
+        if record.sha256:
+            return record
+        path = self._hashed_file(record)
+        return record.with_hash(self.hashes.sha256(path)) if path else record
+
+    def known_sha256(self, record: ModelRecord) -> str | None:
+        """The model's sha256 if it was ever computed (this run or ``cache.json``); never hashes."""
+        if record.sha256:
+            return record.sha256
+        path = self._hashed_file(record)
+        return self.hashes.cached(path) if path else None
 
     def download(self, repo_id: str, on_progress: ProgressFn = ignore_progress) -> ModelRecord:
         """Fetch a Hub repo into the cache without loading it."""

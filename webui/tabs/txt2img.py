@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
 import gradio as gr
+from gradio.components import Component
 
 from pipelines import samplers
 from pipelines.context import AppContext
+from pipelines.infotext import parse_infotext
+from pipelines.paste import paste_parameters, to_txt2img_request
 from pipelines.requests import Txt2ImgRequest
 from pipelines.results import GenerationResult
 from webui.components.checkpoint_bar import CheckpointBar
@@ -13,24 +20,94 @@ from webui.errors import user_error
 from webui.jobs import Finished, describe, stream
 
 
+@dataclass(frozen=True)
+class Txt2ImgForm:
+    """The tab's inputs, named like :class:`Txt2ImgRequest` fields; the checkpoint is the bar's."""
+
+    checkpoint: gr.Dropdown
+    prompt: gr.Textbox
+    negative_prompt: gr.Textbox
+    sampler_name: gr.Dropdown
+    scheduler: gr.Dropdown
+    steps: gr.Slider
+    cfg_scale: gr.Slider
+    width: gr.Slider
+    height: gr.Slider
+    seed: gr.Number
+    batch_size: gr.Slider
+    n_iter: gr.Slider
+
+    def named(self) -> dict[str, Component]:
+        """Field name -> component, for an event's ``inputs_kwargs``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def components(self) -> list[Component]:
+        return list(self.named().values())
+
+    def show(self, request: Txt2ImgRequest) -> dict[Component, Any]:
+        """A value for every component, taken from ``request``."""
+        values = {name: getattr(request, name) for name in self.named() if name != "checkpoint"}
+        return {self.checkpoint: request.model, **{getattr(self, k): v for k, v in values.items()}}
+
+
+def request_from_form(*, checkpoint: str | None, prompt: str | None, negative_prompt: str | None,
+                      sampler_name: str, scheduler: str, steps: float, cfg_scale: float, width: float, height: float,
+                      seed: float | None, batch_size: float, n_iter: float) -> Txt2ImgRequest:
+    """The request the form's current values describe (not validated yet)."""
+    return Txt2ImgRequest(
+        prompt=prompt or "", negative_prompt=negative_prompt or "", sampler_name=sampler_name, scheduler=scheduler,
+        steps=int(steps), cfg_scale=float(cfg_scale), width=int(width), height=int(height),
+        seed=int(seed if seed is not None else -1), batch_size=int(batch_size), n_iter=int(n_iter),
+        model=checkpoint or None,
+    )
+
+
+def paste_handler(ctx: AppContext, form: Txt2ImgForm) -> Callable[..., dict[Component, Any]]:
+    """An event function: an infotext onto the form (A1111's paste). Unnamed fields keep their values."""
+
+    def paste(infotext: str | None, **form_values: Any) -> dict[Component, Any]:
+        current = request_from_form(**form_values)
+        pasted = paste_parameters(parse_infotext(infotext or ""), ctx.manager)
+        if not pasted.has_parameters:
+            gr.Warning("No generation parameters found: paste a whole infotext (prompt, then a line such as "
+                       "'Steps: 20, Sampler: Euler a, ...').", title="Nothing to read")
+            return form.show(current)
+        for match in (pasted.model_status, *pasted.loras):
+            if match.missing:
+                gr.Warning(match.message, title="Model not installed")
+        values = form.show(to_txt2img_request(pasted, current))
+        notes = [m.message for m in pasted.loras if m.found] + list(pasted.notes)
+        kept = form.show(current)
+        for component, value in values.items():  # a valid request value can lie beyond a slider's range
+            if isinstance(component, gr.Slider) and not component.minimum <= value <= component.maximum:
+                notes.append(f"{component.label} {value:g} is outside this form's range; kept {kept[component]:g}.")
+                values[component] = kept[component]
+        if notes:
+            gr.Info("\n".join(notes), title="Parameters read")
+        return values
+
+    return paste
+
+
 def _gallery(result: GenerationResult) -> list[tuple[str, str]]:
     return [(str(img.path) if img.path else img.image, f"Seed {img.seed}") for img in result.images]
 
 
-def build(ctx: AppContext, bar: CheckpointBar) -> None:
+def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgForm:
     engine = ctx.engine
     defaults = Txt2ImgRequest()
     last_seed = gr.State(-1)
     with gr.Row():
         with gr.Column(scale=5):
-            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a watercolor fox in a misty forest",
+            prompt = gr.Textbox("", label="Prompt", lines=3, placeholder="a watercolor fox in a misty forest",
                                 elem_id="txt2img_prompt")
-            negative_prompt = gr.Textbox(label="Negative prompt", lines=2, elem_id="txt2img_negative_prompt")
+            negative_prompt = gr.Textbox("", label="Negative prompt", lines=2, elem_id="txt2img_negative_prompt")
         with gr.Column(scale=1, min_width=160):
             generate = gr.Button("Generate", variant="primary", elem_id="txt2img_generate")
             with gr.Row():
                 interrupt = gr.Button("Interrupt", elem_id="txt2img_interrupt", min_width=60)
                 skip = gr.Button("Skip", elem_id="txt2img_skip", min_width=60)
+            read_parameters = gr.Button("↙ Read parameters", size="sm", elem_id="txt2img_read_parameters")
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Row():
@@ -54,16 +131,12 @@ def build(ctx: AppContext, bar: CheckpointBar) -> None:
             gallery = gr.Gallery(label="Output", format="png", columns=2, elem_id="txt2img_gallery",
                                  buttons=["download", "fullscreen"])
             info = gr.Textbox(label="Generation info", lines=4, interactive=False, elem_id="txt2img_info")
+    form = Txt2ImgForm(bar.dropdown, prompt, negative_prompt, sampler_name, scheduler, steps, cfg_scale, width,
+                       height, seed, batch_size, n_iter)
 
-    def txt2img(checkpoint, prompt, negative_prompt, sampler_name, scheduler, steps, cfg_scale, width, height, seed,
-                batch_size, n_iter, progress: gr.Progress = gr.Progress()):
+    def txt2img(progress: gr.Progress = gr.Progress(), **form_values: Any):
         """Generate images from a prompt; yields live previews, then the saved images."""
-        request = Txt2ImgRequest(
-            prompt=prompt or "", negative_prompt=negative_prompt or "", sampler_name=sampler_name,
-            scheduler=scheduler, steps=int(steps), cfg_scale=float(cfg_scale), width=int(width), height=int(height),
-            seed=int(seed if seed is not None else -1), batch_size=int(batch_size), n_iter=int(n_iter),
-            model=checkpoint or None,
-        )
+        request = request_from_form(**form_values)
         try:
             request.validate()
         except Exception as exc:
@@ -81,17 +154,19 @@ def build(ctx: AppContext, bar: CheckpointBar) -> None:
             if item.preview is not None:
                 yield gr.Image(value=item.preview, visible=True), gr.skip(), gr.skip(), gr.skip()
 
-    generate.click(
-        txt2img,
-        [bar.dropdown, prompt, negative_prompt, sampler_name, scheduler, steps, cfg_scale, width, height, seed,
-         batch_size, n_iter],
-        [preview, gallery, info, last_seed],
-        api_name="txt2img",
-        concurrency_id="gpu",
-        concurrency_limit=1,
-    )
+    paste = paste_handler(ctx, form)
+
+    def read_txt2img_parameters(**form_values: Any) -> dict[Component, Any]:
+        """Fill the form from generation parameters pasted into the prompt box (A1111's ↙ button)."""
+        return paste(form_values["prompt"], **form_values)
+
+    generate.click(txt2img, None, [preview, gallery, info, last_seed], inputs_kwargs=form.named(),
+                   api_name="txt2img", concurrency_id="gpu", concurrency_limit=1)
+    read_parameters.click(read_txt2img_parameters, None, form.components(), inputs_kwargs=form.named(),
+                          api_name="txt2img_read_parameters")
     prompt.submit(lambda: None, None, None, js="() => document.querySelector('#txt2img_generate').click()")
     interrupt.click(lambda: engine.interrupt() and None, None, None, api_name="interrupt", queue=False)
     skip.click(lambda: engine.skip() and None, None, None, api_name="skip", queue=False)
     random_seed.click(lambda: -1, None, seed, queue=False, api_name=False)
     reuse_seed.click(lambda last: last, last_seed, seed, queue=False, api_name=False)
+    return form

@@ -1,0 +1,212 @@
+"""A1111's "paste": the values of a parsed infotext put onto txt2img request fields.
+
+The mapping follows A1111's ``PasteField`` labels::
+
+    Prompt -> prompt                 Negative prompt -> negative_prompt
+    Steps -> steps                   CFG scale -> cfg_scale
+    Seed -> seed                     Size-1 / Size-2 -> width / height
+    Batch size -> batch_size         Model hash / Model -> model (an installed checkpoint)
+    Sampler (+ the pre-1.9 "DPM++ 2M Karras" split) and Schedule type -> sampler_name / scheduler
+
+A key the infotext lacks leaves the field as it is. A value Atelier cannot use is
+skipped with a note, never an error. The defaults A1111 inserts for missing keys
+are applied here, where they change the request: "Schedule type" is Automatic
+(except for A1111/Forge images from before 1.9, see :func:`schedule_for`),
+"Clip skip" is 1, and "RNG" is GPU for A1111 and Forge images.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from pipelines import samplers
+from pipelines.errors import ValidationError
+from pipelines.model_match import ModelMatch, match_checkpoint, match_loras
+from pipelines.requests import Txt2ImgRequest
+
+if TYPE_CHECKING:
+    from pipelines.models.manager import ModelManager
+
+_PROMPT_KEYS = ("Prompt", "Negative prompt")
+_A1111_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
+# Keys that change the image but that Atelier's txt2img cannot apply yet.
+NOT_APPLIED = ("Hires upscale", "Hires resize", "Hires steps", "Hires upscaler", "Hires checkpoint",
+               "Denoising strength", "First pass size", "Variation seed", "Variation seed strength",
+               "Seed resize from", "VAE", "ENSD", "Eta", "Eta DDIM", "Refiner", "Tiling", "Face restoration",
+               "Token merging ratio", "Distilled CFG Scale", "Noise multiplier", "TI hashes", "Module 1")
+_DEFAULT_VALUES = {"Clip skip": "1", "Beta schedule alpha": "0.6", "Beta schedule beta": "0.6"}
+
+
+@dataclass(frozen=True)
+class PastedParameters:
+    """Request fields an infotext sets, the model it names, and what could not be used."""
+
+    fields: dict[str, Any]  # Txt2ImgRequest field name -> value
+    model_status: ModelMatch = field(default_factory=lambda: ModelMatch(False))
+    loras: tuple[ModelMatch, ...] = ()
+    notes: tuple[str, ...] = ()  # skipped values and settings Atelier does not apply
+
+    @property
+    def has_parameters(self) -> bool:
+        """More than a prompt: the text had a parameters line."""
+        return any(name not in ("prompt", "negative_prompt") for name in self.fields) or bool(self.notes)
+
+    def messages(self) -> list[str]:
+        """Everything the user should read, the model first."""
+        lines = [self.model_status.message] if self.model_status.message else []
+        return lines + [m.message for m in self.loras] + list(self.notes)
+
+
+def writer(params: Mapping[str, str]) -> str:
+    """Which program wrote the infotext: "SD.Next", "Fooocus", "Atelier", "Forge" or "A1111"."""
+    version = params.get("Version", "").strip()
+    if params.get("App", "").strip().lower() == "sd.next":
+        return "SD.Next"
+    for name in ("Fooocus", "Atelier"):
+        if version.startswith(name):
+            return name
+    return "Forge" if re.match(r"^f\d", version) else "A1111"
+
+
+def a1111_version(params: Mapping[str, str]) -> tuple[int, int, int] | None:
+    """The A1111 version an A1111 or Forge image names (Forge: ``f2.0.1v1.10.1-...``)."""
+    if writer(params) not in ("A1111", "Forge"):
+        return None
+    match = _A1111_VERSION.search(params.get("Version", ""))
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def _to_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        number = float(text)
+        if not number.is_integer():
+            raise ValueError(f"{text!r} is not a whole number") from None
+        return int(number)
+
+
+_SIMPLE: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+    ("Prompt", "prompt", str),
+    ("Negative prompt", "negative_prompt", str),
+    ("Steps", "steps", _to_int),
+    ("CFG scale", "cfg_scale", float),
+    ("Seed", "seed", _to_int),
+    ("Size-1", "width", _to_int),
+    ("Size-2", "height", _to_int),
+    ("Batch size", "batch_size", _to_int),
+)
+
+
+def _checked(name: str, value: Any) -> None:
+    """Raise the request's own ValidationError if ``value`` cannot go in field ``name``."""
+    replace(Txt2ImgRequest(), **{name: value}).validate()
+
+
+def schedule_for(params: Mapping[str, str], spec: samplers.SamplerSpec, legacy: str | None,
+                 notes: list[str]) -> str:
+    """The schedule label to paste with sampler ``spec``.
+
+    ``Schedule type`` when given; else the suffix of a pre-1.9 name ("DPM++ 2M Karras");
+    else Fooocus's ``Scheduler``. Without any, A1111 pastes Automatic, which since 1.9
+    means Karras for DPM++ 2M; but an image made before 1.9 with plain "DPM++ 2M" used
+    the sampler's plain (uniform) schedule, so that is what reproduces it.
+    """
+    named = params.get("Schedule type", "").strip()
+    if named:
+        schedule = samplers.find_schedule(named)
+        if schedule is None:
+            notes.append(f"Schedule type {named!r} is not available in Atelier; using Automatic.")
+            return "Automatic"
+        return schedule.label
+    if legacy:
+        return legacy
+    fooocus = samplers.find_schedule(params.get("Scheduler", ""))
+    if fooocus is not None:
+        return fooocus.label
+    version = a1111_version(params)
+    if version is not None and version < (1, 9, 0):
+        return "Uniform"
+    return "Automatic"
+
+
+def _paste_sampler(params: Mapping[str, str], fields: dict[str, Any], notes: list[str]) -> None:
+    raw = params.get("Sampler", "").strip()
+    if not raw:
+        return
+    base, legacy = samplers.split_legacy_name(raw)
+    spec = samplers.find_sampler(base)
+    if spec is None:
+        notes.append(f"Sampler {raw!r} is not available in Atelier; the current sampler is kept.")
+        return
+    schedule = schedule_for(params, spec, legacy, notes)
+    try:
+        samplers.resolve(spec.name, schedule)
+    except ValidationError as exc:
+        notes.append(f"{exc.message}; using Automatic.")
+        schedule = "Automatic"
+    fields["sampler_name"], fields["scheduler"] = spec.name, schedule
+
+
+def _civitai_model_hash(params: Mapping[str, str]) -> str | None:
+    """Civitai adds ``Hashes: {"model": "<hash10>", ...}`` to images it serves."""
+    try:
+        hashes = json.loads(params.get("Hashes", ""))
+    except ValueError:
+        return None
+    value = hashes.get("model") if isinstance(hashes, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _unapplied_notes(params: Mapping[str, str]) -> list[str]:
+    shown = [f"{key}: {params[key][:60]}" for key in NOT_APPLIED if params.get(key)]
+    shown += [f"{key}: {params[key]}" for key, default in _DEFAULT_VALUES.items()
+              if params.get(key, default).strip() != default]
+    notes = [f"Not applied (Atelier's txt2img does not support these yet): {', '.join(shown)}."] if shown else []
+    rng = params.get("RNG", "GPU" if writer(params) in ("A1111", "Forge") else "")
+    if rng and rng.upper() != "CPU":
+        notes.append(f"The image's noise came from the {rng} (RNG: {rng}); Atelier draws it on the CPU, "
+                     "so the image will not be the same.")
+    return notes
+
+
+def paste_parameters(params: Mapping[str, str], manager: ModelManager | None = None) -> PastedParameters:
+    """Map a :func:`~pipelines.infotext.parse_infotext` result onto txt2img request fields.
+
+    With a ``manager``, the checkpoint and LoRAs the image names are looked up.
+    """
+    fields: dict[str, Any] = {}
+    notes: list[str] = []
+    has_params_line = any(key not in _PROMPT_KEYS for key in params)
+    for label, name, convert in _SIMPLE:
+        if label not in params:
+            continue
+        try:
+            value = convert(params[label].strip() if name not in ("prompt", "negative_prompt") else params[label])
+            _checked(name, value)
+        except (ValueError, ValidationError) as exc:
+            reason = exc.message if isinstance(exc, ValidationError) else str(exc)
+            shown = {"Size-1": "Width", "Size-2": "Height"}.get(label, label)
+            notes.append(f"{shown} {params[label]!r} skipped: {reason}.")
+            continue
+        fields[name] = value
+    if not has_params_line:
+        return PastedParameters(fields)
+    _paste_sampler(params, fields, notes)
+    notes += _unapplied_notes(params)
+    if manager is None:
+        return PastedParameters(fields, notes=tuple(notes))
+    status = match_checkpoint(manager, params.get("Model"), params.get("Model hash") or _civitai_model_hash(params))
+    if status.found:
+        fields["model"] = status.name
+    loras = match_loras(manager.settings.models_dir / "Lora", params)
+    return PastedParameters(fields, status, loras, tuple(notes))
+
+
+def to_txt2img_request(pasted: PastedParameters, current: Txt2ImgRequest) -> Txt2ImgRequest:
+    """``current`` with every field the infotext names replaced; the others kept."""
+    return replace(current, **pasted.fields)
