@@ -24,11 +24,22 @@ log = logging.getLogger("atelier")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="launch.py", description="Atelier: a Stable Diffusion studio in your browser")
     net = p.add_argument_group("server")
-    net.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    net.add_argument("--port", type=int, default=None, help="port to serve on (default 7860; 7861 with --nowebui)")
     net.add_argument("--listen", action="store_true", help="bind 0.0.0.0 so other machines can connect")
     net.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     net.add_argument("--gradio-auth", metavar="USER:PASS[,USER2:PASS2]", help="protect the UI with a login")
-    net.add_argument("--api", action="store_true", help="accepted for A1111 compatibility (the REST API is planned)")
+    api = p.add_argument_group("REST API (AUTOMATIC1111-compatible, under /sdapi/v1)")
+    api.add_argument("--api", action="store_true",
+                     help="also serve the REST API beside the UI (off by default, as in A1111)")
+    api.add_argument("--api-auth", metavar="USER:PASS[,USER2:PASS2]",
+                     help="HTTP Basic login for every /sdapi route (separate from --gradio-auth)")
+    api.add_argument("--nowebui", action="store_true", help="serve only the REST API (default port 7861)")
+    add_core_arguments(p)
+    return p
+
+
+def add_core_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags that shape the core (data, models, device); shared by the server and `generate`."""
     paths = p.add_argument_group("data")
     paths.add_argument("--data-dir", type=Path, default=ROOT,
                        help="holds models/, outputs/ and caches (default: the project folder)")
@@ -49,17 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     misc = p.add_argument_group("misc")
     misc.add_argument("--skip-install", action="store_true", help="never pip-install missing requirements")
     misc.add_argument("--log-level", default="INFO")
-    return p
 
 
-def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+def parse_auth(value: str | None, flag: str = "--gradio-auth") -> list[tuple[str, str]] | None:
     if not value:
         return None
     pairs = []
     for item in value.split(","):
         user, sep, password = item.strip().partition(":")
         if not sep or not user:
-            raise SystemExit(f"--gradio-auth expects USER:PASS[,USER2:PASS2], got {item!r}")
+            raise SystemExit(f"{flag} expects USER:PASS[,USER2:PASS2], got {item!r}")
         pairs.append((user, password))
     return pairs
 
@@ -107,6 +117,7 @@ def ensure_xformers(args: argparse.Namespace) -> None:
 
 
 def build_settings(args: argparse.Namespace):
+    from pipelines.options import saved_checkpoint
     from pipelines.settings import Settings
 
     attention = "xformers" if args.xformers else "sliced" if args.opt_split_attention else (
@@ -120,15 +131,38 @@ def build_settings(args: argparse.Namespace):
         memory_mode=memory,
         no_half=args.no_half,
         allow_pickle=args.allow_pickle,
-        initial_model=args.ckpt,
+        initial_model=args.ckpt or saved_checkpoint(args.data_dir.resolve()),
         torch_threads=args.threads,
         hf_endpoint=os.environ.get("HF_ENDPOINT") or None,
         hub_offline=os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"),
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+def build_generate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="launch.py generate",
+                                description="Generate images from the command line with the same core (no server)")
+    p.add_argument("prompt", help="the prompt")
+    job = p.add_argument_group("generation")
+    job.add_argument("--negative", default="", help="negative prompt")
+    job.add_argument("--steps", type=int, default=20)
+    job.add_argument("--sampler", default="Euler a", help='an A1111 sampler name, e.g. "DPM++ 2M"')
+    job.add_argument("--scheduler", default="Automatic", help="schedule type: Automatic, Karras, Exponential, ...")
+    job.add_argument("--cfg-scale", "--cfg", type=float, default=7.0)
+    job.add_argument("--width", type=int, default=512)
+    job.add_argument("--height", type=int, default=512)
+    job.add_argument("--seed", type=int, default=-1, help="-1 for random")
+    job.add_argument("--batch-size", type=int, default=1)
+    job.add_argument("--batch-count", type=int, default=1)
+    job.add_argument("--out", type=Path, help="write here (NAME-1.png, NAME-2.png ... for several images) "
+                                               "instead of outputs/txt2img-images/")
+    job.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_core_arguments(p)
+    p.set_defaults(log_level="WARNING")  # the paths on stdout and progress on stderr are the output
+    return p
+
+
+def prepare(args: argparse.Namespace):
+    """Install what is missing, set the environment, build settings and the app context."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ensure_requirements(args)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -141,20 +175,70 @@ def main(argv: list[str] | None = None) -> None:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     from pipelines.context import AppContext
+
+    return AppContext.build(settings)
+
+
+def generate_main(argv: list[str]) -> int:
+    """`launch.py generate PROMPT [...]`: one txt2img job, paths printed, non-zero on bad input."""
+    args = build_generate_parser().parse_args(argv)
+    ctx = prepare(args)
+    from pipelines.requests import Txt2ImgRequest
+    from webui.cli import run_txt2img
+
+    request = Txt2ImgRequest(
+        prompt=args.prompt, negative_prompt=args.negative, sampler_name=args.sampler, scheduler=args.scheduler,
+        steps=args.steps, cfg_scale=args.cfg_scale, width=args.width, height=args.height, seed=args.seed,
+        batch_size=args.batch_size, n_iter=args.batch_count, model=args.ckpt, save_images=args.out is None,
+    )
+    return run_txt2img(ctx, request, out=args.out, quiet=args.quiet)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["generate"]:
+        raise SystemExit(generate_main(argv[1:]))
+    args = build_parser().parse_args(argv)
+    ctx = prepare(args)
     from webui.server import serve
 
-    ctx = AppContext.build(settings)
-    if settings.initial_model:
+    if args.ckpt:  # a checkpoint saved by /sdapi/v1/options is only selected, and loaded on first use
         try:
-            ctx.manager.select(settings.initial_model)
+            ctx.manager.select(args.ckpt)
         except Exception as exc:  # the UI still starts and says what is wrong on Generate
-            log.error("could not load --ckpt %s: %s", settings.initial_model, exc)
-    demo, _, _ = serve(ctx, host="0.0.0.0" if args.listen else "127.0.0.1", port=args.port, share=args.share,
-                       auth=parse_auth(args.gradio_auth), block=False)
+            log.error("could not load --ckpt %s: %s", args.ckpt, exc)
+    host = "0.0.0.0" if args.listen else "127.0.0.1"
+    api = build_api_config(args)
+    if args.nowebui:
+        from webui.server import serve_api
+
+        server = serve_api(ctx, host=host, port=server_port(args), api=api, block=False)
+    else:
+        server, _, _ = serve(ctx, host=host, port=server_port(args), share=args.share,
+                             auth=parse_auth(args.gradio_auth), block=False, api=api)
     from pipelines.lazy_diffusers import warm_up
 
     threading.Thread(target=warm_up, name="atelier-warm-up", daemon=True).start()
-    demo.block_thread()
+    server.block_thread()
+
+
+def server_port(args: argparse.Namespace) -> int:
+    """--port, else A1111's defaults: 7860 for the UI, 7861 for the API alone (--nowebui)."""
+    return args.port if args.port is not None else 7861 if args.nowebui else 7860
+
+
+def build_api_config(args: argparse.Namespace):
+    """The REST API's config, or None when it is off (neither --api nor --nowebui)."""
+    if not (args.api or args.nowebui):
+        return None
+    from webui.api import ApiConfig
+
+    auth = parse_auth(args.api_auth, "--api-auth") or []
+    if not auth and (args.listen or args.share):
+        log.warning("the REST API is reachable from other machines without a login; consider --api-auth")
+    if args.share and args.nowebui:
+        log.warning("--share needs the UI; with --nowebui the API is served locally only")
+    return ApiConfig(auth=tuple(auth), cmd_flags=vars(args))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,30 @@
-"""Serve the Gradio page (and, later, the REST API) for one app context."""
+"""Serve the Gradio page and, with ``api``, the A1111-compatible REST API beside it; or the API alone.
+
+With the UI, the API routes are added to the app ``demo.launch()`` returns, as A1111 does: that
+app is what ``--share`` tunnels to and what ``prevent_thread_lock`` keeps serving, so the API is
+reachable wherever the page is. Gradio has no route under /sdapi, so ours are the ones matched
+(tests/api checks this), and Gradio's ``auth`` does not reach them: the API has ``--api-auth``.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+
+import uvicorn
 
 from pipelines.context import AppContext
+from webui.api import ApiConfig, create_api_app, mount_api
+from webui.api.app import DOCS_KWARGS
 from webui.app import build_blocks
 
 log = logging.getLogger(__name__)
 
 
 def serve(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-          auth: list[tuple[str, str]] | None = None, block: bool = True):
-    """Start the server; returns (app, local_url, share_url) when ``block`` is False."""
+          auth: list[tuple[str, str]] | None = None, block: bool = True, api: ApiConfig | None = None):
+    """Start the server; returns (demo, local_url, share_url) when ``block`` is False."""
     demo = build_blocks(ctx)
     app, local_url, share_url = demo.launch(
         server_name=host,
@@ -23,8 +35,53 @@ def serve(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7860, share: 
         prevent_thread_lock=True,
         show_error=True,
         quiet=False,
+        app_kwargs=dict(DOCS_KWARGS) if api is not None else None,
     )
+    if api is not None:
+        mount_api(app, ctx, api)
+        log.info("A1111-compatible API on %ssdapi/v1 (docs: %sdocs)%s", local_url, local_url,
+                 " with --api-auth" if api.auth else "")
     log.info("Atelier serving on %s%s", local_url, f" and {share_url}" if share_url else "")
     if block:
         demo.block_thread()
     return demo, local_url, share_url
+
+
+class ApiServer:
+    """uvicorn in a background thread, for the API without the UI (``--nowebui``)."""
+
+    def __init__(self, ctx: AppContext, *, host: str, port: int, api: ApiConfig) -> None:
+        config = uvicorn.Config(create_api_app(ctx, api), host=host, port=port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="atelier-api", daemon=True)
+        self.url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+
+    def start(self, timeout: float = 30.0) -> ApiServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"the API server could not start on {self.url}")
+            time.sleep(0.05)
+        return self
+
+    def block_thread(self) -> None:
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+        except KeyboardInterrupt:
+            self.close()
+
+    def close(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+
+def serve_api(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7861, api: ApiConfig | None = None,
+              block: bool = True) -> ApiServer:
+    """Serve only the API (A1111's ``--nowebui``; its default port is 7861)."""
+    server = ApiServer(ctx, host=host, port=port, api=api or ApiConfig()).start()
+    log.info("Atelier API serving on %ssdapi/v1 (docs: %sdocs)", server.url, server.url)
+    if block:
+        server.block_thread()
+    return server

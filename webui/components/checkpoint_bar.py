@@ -56,6 +56,8 @@ def build(ctx: AppContext) -> CheckpointBar:
                 if item.error is not None:
                     raise user_error(item.error, title="Cannot load model")
                 loaded = item.result
+                # remembered in config.json like A1111's setting, so the next start selects it again
+                ctx.options.update({"sd_model_checkpoint": loaded.record.title})
                 return (gr.Dropdown(choices=checkpoint_choices(manager.list_models()), value=loaded.record.name),
                         f"`{loaded.record.title}` · {loaded.record.kind.label} · `{manager.status(loaded)}`")
             progress(item.fraction, desc=describe(item))

@@ -1,0 +1,62 @@
+"""An existing A1111 client library, unmodified: webuiapi (PyPI, MIT), pinned in requirements-test.txt."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import pytest
+from PIL import Image
+
+from tests.api.conftest import API_USER
+
+webuiapi = pytest.importorskip("webuiapi")
+
+
+@pytest.fixture(scope="module")
+def client(api_app):
+    url = urlparse(api_app["url"])
+    return webuiapi.WebUIApi(host=url.hostname, port=url.port, sampler="Euler a", steps=3,
+                             username=API_USER[0], password=API_USER[1])
+
+
+def test_txt2img_and_png_info(client):
+    result = client.txt2img(prompt="a red fox", negative_prompt="blurry", width=64, height=64, seed=5, batch_size=2)
+    assert len(result.images) == 2 and result.image.size == (64, 64)
+    assert result.info["all_seeds"] == [5, 6] and result.info["sampler_name"] == "Euler a"
+    infotext = result.info["infotexts"][0]
+    assert result.image.info["parameters"] == infotext and "Negative prompt: blurry" in infotext
+    read = client.png_info(result.image)
+    assert read.info == infotext
+    assert read.parameters["Seed"] == "5" and read.parameters["Prompt"] == "a red fox"
+
+
+def test_models_and_options_swap(client, api_app):
+    title = next(name for name in client.util_get_model_names() if name.startswith("tiny-sd15-b"))
+    try:
+        client.util_set_model(title)  # an exact title (else webuiapi picks the most similar one), POSTs /options
+        assert client.util_get_current_model() == title
+        assert api_app["ctx"].manager.selected == "tiny-sd15-b"
+        result = client.txt2img(prompt="x", width=64, height=64, seed=1)
+        assert result.info["sd_model_name"] == "tiny-sd15-b"
+    finally:
+        client.set_options({"sd_model_checkpoint": "tiny-sd15"})
+    assert client.util_get_current_model().startswith("tiny-sd15 [")
+
+
+def test_lists_progress_and_control(client):
+    assert "DPM++ 2M" in client.util_get_sampler_names() and "karras" in client.util_get_scheduler_names()
+    assert [u["name"] for u in client.get_upscalers()] == ["None", "Lanczos", "Nearest"]
+    assert client.get_scripts() == {"txt2img": [], "img2img": []}
+    assert client.get_prompt_styles() == [] and client.get_loras() == [] and client.get_sd_vae() == []
+    assert client.get_embeddings() == {"loaded": {}, "skipped": {}}
+    assert "ram" in client.get_memory() and client.get_cmd_flags()["api_auth"] == "<redacted>"
+    client.util_wait_for_ready(check_interval=0.1)  # idle: progress 0 and job_count 0
+    assert client.interrupt() == {} and client.skip() is None
+    assert client.refresh_checkpoints() is None
+
+
+def test_img2img_gives_the_specific_501(client):
+    with pytest.raises(RuntimeError) as err:
+        client.img2img(images=[Image.new("RGB", (64, 64))], prompt="x", width=64, height=64)
+    status, text = err.value.args
+    assert status == 501 and "img2img is not available yet in Atelier" in text

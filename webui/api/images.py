@@ -1,0 +1,48 @@
+"""Images in and out of the API: base64 / data: URI decoding, PNG encoding with the infotext.
+
+Reading an image's metadata is the core's job (:mod:`pipelines.png_info`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+from pipelines.errors import ValidationError
+from pipelines.outputs import png_info
+
+
+def encode_png(image: Image.Image, infotext: str | None = None) -> str:
+    """Base64 PNG (no ``data:`` prefix), keeping the infotext in the ``parameters`` text chunk."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=png_info(infotext) if infotext else None)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def decode_image(data: str, field: str = "image") -> Image.Image:
+    """A PIL image from base64 or a ``data:image/...;base64,`` URI; ValidationError naming ``field``."""
+    text = data.strip()
+    if text.startswith(("http://", "https://")):
+        raise ValidationError(field, "image URLs are not fetched (api_enable_requests is off); send base64")
+    if text.startswith("data:"):
+        header, sep, text = text.partition(",")
+        if not sep or not header.endswith(";base64"):
+            raise ValidationError(field, "data: URI must be base64-encoded (data:image/png;base64,...)")
+    text = "".join(text.split())  # line-wrapped base64 (as the base64 tool writes it) is fine
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationError(field, f"not valid base64 ({exc})") from exc
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(raw))
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as exc:
+        raise ValidationError(field, f"not a readable image ({type(exc).__name__}: {exc})") from exc
+    return image

@@ -1,0 +1,266 @@
+"""Request and response bodies of the A1111-compatible API, with A1111's field names and defaults.
+
+Every request field is optional with A1111 1.10's default, so existing clients' payloads validate
+unchanged; fields A1111 does not define are ignored. What Atelier does with each txt2img field:
+
+- honoured: prompt, negative_prompt, seed, sampler_name, sampler_index (legacy, used when
+  sampler_name is empty; "DPM++ 2M Karras"-style names are split), scheduler (label or name),
+  batch_size, n_iter, steps, cfg_scale, width, height, send_images, save_images,
+  override_settings (sd_model_checkpoint for this request only; other known options must keep
+  their value, see pipelines/options.py; unknown keys are ignored), infotext (fills the fields
+  the request does not set, with the UI's paste mapping: pipelines/paste.py);
+- refused with 422 naming the field when asking for something Atelier cannot do yet: styles (there
+  are none), subseed_strength > 0, seed_resize_from_w/h > 0, restore_faces, tiling, enable_hr,
+  refiner_checkpoint, firstpass_image, script_name, alwayson_scripts;
+- accepted and ignored (no effect on the image Atelier makes): subseed, eta, s_*, denoising_strength,
+  refiner_switch_at, hr_* and firstphase_* (without enable_hr), do_not_save_samples/grid
+  (save_images decides, as in A1111), override_settings_restore_afterwards, disable_extra_networks,
+  comments, force_task_id, script_args.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class StableDiffusionTxt2ImgProcessingAPI(ApiModel):
+    """``POST /sdapi/v1/txt2img``; see the module docstring for what each field does in Atelier."""
+
+    prompt: str | None = ""
+    negative_prompt: str | None = ""
+    styles: list[str] | None = None
+    seed: int | None = -1
+    subseed: int | None = -1
+    subseed_strength: float | None = 0
+    seed_resize_from_h: int | None = -1
+    seed_resize_from_w: int | None = -1
+    sampler_name: str | None = None
+    scheduler: str | None = None
+    sampler_index: str | None = "Euler"
+    batch_size: int | None = 1
+    n_iter: int | None = 1
+    steps: int | None = 50
+    cfg_scale: float | None = 7.0
+    width: int | None = 512
+    height: int | None = 512
+    restore_faces: bool | None = None
+    tiling: bool | None = None
+    do_not_save_samples: bool | None = False
+    do_not_save_grid: bool | None = False
+    eta: float | None = None
+    denoising_strength: float | None = None
+    s_min_uncond: float | None = None
+    s_churn: float | None = None
+    s_tmax: float | None = None
+    s_tmin: float | None = None
+    s_noise: float | None = None
+    override_settings: dict[str, Any] | None = None
+    override_settings_restore_afterwards: bool | None = True
+    refiner_checkpoint: str | None = None
+    refiner_switch_at: float | None = None
+    disable_extra_networks: bool | None = False
+    firstpass_image: str | None = None
+    comments: dict[str, Any] | None = None
+    enable_hr: bool | None = False
+    firstphase_width: int | None = 0
+    firstphase_height: int | None = 0
+    hr_scale: float | None = 2.0
+    hr_upscaler: str | None = None
+    hr_second_pass_steps: int | None = 0
+    hr_resize_x: int | None = 0
+    hr_resize_y: int | None = 0
+    hr_checkpoint_name: str | None = None
+    hr_sampler_name: str | None = None
+    hr_scheduler: str | None = None
+    hr_prompt: str | None = ""
+    hr_negative_prompt: str | None = ""
+    force_task_id: str | None = None
+    script_name: str | None = None
+    script_args: list[Any] | None = Field(default_factory=list)
+    send_images: bool | None = True
+    save_images: bool | None = False
+    alwayson_scripts: dict[str, Any] | None = Field(default_factory=dict)
+    infotext: str | None = None
+
+
+class TextToImageResponse(ApiModel):
+    images: list[str] | None = Field(default=None, description="base64 PNGs carrying their infotext")
+    parameters: dict[str, Any]
+    info: str = Field(description="JSON string with Processed.js() keys")
+
+
+class ErrorResponse(ApiModel):
+    """The body of every error (A1111's api_middleware shape)."""
+
+    error: str
+    detail: Any = ""
+    body: Any = ""
+    errors: str = ""
+
+
+class ProgressState(ApiModel):
+    skipped: bool = False
+    interrupted: bool = False
+    stopping_generation: bool = False
+    job: str = ""
+    job_count: int = 0
+    job_timestamp: str = "0"
+    job_no: int = 0
+    sampling_step: int = 0
+    sampling_steps: int = 0
+
+
+class ProgressResponse(ApiModel):
+    progress: float = Field(description="0..1")
+    eta_relative: float = Field(description="seconds left")
+    state: ProgressState
+    current_image: str | None = Field(default=None, description="base64 PNG live preview")
+    textinfo: str | None = None
+
+
+class PNGInfoRequest(ApiModel):
+    image: str = Field(description="base64 image or data: URI")
+
+
+class PNGInfoResponse(ApiModel):
+    info: str
+    items: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class SDModelItem(ApiModel):
+    title: str
+    model_name: str
+    hash: str | None = None
+    sha256: str | None = None
+    filename: str
+    config: str | None = None
+
+
+class SamplerItem(ApiModel):
+    name: str
+    aliases: list[str]
+    options: dict[str, str]
+
+
+class SchedulerItem(ApiModel):
+    name: str
+    label: str
+    aliases: list[str] | None = None
+    default_rho: float | None = None
+    need_inner_model: bool | None = None
+
+
+class UpscalerItem(ApiModel):
+    name: str
+    model_name: str | None = None
+    model_path: str | None = None
+    model_url: str | None = None
+    scale: float | None = None
+
+
+class LatentUpscalerModeItem(ApiModel):
+    name: str
+
+
+class SDVaeItem(ApiModel):
+    model_name: str
+    filename: str
+
+
+class LoraItem(ApiModel):
+    name: str
+    alias: str
+    path: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class EmbeddingItem(ApiModel):
+    step: int | None = None
+    sd_checkpoint: str | None = None
+    sd_checkpoint_name: str | None = None
+    shape: int
+    vectors: int
+
+
+class EmbeddingsResponse(ApiModel):
+    loaded: dict[str, EmbeddingItem] = Field(default_factory=dict)
+    skipped: dict[str, EmbeddingItem] = Field(default_factory=dict)
+
+
+class PromptStyleItem(ApiModel):
+    name: str
+    prompt: str | None = None
+    negative_prompt: str | None = None
+
+
+class HypernetworkItem(ApiModel):
+    name: str
+    path: str | None = None
+
+
+class FaceRestorerItem(ApiModel):
+    name: str
+    cmd_dir: str | None = None
+
+
+class RealesrganItem(ApiModel):
+    name: str
+    path: str | None = None
+    scale: int | None = None
+
+
+class ScriptsList(ApiModel):
+    txt2img: list[str] = Field(default_factory=list)
+    img2img: list[str] = Field(default_factory=list)
+
+
+class ExtensionItem(ApiModel):
+    name: str
+    remote: str
+    branch: str
+    commit_hash: str
+    version: str
+    commit_date: int | str
+    enabled: bool
+
+
+class MemoryResponse(ApiModel):
+    ram: dict[str, Any] = Field(description="free, used, total (bytes)")
+    cuda: dict[str, Any] = Field(description="system, active, allocated, reserved, inactive, events; or error")
+
+
+class FlagsModel(ApiModel):
+    """The command-line flags this process runs with (A1111 names); secrets are redacted."""
+
+    model_config = ConfigDict(extra="allow")
+
+    api: bool = False
+    nowebui: bool = False
+    listen: bool = False
+    port: int | None = None
+    share: bool = False
+    gradio_auth: str | None = None
+    api_auth: str | None = None
+    data_dir: str | None = None
+    ckpt: str | None = None
+    ckpt_dir: list[str] | str | None = None
+    allow_pickle: bool = False
+    device: str | None = None
+    xformers: bool = False
+    opt_sdp_attention: bool = False
+    opt_split_attention: bool = False
+    medvram: bool = False
+    lowvram: bool = False
+    no_half: bool = False
+    threads: int | None = None
+    skip_install: bool = False
+
+
+OptionsModel = dict[str, Any]

@@ -1,0 +1,120 @@
+"""Generation routes: txt2img, progress, interrupt, skip, png-info, and 501s for the modes to come.
+
+txt2img is a plain ``def`` route, so FastAPI runs it in its thread pool; it waits for the engine's
+device lock like any UI job. progress, interrupt and skip are ``async`` and never block, so they
+answer at once while a job runs (and even when every pool thread is waiting for the device).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from fastapi import APIRouter
+
+from pipelines.context import AppContext
+from pipelines.infotext import parse_infotext
+from pipelines.options import OptionsStore
+from pipelines.png_info import read_image_metadata
+from pipelines.progress import JobState
+from webui.api.errors import not_implemented
+from webui.api.images import decode_image, encode_png
+from webui.api.models import (
+    ErrorResponse,
+    PNGInfoRequest,
+    PNGInfoResponse,
+    ProgressResponse,
+    ProgressState,
+    TextToImageResponse,
+)
+from webui.api.models import StableDiffusionTxt2ImgProcessingAPI as Txt2ImgBody
+from webui.api.txt2img import apply_infotext, to_core_request, txt2img_response
+
+TIMESTAMP = "%Y%m%d%H%M%S"
+CLIENT_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 422)}
+NOT_YET = (  # A1111 endpoints whose modes arrive in later milestones
+    ("/img2img", "img2img"),
+    ("/extra-single-image", "extras (upscaling)"),
+    ("/extra-batch-images", "extras (upscaling)"),
+    ("/interrogate", "interrogate"),
+)
+
+
+def progress_of(state: JobState | None, *, with_preview: bool) -> ProgressResponse:
+    """A1111's progress: ``0.01 + job_no/job_count + sampling_step/sampling_steps/job_count``."""
+    if state is None or state.job_count == 0:
+        return ProgressResponse(progress=0.0, eta_relative=0.0, state=ProgressState(), textinfo=None)
+    progress = 0.01 + state.job_no / state.job_count
+    if state.sampling_steps:
+        progress += state.sampling_step / state.sampling_steps / state.job_count
+    progress = min(progress, 1.0)
+    elapsed = time.monotonic() - state.started
+    preview = state.current_preview
+    return ProgressResponse(
+        progress=progress,
+        eta_relative=max(0.0, elapsed / progress - elapsed),
+        state=ProgressState(
+            interrupted=state.interrupted, job=state.job, job_count=state.job_count, job_no=state.job_no,
+            job_timestamp=datetime.fromtimestamp(time.time() - elapsed).strftime(TIMESTAMP),
+            sampling_step=state.sampling_step, sampling_steps=state.sampling_steps,
+        ),
+        current_image=encode_png(preview) if with_preview and preview is not None else None,
+        textinfo=state.textinfo or None,
+    )
+
+
+def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsStore) -> None:
+    engine = ctx.engine
+
+    @router.post("/txt2img", response_model=TextToImageResponse, responses=CLIENT_ERRORS)
+    def txt2img(body: Txt2ImgBody) -> TextToImageResponse:
+        """Generate images from a prompt (A1111's ``StableDiffusionTxt2ImgProcessingAPI``)."""
+        body = apply_infotext(body)
+        request = to_core_request(body, options)
+        job_timestamp = datetime.now().strftime(TIMESTAMP)
+        result = engine.generate(request)
+        return txt2img_response(body, request, result, job_timestamp)
+
+    @router.get("/progress", response_model=ProgressResponse)
+    async def progress(skip_current_image: bool = False) -> ProgressResponse:
+        """The running job's progress; idle: progress 0, eta 0, job_count 0."""
+        values = options.values()
+        with_preview = (not skip_current_image and bool(values.get("live_previews_enable"))
+                        and int(values.get("show_progress_every_n_steps") or 0) > 0)
+        return progress_of(engine.state, with_preview=with_preview)
+
+    @router.post("/interrupt", response_model=dict)
+    async def interrupt() -> dict:
+        """Stop the running job after its current step; the images made so far are returned to its caller."""
+        engine.interrupt()
+        return {}
+
+    @router.post("/skip", response_model=None)
+    async def skip() -> None:
+        """Cut the current image short; the rest of the batch goes on."""
+        engine.skip()
+
+    @router.post("/png-info", response_model=PNGInfoResponse, responses=CLIENT_ERRORS)
+    def png_info(body: PNGInfoRequest) -> PNGInfoResponse:
+        """The infotext of an image (PNG ``parameters``, EXIF UserComment, NovelAI, Fooocus), raw and parsed."""
+        if not body.image.strip():
+            return PNGInfoResponse(info="")
+        metadata = read_image_metadata(decode_image(body.image, "image"))
+        items: dict[str, str] = dict(metadata.items)
+        if metadata.source == "EXIF UserComment":
+            items["exif comment"] = metadata.parameters or ""  # A1111 lists it among the items too
+        infotext = metadata.parameters or ""
+        return PNGInfoResponse(info=infotext, items=items, parameters=parse_infotext(infotext) if infotext else {})
+
+    for path, feature in NOT_YET:
+        router.add_api_route(path, _not_yet(feature), methods=["POST"], response_model=None,
+                             responses={501: {"model": ErrorResponse}},
+                             summary=f"{feature}: not available yet (501)")
+
+
+def _not_yet(feature: str):
+    async def endpoint() -> None:
+        raise not_implemented(feature)
+
+    endpoint.__name__ = "not_yet_" + "".join(ch if ch.isalnum() else "_" for ch in feature)
+    return endpoint

@@ -1,0 +1,185 @@
+"""Model, option and status routes: sd-models, options, samplers, schedulers, upscalers, memory, ...
+
+Lists of things Atelier does not have yet (VAEs, LoRAs, embeddings, styles, scripts, extensions)
+are answered with empty lists rather than 404s, so clients that read them at start-up work; the
+features that would *use* them are refused where they are asked for (see webui/api/txt2img.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+from fastapi import APIRouter, Body
+
+from pipelines import samplers
+from pipelines.context import AppContext
+from pipelines.models.refs import ModelRecord
+from pipelines.options import OptionsStore
+from webui.api.models import (
+    EmbeddingsResponse,
+    ExtensionItem,
+    FaceRestorerItem,
+    FlagsModel,
+    HypernetworkItem,
+    LatentUpscalerModeItem,
+    LoraItem,
+    MemoryResponse,
+    OptionsModel,
+    PromptStyleItem,
+    RealesrganItem,
+    SamplerItem,
+    SchedulerItem,
+    ScriptsList,
+    SDModelItem,
+    SDVaeItem,
+    UpscalerItem,
+)
+from webui.api.routes_generation import CLIENT_ERRORS
+
+# PIL resizes, always available (A1111's built-in non-model upscalers); model upscalers come later.
+UPSCALERS = ("None", "Lanczos", "Nearest")
+SECRET_MARKERS = ("auth", "password", "token", "secret")
+REDACTED = "<redacted>"
+
+
+def sd_model_item(record: ModelRecord) -> SDModelItem:
+    return SDModelItem(title=record.title, model_name=record.name, hash=record.short_hash, sha256=record.sha256,
+                       filename=str(record.path or record.ref.location),
+                       config=str(record.config_path) if record.config_path else None)
+
+
+def redact_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Flags as JSON values; any value of a flag whose name looks secret is replaced."""
+    out: dict[str, Any] = {}
+    for key, value in flags.items():
+        if value and any(marker in key.lower() for marker in SECRET_MARKERS):
+            value = REDACTED
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, list | tuple):
+            value = [str(v) if isinstance(v, Path) else v for v in value]
+        out[key] = value
+    return out
+
+
+def memory_report() -> MemoryResponse:
+    """RAM of this process and of the machine; CUDA allocator statistics when there is a GPU."""
+    process = psutil.Process(os.getpid()).memory_info()
+    total = psutil.virtual_memory().total
+    ram = {"free": total - process.rss, "used": process.rss, "total": total}
+    if not torch.cuda.is_available():
+        return MemoryResponse(ram=ram, cuda={"error": "CUDA is not available on this machine"})
+    free, total_vram = torch.cuda.mem_get_info()
+    stats = torch.cuda.memory_stats()
+
+    def pair(name: str) -> dict[str, int]:
+        return {"current": stats.get(f"{name}.all.current", 0), "peak": stats.get(f"{name}.all.peak", 0)}
+
+    cuda = {
+        "system": {"free": free, "used": total_vram - free, "total": total_vram},
+        "active": pair("active_bytes"), "allocated": pair("allocated_bytes"),
+        "reserved": pair("reserved_bytes"), "inactive": pair("inactive_split_bytes"),
+        "events": {"retries": stats.get("num_alloc_retries", 0), "oom": stats.get("num_ooms", 0)},
+    }
+    return MemoryResponse(ram=ram, cuda=cuda)
+
+
+def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, cmd_flags: Mapping[str, Any]) -> None:
+    manager = ctx.manager
+
+    @router.get("/sd-models", response_model=list[SDModelItem])
+    def sd_models() -> list[SDModelItem]:
+        """Installed checkpoints; ``hash`` is null until a model has been loaded once (and hashed)."""
+        return [sd_model_item(r) for r in manager.list_models() if r.installed and not r.problem]
+
+    @router.post("/refresh-checkpoints", response_model=None)
+    def refresh_checkpoints() -> None:
+        manager.list_models(refresh=True)
+
+    @router.get("/options", response_model=OptionsModel)
+    def get_options() -> dict[str, Any]:
+        """Every option Atelier knows with its current value, plus unknown keys clients stored."""
+        return options.values()
+
+    @router.post("/options", response_model=None, responses=CLIENT_ERRORS)
+    def set_options(changes: dict[str, Any] = Body(...)) -> None:
+        """Change options; ``sd_model_checkpoint`` loads that model now. Saved in data_dir/config.json."""
+        options.update(changes)
+
+    @router.get("/cmd-flags", response_model=FlagsModel)
+    def cmd_flags_route() -> FlagsModel:
+        """The flags this process was started with; auth values are never echoed."""
+        return FlagsModel(**redact_flags(cmd_flags))
+
+    @router.get("/samplers", response_model=list[SamplerItem])
+    def sampler_list() -> list[SamplerItem]:
+        return [SamplerItem(name=s.name, aliases=list(s.aliases),
+                            options={"scheduler": s.default_schedule} if s.default_schedule != "uniform" else {})
+                for s in samplers.SAMPLERS]
+
+    @router.get("/schedulers", response_model=list[SchedulerItem])
+    def scheduler_list() -> list[SchedulerItem]:
+        return [SchedulerItem(name=s.name, label=s.label, aliases=None, need_inner_model=False,
+                              default_rho=s.default_rho)
+                for s in samplers.SCHEDULES if s.name != "automatic"]
+
+    @router.get("/upscalers", response_model=list[UpscalerItem])
+    def upscaler_list() -> list[UpscalerItem]:
+        return [UpscalerItem(name=name, scale=4) for name in UPSCALERS]
+
+    @router.get("/latent-upscale-modes", response_model=list[LatentUpscalerModeItem])
+    def latent_upscale_modes() -> list[LatentUpscalerModeItem]:
+        """Empty: latent upscaling belongs to hires fix, which Atelier does not have yet."""
+        return []
+
+    @router.post("/unload-checkpoint", response_model=dict)
+    def unload_checkpoint() -> dict:
+        """Drop every model not in use from memory (a running job keeps its model)."""
+        manager.unload()
+        return {}
+
+    @router.post("/reload-checkpoint", response_model=dict, responses=CLIENT_ERRORS)
+    def reload_checkpoint() -> dict:
+        """Load the selected checkpoint again (from the cache when it is still there)."""
+        manager.select(manager.selected)
+        return {}
+
+    @router.get("/memory", response_model=MemoryResponse)
+    def memory() -> MemoryResponse:
+        return memory_report()
+
+    _add_empty_lists(router)
+
+
+def _add_empty_lists(router: APIRouter) -> None:
+    """Routes for things Atelier has none of yet: they answer, with nothing in them."""
+    lists: tuple[tuple[str, Any], ...] = (
+        ("/sd-vae", SDVaeItem), ("/loras", LoraItem), ("/prompt-styles", PromptStyleItem),
+        ("/hypernetworks", HypernetworkItem), ("/face-restorers", FaceRestorerItem),
+        ("/realesrgan-models", RealesrganItem), ("/extensions", ExtensionItem), ("/script-info", dict),
+    )
+    for path, item in lists:
+        router.add_api_route(path, _constant([]), methods=["GET"], response_model=list[item], name=path.strip("/"),
+                             summary=f"{path.strip('/')}: none yet")
+    router.add_api_route("/embeddings", _constant(EmbeddingsResponse()), methods=["GET"],
+                         response_model=EmbeddingsResponse, summary="embeddings: none yet")
+    router.add_api_route("/scripts", _constant(ScriptsList()), methods=["GET"], response_model=ScriptsList,
+                         summary="scripts: none yet")
+    for path in ("/refresh-vae", "/refresh-embeddings", "/refresh-loras"):
+        router.add_api_route(path, _constant(None), methods=["POST"], response_model=None,
+                             summary=f"{path.strip('/')}: nothing to refresh yet")
+
+
+def _constant(value: Any):
+    """An endpoint answering a fresh copy of ``value``."""
+
+    async def endpoint() -> Any:
+        return copy.deepcopy(value)
+
+    return endpoint

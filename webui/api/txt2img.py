@@ -1,0 +1,167 @@
+"""txt2img over the API: A1111's request body -> :class:`Txt2ImgRequest`, the result -> A1111's response.
+
+Order as in A1111's ``text2imgapi``: apply ``infotext`` to the fields the request leaves unset,
+refuse what Atelier cannot do yet, resolve the sampler (legacy ``sampler_index`` and
+"DPM++ 2M Karras"-style names included; unknown -> 400 "Sampler not found"), check
+``override_settings``, then build the core request, whose ``validate()`` names any bad field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from pipelines import samplers
+from pipelines.errors import ValidationError
+from pipelines.infotext import parse_infotext
+from pipelines.options import OptionsStore
+from pipelines.paste import paste_parameters
+from pipelines.requests import Txt2ImgRequest
+from pipelines.results import GenerationResult
+from webui.api.errors import ApiError
+from webui.api.images import encode_png
+from webui.api.models import StableDiffusionTxt2ImgProcessingAPI as Txt2ImgBody
+from webui.api.models import TextToImageResponse
+
+log = logging.getLogger(__name__)
+API_DEFAULT_SAMPLER = "Euler"  # A1111's API: sampler_index defaults to "Euler" when sampler_name is empty
+
+
+def apply_infotext(body: Txt2ImgBody) -> Txt2ImgBody:
+    """Fill the fields the client did not send from ``body.infotext``.
+
+    The mapping is the UI's "Read parameters" one (:func:`pipelines.paste.paste_parameters`):
+    legacy sampler names, the schedule of pre-1.9 images, and values Atelier cannot use are
+    skipped (and logged) rather than refused. As with A1111's default
+    (``disable_weights_auto_swap``), the model the infotext names is not loaded.
+    """
+    if not body.infotext:
+        return body
+    pasted = paste_parameters(parse_infotext(body.infotext))
+    for note in pasted.notes:
+        log.info("txt2img infotext: %s", note)
+    updates = {name: value for name, value in pasted.fields.items()
+               if name in Txt2ImgBody.model_fields and name not in body.model_fields_set}
+    return body.model_copy(update=updates)
+
+
+def refuse_unsupported(body: Txt2ImgBody) -> None:
+    """Fields that ask for something Atelier cannot do yet get a 422 naming them, never a silent no-op."""
+    if body.styles:
+        raise ValidationError("styles", f"no prompt style named {body.styles[0]!r}; Atelier has no styles yet")
+    if (body.subseed_strength or 0) > 0:
+        raise ValidationError("subseed_strength", "variation seeds are not supported yet; send 0")
+    for field in ("seed_resize_from_w", "seed_resize_from_h"):
+        if (getattr(body, field) or 0) > 0:
+            raise ValidationError(field, "seed resize is not supported yet; send -1")
+    checks = (
+        ("restore_faces", body.restore_faces, "face restoration is not available yet"),
+        ("tiling", body.tiling, "tiling is not available yet"),
+        ("enable_hr", body.enable_hr, "hires fix is not available yet"),
+        ("refiner_checkpoint", body.refiner_checkpoint not in (None, "", "None"), "a refiner is not available yet"),
+        ("firstpass_image", body.firstpass_image, "hires fix of a given image is not available yet"),
+    )
+    for field, asked, message in checks:
+        if asked:
+            raise ValidationError(field, message)
+    if body.script_name:
+        raise ValidationError("script_name", f"no script named {body.script_name!r}; Atelier has no scripts yet")
+    if body.alwayson_scripts:
+        name = next(iter(body.alwayson_scripts))
+        raise ValidationError("alwayson_scripts", f"no always-on script named {name!r}; Atelier has none yet")
+
+
+def _sampler(body: Txt2ImgBody) -> tuple[str, str]:
+    field = "sampler_name" if body.sampler_name else "sampler_index"
+    name = body.sampler_name or body.sampler_index or API_DEFAULT_SAMPLER
+    scheduler = body.scheduler or "Automatic"
+    try:
+        samplers.resolve(name, scheduler)
+    except ValidationError as exc:
+        if exc.field != "sampler_name":
+            raise
+        raise ApiError(400, f"Sampler not found: {name!r}", error="ValidationError",
+                       errors=f"{field}: {exc.message}") from exc
+    return name, scheduler
+
+
+def _value(body: Txt2ImgBody, field: str) -> Any:
+    """The field's value, or its A1111 default when the client sent null."""
+    value = getattr(body, field)
+    return Txt2ImgBody.model_fields[field].get_default(call_default_factory=True) if value is None else value
+
+
+def to_core_request(body: Txt2ImgBody, options: OptionsStore) -> Txt2ImgRequest:
+    """The core request for ``body`` (after :func:`apply_infotext`); raises naming the bad field."""
+    refuse_unsupported(body)
+    sampler_name, scheduler = _sampler(body)
+    overrides = options.check(body.override_settings or {}, prefix="override_settings.")
+    model = overrides.get("sd_model_checkpoint")
+    request = Txt2ImgRequest(
+        prompt=_value(body, "prompt"),
+        negative_prompt=_value(body, "negative_prompt"),
+        sampler_name=sampler_name,
+        scheduler=scheduler,
+        steps=_value(body, "steps"),
+        cfg_scale=float(_value(body, "cfg_scale")),
+        width=_value(body, "width"),
+        height=_value(body, "height"),
+        seed=_value(body, "seed"),
+        batch_size=_value(body, "batch_size"),
+        n_iter=_value(body, "n_iter"),
+        model=model or None,
+        save_images=bool(_value(body, "save_images")),
+    )
+    request.validate()
+    return request
+
+
+def processed_info(body: Txt2ImgBody, request: Txt2ImgRequest, result: GenerationResult,
+                   job_timestamp: str) -> dict[str, Any]:
+    """A1111's ``Processed.js()`` keys that Atelier knows, from the core's result."""
+    core = result.info
+    count = len(result.images)
+    subseed = _value(body, "subseed")
+    return {
+        "prompt": request.prompt,
+        "all_prompts": [request.prompt] * count,
+        "negative_prompt": request.negative_prompt,
+        "all_negative_prompts": [request.negative_prompt] * count,
+        "seed": core.get("seed", request.seed),
+        "all_seeds": core.get("all_seeds", [img.seed for img in result.images]),
+        "subseed": subseed,
+        "all_subseeds": [subseed] * count,
+        "subseed_strength": 0,
+        "width": request.width,
+        "height": request.height,
+        "sampler_name": core.get("sampler_name", request.sampler_name),
+        "scheduler": core.get("scheduler", request.scheduler),
+        "cfg_scale": request.cfg_scale,
+        "steps": request.steps,
+        "batch_size": request.batch_size,
+        "restore_faces": False,
+        "face_restoration_model": None,
+        "sd_model_name": core.get("sd_model_name"),
+        "sd_model_hash": core.get("sd_model_hash"),
+        "sd_vae_name": None,
+        "sd_vae_hash": None,
+        "seed_resize_from_w": -1,
+        "seed_resize_from_h": -1,
+        "denoising_strength": body.denoising_strength,
+        "extra_generation_params": {},
+        "index_of_first_image": 0,
+        "infotexts": [img.infotext for img in result.images],
+        "styles": [],
+        "job_timestamp": job_timestamp,
+        "clip_skip": 1,
+        "is_using_inpainting_conditioning": False,
+        "version": core.get("version", ""),
+    }
+
+
+def txt2img_response(body: Txt2ImgBody, request: Txt2ImgRequest, result: GenerationResult,
+                     job_timestamp: str) -> TextToImageResponse:
+    images = [encode_png(img.image, img.infotext) for img in result.images] if _value(body, "send_images") else []
+    info = processed_info(body, request, result, job_timestamp)
+    return TextToImageResponse(images=images, parameters=body.model_dump(), info=json.dumps(info))

@@ -1,0 +1,59 @@
+"""Command-line adapter: one txt2img request through the same engine, no server.
+
+``launch.py generate "a prompt" --steps 20 --sampler "DPM++ 2M" --seed 1 --out out.png``
+parses the arguments (launch.py is the one place that reads argv) and calls
+:func:`run_txt2img`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from pipelines.context import AppContext
+from pipelines.errors import AtelierError
+from pipelines.outputs import save_image_as
+from pipelines.progress import ProgressUpdate
+from pipelines.requests import Txt2ImgRequest
+
+
+def out_paths(out: Path, count: int) -> list[Path]:
+    """``out.png`` for one image; ``out-1.png``, ``out-2.png`` ... for several."""
+    if count == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}-{i}{out.suffix or '.png'}") for i in range(1, count + 1)]
+
+
+def _progress_printer(stream: TextIO):
+    def show(update: ProgressUpdate) -> None:
+        if update.unit == "bytes":
+            stream.write(f"\r{update.text}: {update.step / 2**20:.1f}/{update.total / 2**20:.1f} MiB")
+        else:
+            stream.write(f"\r{update.text} step {update.step}/{update.total}")
+        if update.step >= update.total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def run_txt2img(ctx: AppContext, request: Txt2ImgRequest, *, out: Path | None, quiet: bool = False,
+                stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+    """Generate, save, print the saved paths; returns the process exit status."""
+    try:
+        request.validate()
+        result = ctx.engine.generate(request, on_progress=(lambda _u: None) if quiet else _progress_printer(stderr))
+    except AtelierError as exc:
+        print(f"error: {exc}", file=stderr)
+        return 2
+    paths = result.paths
+    if out is not None:
+        paths = [save_image_as(img.image, path, img.infotext)
+                 for img, path in zip(result.images, out_paths(out, len(result.images)), strict=True)]
+    for path in paths:
+        print(path, file=stdout)
+    if result.interrupted:
+        print("interrupted", file=stderr)
+        return 130
+    return 0
