@@ -128,7 +128,7 @@ def test_a_ui_job_and_an_api_job_at_the_same_time_both_succeed(api, api_app):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert saw_both, "the two jobs never overlapped"
-    _, gallery, ui_info = ui_job.result(timeout=60)
+    gallery, ui_info = ui_job.result(timeout=60)
     assert len(gallery) == 1 and "Seed: 41" in ui_info and "Steps: 60" in ui_info
     response = api_job.result()
     assert response.status_code == 200
@@ -144,6 +144,6 @@ def test_api_progress_and_interrupt_act_on_a_job_started_in_the_ui(api, api_app)
     body = _wait_for(api, lambda p: p["state"]["sampling_step"] >= 2)
     assert body["state"]["job_count"] == 3 and body["state"]["sampling_steps"] == 150
     assert api.post("/interrupt").json() == {}
-    _, gallery, info = ui_job.result(timeout=120)
+    gallery, info = ui_job.result(timeout=120)
     assert len(gallery) == 1 and "Seed: 51" in info  # stopped in the first of three batches
     assert _idle(api)["progress"] == 0

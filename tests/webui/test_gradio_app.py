@@ -30,7 +30,7 @@ def test_page_is_served_with_its_tabs(live_app):
 
 
 def test_generate_returns_the_saved_png_with_its_parameters(client, live_app):
-    preview, gallery, info = client.predict(**{**FORM, "batch_size": 2}, api_name="/txt2img")
+    gallery, info = client.predict(**{**FORM, "batch_size": 2}, api_name="/txt2img")
     assert len(gallery) == 2 and gallery[0]["caption"] == "Seed 9"
     assert "Seed: 9" in info and "Model: tiny-sd15" in info
     downloaded = Image.open(gallery[0]["image"])
@@ -40,7 +40,7 @@ def test_generate_returns_the_saved_png_with_its_parameters(client, live_app):
 
 
 def test_live_previews_are_streamed_before_the_result(client):
-    job = client.submit(**{**FORM, "steps": 6}, api_name="/txt2img")
+    job = client.submit(**{**FORM, "steps": 6}, api_name="/txt2img_live")
     job.result(timeout=120)
     outputs = job.outputs()
     previews = [o for o in outputs[:-1] if isinstance(o[0], dict) and o[0].get("value")]
@@ -75,5 +75,5 @@ def test_interrupt_stops_a_long_job_and_keeps_its_image(client, live_app):
         assert time.monotonic() < deadline, "job never started"
         time.sleep(0.05)
     client.predict(api_name="/interrupt")
-    preview, gallery, info = job.result(timeout=120)
+    gallery, info = job.result(timeout=120)
     assert len(gallery) == 1 and "Steps: 150" in info

@@ -29,7 +29,7 @@ def client(live_app) -> Client:
 @pytest.fixture(scope="module")
 def made_png(client) -> tuple[Path, str]:
     """A PNG made by the app and downloaded from it, with its generation info."""
-    _, gallery, info = client.predict(**MADE, api_name="/txt2img")
+    gallery, info = client.predict(**MADE, api_name="/txt2img")
     return Path(gallery[0]["image"]), info
 
 

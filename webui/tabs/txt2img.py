@@ -154,14 +154,24 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgForm:
             if item.preview is not None:
                 yield gr.Image(value=item.preview, visible=True), gr.skip(), gr.skip(), gr.skip()
 
+    def txt2img_once(progress: gr.Progress = gr.Progress(), **form_values: Any):
+        """Generate images from a prompt and return them when done (for API clients: no previews sent)."""
+        *_, final = txt2img(progress=progress, **form_values)
+        return final[1:]
+
     paste = paste_handler(ctx, form)
 
     def read_txt2img_parameters(**form_values: Any) -> dict[Component, Any]:
         """Fill the form from generation parameters pasted into the prompt box (A1111's ↙ button)."""
         return paste(form_values["prompt"], **form_values)
 
+    # The page streams previews; API clients (gradio_client) get one answer at the end, so they
+    # don't download every preview. Same inputs, same concurrency group.
     generate.click(txt2img, None, [preview, gallery, info, last_seed], inputs_kwargs=form.named(),
-                   api_name="txt2img", concurrency_id="gpu", concurrency_limit=1)
+                   api_name="txt2img_live", concurrency_id="gpu", concurrency_limit=1)
+    api_generate = gr.Button(visible=False, elem_id="txt2img_api")
+    api_generate.click(txt2img_once, None, [gallery, info, last_seed], inputs_kwargs=form.named(),
+                       api_name="txt2img", concurrency_id="gpu", concurrency_limit=1)
     read_parameters.click(read_txt2img_parameters, None, form.components(), inputs_kwargs=form.named(),
                           api_name="txt2img_read_parameters")
     prompt.submit(lambda: None, None, None, js="() => document.querySelector('#txt2img_generate').click()")
