@@ -7,6 +7,7 @@ same settings, model folders and thread count as the in-process contenders.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def contexts(args: argparse.Namespace, data_dir: Path, ckpt_dirs: tuple[Path, ..
 
     settings_off, settings_on = server_settings(args, data_dir, ckpt_dirs)
     ctx_off = AppContext.build(settings_off)
-    ctx_on = AppContext(settings=settings_on, manager=ctx_off.manager, engine=Engine(settings_on, ctx_off.manager))
+    ctx_on = dataclasses.replace(ctx_off, settings=settings_on, engine=Engine(settings_on, ctx_off.manager))
     return ctx_off, ctx_on
 
 
