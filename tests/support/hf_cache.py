@@ -22,24 +22,13 @@ import os
 import shutil
 from pathlib import Path
 
+from tests.support.hub_repo import LFS_SUFFIXES, git_blob_sha1, is_lfs
+
 __all__ = ["install_into_hf_cache", "repo_cache_dir", "git_blob_sha1", "LFS_SUFFIXES"]
-
-# Suffixes the Hub's default .gitattributes stores with Git LFS (blob named by sha256 of content).
-LFS_SUFFIXES = frozenset(
-    {".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".pkl", ".h5", ".msgpack", ".onnx", ".gguf", ".npz", ".zip"}
-)
-
-
-def git_blob_sha1(data: bytes) -> str:
-    """The git object id of ``data`` as a blob: ``sha1(b"blob <len>\\0" + data)``."""
-    digest = hashlib.sha1(b"blob %d\0" % len(data))
-    digest.update(data)
-    return digest.hexdigest()
-
 
 def _blob_name(file: Path) -> str:
     data = file.read_bytes()
-    if file.suffix.lower() in LFS_SUFFIXES:
+    if is_lfs(file.name, len(data)):
         return hashlib.sha256(data).hexdigest()
     return git_blob_sha1(data)
 

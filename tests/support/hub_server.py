@@ -32,68 +32,29 @@ keep-alive); it binds 127.0.0.1 by default and starts in a few milliseconds.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-__all__ = ["LocalHub", "LFS_SUFFIXES", "LFS_SIZE_THRESHOLD"]
-
-#: Files with these suffixes are served like Git LFS files (sha256 ETag, X-Linked-* headers).
-LFS_SUFFIXES = (
-    ".safetensors",
-    ".bin",
-    ".ckpt",
-    ".pt",
-    ".pth",
-    ".onnx",
-    ".msgpack",
-    ".h5",
-    ".gguf",
-    ".pkl",
-    ".npz",
+from tests.support.hub_repo import (
+    FIXED_DATE,
+    RepoFile,
+    Snapshot,
+    build_snapshot,
+    dir_entry,
+    file_entry,
+    parse_range,
+    tree_entries,
 )
-#: Files at least this large are LFS files too (the real Hub refuses larger plain git blobs).
-LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 
-_FIXED_DATE = "2024-01-01T00:00:00.000Z"
-_SEND_CHUNK = 64 * 1024
-_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-
-
-@dataclass(frozen=True)
-class _File:
-    path: str  # posix path inside the repo
-    disk_path: Path
-    size: int
-    blob_id: str  # git blob sha1 (of the content, or of the LFS pointer for LFS files)
-    sha256: str | None  # set for LFS files
-    pointer_size: int | None  # set for LFS files
-
-    @property
-    def is_lfs(self) -> bool:
-        return self.sha256 is not None
-
-    @property
-    def etag(self) -> str:
-        return self.sha256 if self.sha256 is not None else self.blob_id
-
-
-@dataclass
-class _Snapshot:
-    repo_id: str
-    revision: str
-    commit: str
-    files: dict[str, _File]
-    dirs: dict[str, str] = field(default_factory=dict)  # dir path -> pseudo tree oid
-
+__all__ = ["LocalHub"]
 
 @dataclass
 class _Failure:
@@ -101,59 +62,8 @@ class _Failure:
     remaining: int
 
 
-def _git_blob_sha1(data_size: int, chunks) -> str:
-    h = hashlib.sha1(f"blob {data_size}\0".encode())
-    for chunk in chunks:
-        h.update(chunk)
-    return h.hexdigest()
-
-
-def _read_chunks(path: Path, chunk_size: int = 1 << 20):
-    with open(path, "rb") as fh:
-        while True:
-            chunk = fh.read(chunk_size)
-            if not chunk:
-                return
-            yield chunk
-
-
-def _hash_file(path: Path, lfs: bool) -> tuple[int, str, str | None, int | None]:
-    size = path.stat().st_size
-    if not lfs:
-        return size, _git_blob_sha1(size, _read_chunks(path)), None, None
-    sha256 = hashlib.sha256()
-    for chunk in _read_chunks(path):
-        sha256.update(chunk)
-    digest = sha256.hexdigest()
-    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{digest}\nsize {size}\n".encode()
-    return size, _git_blob_sha1(len(pointer), [pointer]), digest, len(pointer)
-
-
-def _is_lfs(rel_path: str, size: int) -> bool:
-    return rel_path.lower().endswith(LFS_SUFFIXES) or size >= LFS_SIZE_THRESHOLD
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
-    """Return (start, end_inclusive), None when the header is absent/ignored, or "invalid" (416)."""
-    header = header.strip()
-    if not header:
-        return None
-    m = re.fullmatch(r"bytes=(\d*)-(\d*)", header)
-    if m is None:  # multi-range or garbage: ignore like many servers do (200 full body)
-        return None
-    first, last = m.group(1), m.group(2)
-    if first == "" and last == "":
-        return "invalid"
-    if first == "":  # suffix range: last N bytes
-        n = int(last)
-        if n == 0:
-            return "invalid"
-        return max(size - n, 0), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if start >= size or end < start:
-        return "invalid"
-    return start, min(end, size - 1)
+_SEND_CHUNK = 64 * 1024
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 class _Server(ThreadingHTTPServer):
@@ -220,7 +130,7 @@ class LocalHub:
         self._host = host
         self._port = port
         self._lock = threading.RLock()
-        self._repos: dict[str, dict[str, _Snapshot]] = {}
+        self._repos: dict[str, dict[str, Snapshot]] = {}
         self._failures: dict[tuple[str, str], _Failure] = {}
         self._token: str | None = None
         self._gated = False
@@ -245,33 +155,10 @@ class LocalHub:
         change afterwards. Adding the same repo/revision again replaces it. The commit sha is
         accepted as a revision too.
         """
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise NotADirectoryError(folder)
-        if not re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", repo_id):
-            raise ValueError(f"invalid repo_id {repo_id!r}")
-        files: dict[str, _File] = {}
-        for disk_path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            rel = disk_path.relative_to(folder).as_posix()
-            if rel.startswith(".git/") or "/.git/" in rel:
-                continue
-            size = disk_path.stat().st_size
-            size, blob_id, sha256, pointer_size = _hash_file(disk_path, _is_lfs(rel, size))
-            files[rel] = _File(rel, disk_path, size, blob_id, sha256, pointer_size)
-        h = hashlib.sha1(f"atelier-localhub\0{repo_id}\0{revision}\0".encode())
-        for rel, f in files.items():
-            h.update(f"{rel}\0{f.blob_id}\n".encode())
-        commit = h.hexdigest()
-        dirs: dict[str, str] = {}
-        for rel in files:
-            parts = rel.split("/")[:-1]
-            for i in range(1, len(parts) + 1):
-                d = "/".join(parts[:i])
-                if d not in dirs:
-                    dirs[d] = hashlib.sha1(f"tree\0{commit}\0{d}".encode()).hexdigest()
+        snapshot = build_snapshot(repo_id, Path(folder), revision)
         with self._lock:
-            self._repos.setdefault(repo_id, {})[revision] = _Snapshot(repo_id, revision, commit, files, dirs)
-        return commit
+            self._repos.setdefault(repo_id, {})[revision] = snapshot
+        return snapshot.commit
 
     # ---- fault injection / switches -------------------------------------------------
     def fail_once(self, repo_id: str, filename: str, *, after_bytes: int, times: int = 1) -> None:
@@ -464,7 +351,7 @@ class LocalHub:
             return segments[0], segments[1:]
         return None, segments
 
-    def _snapshot(self, repo_id: str, revision: str) -> _Snapshot | None:
+    def _snapshot(self, repo_id: str, revision: str) -> Snapshot | None:
         with self._lock:
             revs = self._repos.get(repo_id, {})
             if revision in revs:
@@ -508,7 +395,7 @@ class LocalHub:
                 self._send_error(h, method, 404, "EntryNotFound", f"{sub} does not exist on \"{tail[1]}\"",
                                  commit=snap.commit)
                 return
-            self._send_json(h, method, 200, self._tree(snap, sub, recursive, expand))
+            self._send_json(h, method, 200, tree_entries(snap, sub, recursive, expand))
             return
         if method == "POST" and tail and tail[0] == "paths-info" and len(tail) >= 2:
             snap = self._snapshot(repo_id, "/".join(tail[1:]))
@@ -527,14 +414,14 @@ class LocalHub:
             for p in form.get("paths", []):
                 p = p.strip("/")
                 if p in snap.files:
-                    out.append(self._file_entry(snap, snap.files[p], expand))
+                    out.append(file_entry(snap, snap.files[p], expand))
                 elif p in snap.dirs:
-                    out.append(self._dir_entry(snap, p, expand))
+                    out.append(dir_entry(snap, p, expand))
             self._send_json(h, method, 200, out)
             return
         self._unknown(h, method)
 
-    def _model_info(self, snap: _Snapshot, query: dict) -> dict:
+    def _model_info(self, snap: Snapshot, query: dict) -> dict:
         files = list(snap.files.values())
         blobs = (query.get("blobs", ["false"])[0]).lower() in ("1", "true")
         siblings = []
@@ -563,8 +450,8 @@ class LocalHub:
             "modelId": snap.repo_id,
             "author": snap.repo_id.split("/")[0] if "/" in snap.repo_id else None,
             "sha": snap.commit,
-            "lastModified": _FIXED_DATE,
-            "createdAt": _FIXED_DATE,
+            "lastModified": FIXED_DATE,
+            "createdAt": FIXED_DATE,
             "private": private,
             "gated": gated,
             "disabled": False,
@@ -583,37 +470,6 @@ class LocalHub:
             wanted = set(expand)
             info = {k: v for k, v in info.items() if k in wanted or k in ("_id", "id")}
         return info
-
-    def _last_commit(self, snap: _Snapshot) -> dict:
-        return {"id": snap.commit, "title": "LocalHub snapshot", "date": _FIXED_DATE}
-
-    def _file_entry(self, snap: _Snapshot, f: _File, expand: bool) -> dict:
-        e: dict[str, Any] = {"type": "file", "oid": f.blob_id, "size": f.size, "path": f.path}
-        if f.is_lfs:
-            e["lfs"] = {"oid": f.sha256, "size": f.size, "pointerSize": f.pointer_size}
-        if expand:
-            e["lastCommit"] = self._last_commit(snap)
-            e["securityFileStatus"] = {"status": "safe", "avScan": {"virusFound": False, "virusNames": None},
-                                       "pickleImportScan": None}
-        return e
-
-    def _dir_entry(self, snap: _Snapshot, d: str, expand: bool) -> dict:
-        e: dict[str, Any] = {"type": "directory", "oid": snap.dirs[d], "size": 0, "path": d}
-        if expand:
-            e["lastCommit"] = self._last_commit(snap)
-        return e
-
-    def _tree(self, snap: _Snapshot, sub: str, recursive: bool, expand: bool) -> list[dict]:
-        prefix = f"{sub}/" if sub else ""
-        depth = prefix.count("/")
-        out: list[dict] = []
-        for d in sorted(snap.dirs):
-            if d.startswith(prefix) and (recursive or d.count("/") == depth):
-                out.append(self._dir_entry(snap, d, expand))
-        for p in sorted(snap.files):
-            if p.startswith(prefix) and (recursive or p.count("/") == depth):
-                out.append(self._file_entry(snap, snap.files[p], expand))
-        return out
 
     # /{repo_id}/resolve/{revision}/{filename}
     def _resolve(self, h: _Handler, method: str, segments: list[str], range_header: str) -> None:
@@ -638,10 +494,10 @@ class LocalHub:
             return
         self._send_file(h, method, snap, f, range_header)
 
-    def _send_file(self, h: _Handler, method: str, snap: _Snapshot, f: _File, range_header: str) -> None:
+    def _send_file(self, h: _Handler, method: str, snap: Snapshot, f: RepoFile, range_header: str) -> None:
         start, end, status = 0, f.size - 1, 200
         if method == "GET":
-            rng = _parse_range(range_header, f.size)
+            rng = parse_range(range_header, f.size)
             if rng == "invalid":
                 h.send_response(416)
                 h.send_header("Content-Range", f"bytes */{f.size}")
