@@ -14,17 +14,17 @@ from collections.abc import Callable
 from typing import Any
 
 from pipelines.models.manager import ModelManager
-from pipelines.modes import txt2img
+from pipelines.modes import img2img, txt2img
 from pipelines.modes.common import JobContext
 from pipelines.progress import JobState, ProgressFn, ignore_progress
-from pipelines.requests import Txt2ImgRequest
+from pipelines.requests import GenerationRequest, Txt2ImgRequest
 from pipelines.results import GenerationResult
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ModeRunner = Callable[[Any, JobContext], GenerationResult]
-MODES: dict[str, ModeRunner] = {"txt2img": txt2img.run}
+MODES: dict[str, ModeRunner] = {"txt2img": txt2img.run, "img2img": img2img.run}
 
 
 class Engine:
@@ -61,7 +61,7 @@ class Engine:
             state.skip()
         return state is not None
 
-    def generate(self, request: Txt2ImgRequest, *, on_progress: ProgressFn = ignore_progress) -> GenerationResult:
+    def generate(self, request: GenerationRequest, *, on_progress: ProgressFn = ignore_progress) -> GenerationResult:
         """Validate, wait for the device, load the model, run the mode."""
         request.validate()
         runner = MODES[request.mode]

@@ -30,8 +30,8 @@ def _check_size(field: str, value: int) -> None:
 
 
 @dataclass(frozen=True)
-class Txt2ImgRequest:
-    """Everything one txt2img job needs; field names follow A1111's API."""
+class GenerationRequest:
+    """The fields every generation mode shares; field names follow A1111's API."""
 
     prompt: str = ""
     negative_prompt: str = ""
@@ -47,7 +47,7 @@ class Txt2ImgRequest:
     model: str | None = None  # None: the model selected in the checkpoint bar
     save_images: bool = True
 
-    mode = "txt2img"
+    mode = ""
 
     def validate(self) -> None:
         """Raise :class:`ValidationError` naming the first bad field."""
@@ -67,3 +67,56 @@ class Txt2ImgRequest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Txt2ImgRequest(GenerationRequest):
+    """Everything one txt2img job needs."""
+
+    mode = "txt2img"
+
+
+RESIZE_MODES = {0: "Just resize", 1: "Crop and resize", 2: "Resize and fill", 3: "Just resize (latent upscale)"}
+
+
+@dataclass(frozen=True)
+class Img2ImgRequest(GenerationRequest):
+    """One img2img job: the shared fields plus the image to start from and how far to move away from it."""
+
+    init_image: Any = None  # PIL.Image.Image, any mode; resized to width x height per resize_mode
+    denoising_strength: float = 0.75
+    resize_mode: int = 0  # RESIZE_MODES
+
+    mode = "img2img"
+
+    @property
+    def denoising_steps(self) -> int:
+        """The steps that actually run: diffusers skips the first ``steps * (1 - strength)``."""
+        return min(int(self.steps * self.denoising_strength), self.steps)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.init_image is None:
+            raise ValidationError("init_image", "an image to start from is required")
+        if not hasattr(self.init_image, "size") or not hasattr(self.init_image, "convert"):
+            raise ValidationError("init_image", f"must be an image, got {type(self.init_image).__name__}")
+        if min(self.init_image.size) < 1:
+            raise ValidationError("init_image", f"is empty ({self.init_image.size[0]}x{self.init_image.size[1]})")
+        if isinstance(self.denoising_strength, bool) or not isinstance(self.denoising_strength, int | float):
+            raise ValidationError("denoising_strength", f"must be a number, got {self.denoising_strength!r}")
+        _check_range("denoising_strength", self.denoising_strength, 0, 1)
+        if self.denoising_steps < 1:
+            raise ValidationError("denoising_strength", f"{self.denoising_strength:g} x {self.steps} steps runs no "
+                                  f"denoising step; use at least {1 / self.steps:.3g} or more steps")
+        if self.resize_mode not in RESIZE_MODES or isinstance(self.resize_mode, bool):
+            raise ValidationError("resize_mode", f"must be 0, 1, 2 or 3, got {self.resize_mode!r}")
+        if self.resize_mode == 3:
+            raise ValidationError("resize_mode", "3 (latent upscale) is not available yet; use 0, 1 or 2")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, with the image summarized rather than copied."""
+        values = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "init_image"}
+        image = self.init_image
+        size = getattr(image, "size", None)
+        values["init_image"] = None if image is None else f"{getattr(image, 'mode', '?')} image of size {size}"
+        return values

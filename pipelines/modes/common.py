@@ -11,10 +11,13 @@ from typing import Any
 import torch
 
 from pipelines import samplers
+from pipelines.infotext import format_infotext
 from pipelines.models.manager import LoadedModel
+from pipelines.outputs import save_image
 from pipelines.preview import LatentPreviewer, fit_previewer
 from pipelines.progress import JobState, ProgressFn, ProgressUpdate
-from pipelines.requests import MAX_SEED
+from pipelines.requests import MAX_SEED, GenerationRequest
+from pipelines.results import GeneratedImage, GenerationResult
 from pipelines.settings import Settings
 
 VERSION = "Atelier 0.1.0"
@@ -88,3 +91,91 @@ def sampler_params(sampler_name: str, scheduler: str) -> tuple[samplers.SamplerS
 
 def model_params(loaded: LoadedModel) -> dict[str, Any]:
     return {"Model hash": loaded.record.short_hash, "Model": loaded.record.name}
+
+
+def base_params(request: GenerationRequest, ctx: JobContext, seed: int) -> dict[str, Any]:
+    """Infotext keys every mode writes, in A1111's order, up to and including the model."""
+    spec, schedule = samplers.resolve(request.sampler_name, request.scheduler)
+    return {
+        "Steps": request.steps,
+        "Sampler": spec.name,
+        "Schedule type": schedule.label,
+        "CFG scale": request.cfg_scale,
+        "Seed": seed,
+        "Size": f"{request.width}x{request.height}",
+        **model_params(ctx.loaded),
+    }
+
+
+def tail_params(request: GenerationRequest, batch_pos: int) -> dict[str, Any]:
+    """Infotext keys every mode writes after its own ones."""
+    params: dict[str, Any] = {"RNG": "CPU"}
+    if request.batch_size > 1:
+        params["Batch size"] = request.batch_size
+        params["Batch pos"] = batch_pos
+    params["Version"] = VERSION
+    return params
+
+
+InfotextParams = Callable[[Any, JobContext, int, int], dict[str, Any]]
+
+
+def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: type | None,
+                call_kwargs: dict[str, Any], denoising_steps: int,
+                infotext_params: InfotextParams) -> GenerationResult:
+    """The loop every mode shares: ``n_iter`` batches of ``batch_size`` images, each batch on a
+    pipeline view of its own, every step reported, every image saved with its infotext."""
+    spec, schedule = samplers.resolve(request.sampler_name, request.scheduler)
+    first_seed = resolve_seed(request.seed)
+    base = ctx.loaded.pipeline
+    ctx.job.job_count = request.n_iter
+    images: list[GeneratedImage] = []
+    for iteration in range(request.n_iter):
+        if ctx.job.interrupted:
+            break
+        ctx.job.job_no = iteration
+        seeds = [first_seed + iteration * request.batch_size + i for i in range(request.batch_size)]
+        pipe = job_pipeline(base, samplers.build_scheduler(base.scheduler.config, spec, schedule), cls=pipeline_cls)
+        callback = step_callback(ctx, steps=denoising_steps, size=(request.width, request.height),
+                                 text=f"Batch {iteration + 1}/{request.n_iter}")
+        output = pipe(
+            prompt=[request.prompt] * request.batch_size,
+            negative_prompt=[request.negative_prompt] * request.batch_size,
+            num_inference_steps=request.steps,
+            guidance_scale=request.cfg_scale,
+            generator=generators(seeds),
+            callback_on_step_end=callback,
+            callback_on_step_end_tensor_inputs=["latents"],
+            **call_kwargs,
+        )
+        for pos, (image, seed) in enumerate(zip(output.images, seeds, strict=True)):
+            text = format_infotext(request.prompt, request.negative_prompt, infotext_params(request, ctx, seed, pos))
+            path = None
+            if request.save_images:
+                path = save_image(image, outputs_dir=ctx.settings.outputs_dir, mode=request.mode, seed=seed,
+                                  infotext=text)
+            images.append(GeneratedImage(image=image, seed=seed, infotext=text, path=path))
+    info = result_info(request, ctx, images, first_seed, spec, schedule)
+    return GenerationResult(images=images, info=info, interrupted=ctx.job.interrupted)
+
+
+def result_info(request: GenerationRequest, ctx: JobContext, images: list[GeneratedImage], first_seed: int,
+                spec: samplers.SamplerSpec, schedule: samplers.Schedule) -> dict[str, Any]:
+    """The result's ``info``: A1111's ``Processed.js()`` keys the core knows."""
+    return {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "seed": first_seed,
+        "all_seeds": [img.seed for img in images],
+        "width": request.width,
+        "height": request.height,
+        "sampler_name": spec.name,
+        "scheduler": schedule.label,
+        "cfg_scale": request.cfg_scale,
+        "steps": request.steps,
+        "batch_size": request.batch_size,
+        "sd_model_name": ctx.loaded.record.name,
+        "sd_model_hash": ctx.loaded.record.short_hash,
+        "infotexts": [img.infotext for img in images],
+        "version": VERSION,
+    }

@@ -42,7 +42,8 @@ def test_api_only_serves_the_api_docs_and_no_page(api_only):
     assert httpx.get(api_only, timeout=10).status_code == 404
     assert httpx.get(api_only + "docs", timeout=10).status_code == 200
     assert "/sdapi/v1/txt2img" in httpx.get(api_only + "openapi.json", timeout=10).json()["paths"]
-    assert httpx.post(api_only + "sdapi/v1/img2img", json={}, timeout=10).status_code == 501
+    assert httpx.post(api_only + "sdapi/v1/img2img", json={}, timeout=10).status_code == 404  # no init image
+    assert httpx.post(api_only + "sdapi/v1/interrogate", json={}, timeout=10).status_code == 501
 
 
 def test_launch_flags():

@@ -25,9 +25,20 @@ TXT2IMG_DEFAULTS = {
     "script_name": None, "script_args": [], "send_images": True, "save_images": False, "alwayson_scripts": {},
     "infotext": None,
 }
+# Section 2.4: the img2img body is the txt2img one without the hires fields, plus its own.
+TXT2IMG_ONLY = {"enable_hr", "firstphase_width", "firstphase_height", "firstpass_image", "hr_scale", "hr_upscaler",
+                "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "hr_checkpoint_name", "hr_sampler_name",
+                "hr_scheduler", "hr_prompt", "hr_negative_prompt"}
+IMG2IMG_OWN = {
+    "init_images": None, "resize_mode": 0, "denoising_strength": 0.75, "image_cfg_scale": None, "mask": None,
+    "mask_blur_x": 4, "mask_blur_y": 4, "mask_blur": None, "mask_round": True, "inpainting_fill": 0,
+    "inpaint_full_res": True, "inpaint_full_res_padding": 0, "inpainting_mask_invert": 0,
+    "initial_noise_multiplier": None, "latent_mask": None,
+}
 # Response and item models: field lists from sections 2.1, 2.3 and 2.6.
 MODEL_FIELDS = {
     models.TextToImageResponse: {"images", "parameters", "info"},
+    models.ImageToImageResponse: {"images", "parameters", "info"},
     models.ProgressResponse: {"progress", "eta_relative", "state", "current_image", "textinfo"},
     models.ProgressState: {"skipped", "interrupted", "stopping_generation", "job", "job_count", "job_timestamp",
                            "job_no", "sampling_step", "sampling_steps"},
@@ -52,7 +63,8 @@ MODEL_FIELDS = {
 }
 # Section 2.1, with a body that is cheap to answer (a 4xx for the generation routes is fine here).
 SPEC_ENDPOINTS = [
-    ("POST", "/txt2img", {"steps": 0}), ("POST", "/img2img", {}), ("POST", "/extra-single-image", {}),
+    ("POST", "/txt2img", {"steps": 0}), ("POST", "/img2img", {"init_images": ["x"]}),
+    ("POST", "/extra-single-image", {}),
     ("POST", "/extra-batch-images", {}), ("POST", "/png-info", {"image": ""}), ("GET", "/progress", None),
     ("POST", "/interrogate", {}), ("POST", "/interrupt", None), ("POST", "/skip", None), ("GET", "/options", None),
     ("POST", "/options", {}), ("GET", "/cmd-flags", None), ("GET", "/samplers", None), ("GET", "/schedulers", None),
@@ -72,6 +84,12 @@ def test_txt2img_request_has_every_spec_field_with_its_default():
     assert set(fields) == set(TXT2IMG_DEFAULTS)
     defaults = models.StableDiffusionTxt2ImgProcessingAPI().model_dump()
     assert defaults == TXT2IMG_DEFAULTS
+
+
+def test_img2img_request_has_every_spec_field_with_its_default():
+    expected = {k: v for k, v in TXT2IMG_DEFAULTS.items() if k not in TXT2IMG_ONLY} | IMG2IMG_OWN
+    assert models.StableDiffusionImg2ImgProcessingAPI().model_dump() == expected  # include_init_images: excluded
+    assert models.StableDiffusionImg2ImgProcessingAPI.model_fields["include_init_images"].default is False
 
 
 @pytest.mark.parametrize("model", list(MODEL_FIELDS), ids=lambda m: m.__name__)
@@ -101,7 +119,7 @@ def test_openapi_docs_list_the_typed_models(api_app):
     schemas = spec["components"]["schemas"]
     for name in ("StableDiffusionTxt2ImgProcessingAPI", "TextToImageResponse", "ProgressResponse", "PNGInfoRequest",
                  "PNGInfoResponse", "SDModelItem", "SamplerItem", "SchedulerItem", "UpscalerItem", "MemoryResponse",
-                 "FlagsModel", "ErrorResponse"):
+                 "FlagsModel", "ErrorResponse", "StableDiffusionImg2ImgProcessingAPI", "ImageToImageResponse"):
         assert name in schemas, name
     txt2img = spec["paths"]["/sdapi/v1/txt2img"]["post"]
     assert txt2img["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(

@@ -198,7 +198,7 @@ def test_a1111_client_payload_with_ignored_fields_is_accepted(api):
 
 
 @pytest.mark.parametrize(("path", "feature"), [
-    ("/img2img", "img2img"), ("/extra-single-image", "extras (upscaling)"),
+    ("/extra-single-image", "extras (upscaling)"),
     ("/extra-batch-images", "extras (upscaling)"), ("/interrogate", "interrogate"),
 ])
 def test_modes_to_come_answer_501_with_a_specific_message(api, path, feature):

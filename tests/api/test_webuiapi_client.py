@@ -55,8 +55,11 @@ def test_lists_progress_and_control(client):
     assert client.refresh_checkpoints() is None
 
 
-def test_img2img_gives_the_specific_501(client):
-    with pytest.raises(RuntimeError) as err:
-        client.img2img(images=[Image.new("RGB", (64, 64))], prompt="x", width=64, height=64)
-    status, text = err.value.args
-    assert status == 501 and "img2img is not available yet in Atelier" in text
+def test_img2img(client):
+    source = Image.new("RGB", (80, 48), (200, 40, 40))
+    result = client.img2img(images=[source], prompt="a red fox", width=64, height=64, seed=7,
+                            denoising_strength=0.5, batch_size=2)
+    assert len(result.images) == 2 and result.image.size == (64, 64)
+    assert result.info["all_seeds"] == [7, 8] and result.info["denoising_strength"] == 0.5
+    assert "Denoising strength: 0.5" in result.image.info["parameters"]
+    assert result.parameters["init_images"] is None  # not echoed back, as in A1111

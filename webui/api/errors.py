@@ -48,7 +48,7 @@ class ApiError(Exception):
 def not_implemented(feature: str) -> ApiError:
     """501 for A1111 endpoints whose mode Atelier does not have yet."""
     return ApiError(501, f"{feature} is not available yet in Atelier", error="NotImplemented",
-                    errors=f"{feature} arrives in a later Atelier milestone; only txt2img is available now")
+                    errors=f"{feature} arrives in a later Atelier milestone; txt2img and img2img are available now")
 
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (

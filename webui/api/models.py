@@ -1,7 +1,8 @@
 """Request and response bodies of the A1111-compatible API, with A1111's field names and defaults.
 
 Every request field is optional with A1111 1.10's default, so existing clients' payloads validate
-unchanged; fields A1111 does not define are ignored. What Atelier does with each txt2img field:
+unchanged; fields A1111 does not define are ignored. What Atelier does with each txt2img field
+(img2img shares them; its own are listed on :class:`StableDiffusionImg2ImgProcessingAPI`):
 
 - honoured: prompt, negative_prompt, seed, sampler_name, sampler_index (legacy, used when
   sampler_name is empty; "DPM++ 2M Karras"-style names are split), scheduler (label or name),
@@ -12,7 +13,7 @@ unchanged; fields A1111 does not define are ignored. What Atelier does with each
 - refused with 422 naming the field when asking for something Atelier cannot do yet: styles (there
   are none), subseed_strength > 0, seed_resize_from_w/h > 0, restore_faces, tiling, enable_hr,
   refiner_checkpoint, firstpass_image, script_name, alwayson_scripts;
-- accepted and ignored (no effect on the image Atelier makes): subseed, eta, s_*, denoising_strength,
+- accepted and ignored (no effect on the image Atelier makes): subseed, eta, s_*, denoising_strength (txt2img),
   refiner_switch_at, hr_* and firstphase_* (without enable_hr), do_not_save_samples/grid
   (save_images decides, as in A1111), override_settings_restore_afterwards, disable_extra_networks,
   comments, force_task_id, script_args.
@@ -29,8 +30,8 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-class StableDiffusionTxt2ImgProcessingAPI(ApiModel):
-    """``POST /sdapi/v1/txt2img``; see the module docstring for what each field does in Atelier."""
+class ProcessingAPI(ApiModel):
+    """The fields txt2img and img2img share (A1111's ``StableDiffusionProcessing`` API fields)."""
 
     prompt: str | None = ""
     negative_prompt: str | None = ""
@@ -54,7 +55,6 @@ class StableDiffusionTxt2ImgProcessingAPI(ApiModel):
     do_not_save_samples: bool | None = False
     do_not_save_grid: bool | None = False
     eta: float | None = None
-    denoising_strength: float | None = None
     s_min_uncond: float | None = None
     s_churn: float | None = None
     s_tmax: float | None = None
@@ -65,8 +65,21 @@ class StableDiffusionTxt2ImgProcessingAPI(ApiModel):
     refiner_checkpoint: str | None = None
     refiner_switch_at: float | None = None
     disable_extra_networks: bool | None = False
-    firstpass_image: str | None = None
     comments: dict[str, Any] | None = None
+    force_task_id: str | None = None
+    script_name: str | None = None
+    script_args: list[Any] | None = Field(default_factory=list)
+    send_images: bool | None = True
+    save_images: bool | None = False
+    alwayson_scripts: dict[str, Any] | None = Field(default_factory=dict)
+    infotext: str | None = None
+
+
+class StableDiffusionTxt2ImgProcessingAPI(ProcessingAPI):
+    """``POST /sdapi/v1/txt2img``; see the module docstring for what each field does in Atelier."""
+
+    denoising_strength: float | None = None
+    firstpass_image: str | None = None
     enable_hr: bool | None = False
     firstphase_width: int | None = 0
     firstphase_height: int | None = 0
@@ -80,19 +93,43 @@ class StableDiffusionTxt2ImgProcessingAPI(ApiModel):
     hr_scheduler: str | None = None
     hr_prompt: str | None = ""
     hr_negative_prompt: str | None = ""
-    force_task_id: str | None = None
-    script_name: str | None = None
-    script_args: list[Any] | None = Field(default_factory=list)
-    send_images: bool | None = True
-    save_images: bool | None = False
-    alwayson_scripts: dict[str, Any] | None = Field(default_factory=dict)
-    infotext: str | None = None
+
+
+class StableDiffusionImg2ImgProcessingAPI(ProcessingAPI):
+    """``POST /sdapi/v1/img2img``: the shared fields plus the image to start from.
+
+    Honoured: init_images (the first one; base64 or data: URI; missing -> 404 "Init image not
+    found"), resize_mode 0..2 (3, latent upscale, is refused), denoising_strength. Refused with
+    422 naming the field: mask and latent_mask (inpainting comes later), initial_noise_multiplier
+    other than 1. The other mask/inpaint fields and image_cfg_scale are accepted and ignored.
+    """
+
+    init_images: list[str] | None = None
+    resize_mode: int | None = 0
+    denoising_strength: float | None = 0.75
+    image_cfg_scale: float | None = None
+    mask: str | None = None
+    mask_blur_x: int | None = 4
+    mask_blur_y: int | None = 4
+    mask_blur: int | None = None
+    mask_round: bool | None = True
+    inpainting_fill: int | None = 0
+    inpaint_full_res: bool | None = True
+    inpaint_full_res_padding: int | None = 0
+    inpainting_mask_invert: int | None = 0
+    initial_noise_multiplier: float | None = None
+    latent_mask: str | None = None
+    include_init_images: bool | None = Field(default=False, exclude=True)
 
 
 class TextToImageResponse(ApiModel):
     images: list[str] | None = Field(default=None, description="base64 PNGs carrying their infotext")
     parameters: dict[str, Any]
     info: str = Field(description="JSON string with Processed.js() keys")
+
+
+class ImageToImageResponse(TextToImageResponse):
+    """Same shape as txt2img's; ``parameters`` holds no init images unless include_init_images."""
 
 
 class ErrorResponse(ApiModel):

@@ -1,6 +1,6 @@
-"""Generation routes: txt2img, progress, interrupt, skip, png-info, and 501s for the modes to come.
+"""Generation routes: txt2img, img2img, progress, interrupt, skip, png-info, and 501s for the modes to come.
 
-txt2img is a plain ``def`` route, so FastAPI runs it in its thread pool; it waits for the engine's
+txt2img and img2img are plain ``def`` routes, so FastAPI runs it in its thread pool; it waits for the engine's
 device lock like any UI job. progress, interrupt and skip are ``async`` and never block, so they
 answer at once while a job runs (and even when every pool thread is waiting for the device).
 """
@@ -18,22 +18,24 @@ from pipelines.options import OptionsStore
 from pipelines.png_info import read_image_metadata
 from pipelines.progress import JobState
 from webui.api.errors import not_implemented
+from webui.api.generation import apply_infotext, to_core_request, txt2img_response
 from webui.api.images import decode_image, encode_png
+from webui.api.img2img import img2img_response, to_img2img_request
 from webui.api.models import (
     ErrorResponse,
+    ImageToImageResponse,
     PNGInfoRequest,
     PNGInfoResponse,
     ProgressResponse,
     ProgressState,
     TextToImageResponse,
 )
+from webui.api.models import StableDiffusionImg2ImgProcessingAPI as Img2ImgBody
 from webui.api.models import StableDiffusionTxt2ImgProcessingAPI as Txt2ImgBody
-from webui.api.txt2img import apply_infotext, to_core_request, txt2img_response
 
 TIMESTAMP = "%Y%m%d%H%M%S"
 CLIENT_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 422)}
 NOT_YET = (  # A1111 endpoints whose modes arrive in later milestones
-    ("/img2img", "img2img"),
     ("/extra-single-image", "extras (upscaling)"),
     ("/extra-batch-images", "extras (upscaling)"),
     ("/interrogate", "interrogate"),
@@ -74,6 +76,16 @@ def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsSt
         job_timestamp = datetime.now().strftime(TIMESTAMP)
         result = engine.generate(request)
         return txt2img_response(body, request, result, job_timestamp)
+
+    @router.post("/img2img", response_model=ImageToImageResponse, responses=CLIENT_ERRORS)
+    def img2img(body: Img2ImgBody) -> ImageToImageResponse:
+        """Generate images from an init image and a prompt (no mask yet; A1111's
+        ``StableDiffusionImg2ImgProcessingAPI``)."""
+        body = apply_infotext(body)
+        request = to_img2img_request(body, options)
+        job_timestamp = datetime.now().strftime(TIMESTAMP)
+        result = engine.generate(request)
+        return img2img_response(body, request, result, job_timestamp)
 
     @router.get("/progress", response_model=ProgressResponse)
     async def progress(skip_current_image: bool = False) -> ProgressResponse:

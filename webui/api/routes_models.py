@@ -2,7 +2,7 @@
 
 Lists of things Atelier does not have yet (VAEs, LoRAs, embeddings, styles, scripts, extensions)
 are answered with empty lists rather than 404s, so clients that read them at start-up work; the
-features that would *use* them are refused where they are asked for (see webui/api/txt2img.py).
+features that would *use* them are refused where they are asked for (see webui/api/generation.py).
 """
 
 from __future__ import annotations

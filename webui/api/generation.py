@@ -1,5 +1,6 @@
-"""txt2img over the API: A1111's request body -> :class:`Txt2ImgRequest`, the result -> A1111's response.
+"""Generation over the API: A1111's request body -> a core request, the result -> A1111's response.
 
+The body -> request steps are shared by txt2img and img2img (:mod:`webui.api.img2img` adds the image).
 Order as in A1111's ``text2imgapi``: apply ``infotext`` to the fields the request leaves unset,
 refuse what Atelier cannot do yet, resolve the sampler (legacy ``sampler_index`` and
 "DPM++ 2M Karras"-style names included; unknown -> 400 "Sampler not found"), check
@@ -10,25 +11,27 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from pipelines import samplers
 from pipelines.errors import ValidationError
 from pipelines.infotext import parse_infotext
 from pipelines.options import OptionsStore
 from pipelines.paste import paste_parameters
-from pipelines.requests import Txt2ImgRequest
+from pipelines.requests import GenerationRequest, Txt2ImgRequest
 from pipelines.results import GenerationResult
 from webui.api.errors import ApiError
 from webui.api.images import encode_png
-from webui.api.models import StableDiffusionTxt2ImgProcessingAPI as Txt2ImgBody
-from webui.api.models import TextToImageResponse
+from webui.api.models import ProcessingAPI, TextToImageResponse
 
 log = logging.getLogger(__name__)
+Body = TypeVar("Body", bound=ProcessingAPI)
+Request = TypeVar("Request", bound=GenerationRequest)
+Response = TypeVar("Response", bound=TextToImageResponse)
 API_DEFAULT_SAMPLER = "Euler"  # A1111's API: sampler_index defaults to "Euler" when sampler_name is empty
 
 
-def apply_infotext(body: Txt2ImgBody) -> Txt2ImgBody:
+def apply_infotext(body: Body) -> Body:
     """Fill the fields the client did not send from ``body.infotext``.
 
     The mapping is the UI's "Read parameters" one (:func:`pipelines.paste.paste_parameters`):
@@ -40,13 +43,13 @@ def apply_infotext(body: Txt2ImgBody) -> Txt2ImgBody:
         return body
     pasted = paste_parameters(parse_infotext(body.infotext))
     for note in pasted.notes:
-        log.info("txt2img infotext: %s", note)
+        log.info("infotext: %s", note)
     updates = {name: value for name, value in pasted.fields.items()
-               if name in Txt2ImgBody.model_fields and name not in body.model_fields_set}
+               if name in type(body).model_fields and name not in body.model_fields_set}
     return body.model_copy(update=updates)
 
 
-def refuse_unsupported(body: Txt2ImgBody) -> None:
+def refuse_unsupported(body: ProcessingAPI) -> None:
     """Fields that ask for something Atelier cannot do yet get a 422 naming them, never a silent no-op."""
     if body.styles:
         raise ValidationError("styles", f"no prompt style named {body.styles[0]!r}; Atelier has no styles yet")
@@ -58,9 +61,9 @@ def refuse_unsupported(body: Txt2ImgBody) -> None:
     checks = (
         ("restore_faces", body.restore_faces, "face restoration is not available yet"),
         ("tiling", body.tiling, "tiling is not available yet"),
-        ("enable_hr", body.enable_hr, "hires fix is not available yet"),
+        ("enable_hr", getattr(body, "enable_hr", False), "hires fix is not available yet"),
         ("refiner_checkpoint", body.refiner_checkpoint not in (None, "", "None"), "a refiner is not available yet"),
-        ("firstpass_image", body.firstpass_image, "hires fix of a given image is not available yet"),
+        ("firstpass_image", getattr(body, "firstpass_image", None), "hires fix of a given image is not available yet"),
     )
     for field, asked, message in checks:
         if asked:
@@ -72,7 +75,7 @@ def refuse_unsupported(body: Txt2ImgBody) -> None:
         raise ValidationError("alwayson_scripts", f"no always-on script named {name!r}; Atelier has none yet")
 
 
-def _sampler(body: Txt2ImgBody) -> tuple[str, str]:
+def _sampler(body: ProcessingAPI) -> tuple[str, str]:
     field = "sampler_name" if body.sampler_name else "sampler_index"
     name = body.sampler_name or body.sampler_index or API_DEFAULT_SAMPLER
     scheduler = body.scheduler or "Automatic"
@@ -86,19 +89,20 @@ def _sampler(body: Txt2ImgBody) -> tuple[str, str]:
     return name, scheduler
 
 
-def _value(body: Txt2ImgBody, field: str) -> Any:
+def _value(body: ProcessingAPI, field: str) -> Any:
     """The field's value, or its A1111 default when the client sent null."""
     value = getattr(body, field)
-    return Txt2ImgBody.model_fields[field].get_default(call_default_factory=True) if value is None else value
+    return type(body).model_fields[field].get_default(call_default_factory=True) if value is None else value
 
 
-def to_core_request(body: Txt2ImgBody, options: OptionsStore) -> Txt2ImgRequest:
-    """The core request for ``body`` (after :func:`apply_infotext`); raises naming the bad field."""
+def core_request(body: ProcessingAPI, options: OptionsStore, cls: type[Request], **mode_fields: Any) -> Request:
+    """The core request of class ``cls`` for ``body`` (after :func:`apply_infotext`), with the shared
+    fields converted and the mode's own ones added; raises naming the bad field."""
     refuse_unsupported(body)
     sampler_name, scheduler = _sampler(body)
     overrides = options.check(body.override_settings or {}, prefix="override_settings.")
     model = overrides.get("sd_model_checkpoint")
-    request = Txt2ImgRequest(
+    request = cls(
         prompt=_value(body, "prompt"),
         negative_prompt=_value(body, "negative_prompt"),
         sampler_name=sampler_name,
@@ -112,12 +116,18 @@ def to_core_request(body: Txt2ImgBody, options: OptionsStore) -> Txt2ImgRequest:
         n_iter=_value(body, "n_iter"),
         model=model or None,
         save_images=bool(_value(body, "save_images")),
+        **mode_fields,
     )
     request.validate()
     return request
 
 
-def processed_info(body: Txt2ImgBody, request: Txt2ImgRequest, result: GenerationResult,
+def to_core_request(body: ProcessingAPI, options: OptionsStore) -> Txt2ImgRequest:
+    """The txt2img core request for ``body``."""
+    return core_request(body, options, Txt2ImgRequest)
+
+
+def processed_info(body: ProcessingAPI, request: GenerationRequest, result: GenerationResult,
                    job_timestamp: str) -> dict[str, Any]:
     """A1111's ``Processed.js()`` keys that Atelier knows, from the core's result."""
     core = result.info
@@ -148,7 +158,7 @@ def processed_info(body: Txt2ImgBody, request: Txt2ImgRequest, result: Generatio
         "sd_vae_hash": None,
         "seed_resize_from_w": -1,
         "seed_resize_from_h": -1,
-        "denoising_strength": body.denoising_strength,
+        "denoising_strength": getattr(request, "denoising_strength", body.denoising_strength),
         "extra_generation_params": {},
         "index_of_first_image": 0,
         "infotexts": [img.infotext for img in result.images],
@@ -160,8 +170,16 @@ def processed_info(body: Txt2ImgBody, request: Txt2ImgRequest, result: Generatio
     }
 
 
-def txt2img_response(body: Txt2ImgBody, request: Txt2ImgRequest, result: GenerationResult,
-                     job_timestamp: str) -> TextToImageResponse:
+def generation_response(
+        body: ProcessingAPI, request: GenerationRequest, result: GenerationResult, job_timestamp: str, *,
+        response_cls: type[Response] = TextToImageResponse, parameters: dict[str, Any] | None = None) -> Response:
+    """A1111's response: base64 PNGs (when ``send_images``), the body as ``parameters``, ``info`` as JSON."""
     images = [encode_png(img.image, img.infotext) for img in result.images] if _value(body, "send_images") else []
     info = processed_info(body, request, result, job_timestamp)
-    return TextToImageResponse(images=images, parameters=body.model_dump(), info=json.dumps(info))
+    parameters = body.model_dump() if parameters is None else parameters
+    return response_cls(images=images, parameters=parameters, info=json.dumps(info))
+
+
+def txt2img_response(body: ProcessingAPI, request: Txt2ImgRequest, result: GenerationResult,
+                     job_timestamp: str) -> TextToImageResponse:
+    return generation_response(body, request, result, job_timestamp)
