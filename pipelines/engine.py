@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pipelines.models.manager import ModelManager
@@ -24,7 +25,17 @@ from pipelines.settings import Settings
 log = logging.getLogger(__name__)
 
 ModeRunner = Callable[[Any, JobContext], GenerationResult]
-MODES: dict[str, ModeRunner] = {"txt2img": txt2img.run, "img2img": img2img.run}
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How the engine runs one kind of request."""
+
+    run: ModeRunner
+    needs_checkpoint: bool = True  # False: the mode loads what it needs itself (e.g. upscalers)
+
+
+MODES: dict[str, Mode] = {"txt2img": Mode(txt2img.run), "img2img": Mode(img2img.run)}
 
 
 class Engine:
@@ -64,7 +75,7 @@ class Engine:
     def generate(self, request: GenerationRequest, *, on_progress: ProgressFn = ignore_progress) -> GenerationResult:
         """Validate, wait for the device, load the model, run the mode."""
         request.validate()
-        runner = MODES[request.mode]
+        mode = MODES[request.mode]
         with self._state_lock:
             self._pending += 1
         try:
@@ -73,8 +84,12 @@ class Engine:
                 self._state = state
                 try:
                     started = time.perf_counter()
-                    with self.manager.use(request.model, on_progress) as loaded:
-                        result = runner(request, JobContext(loaded, state, on_progress, self.settings))
+                    if mode.needs_checkpoint:
+                        with self.manager.use(request.model, on_progress) as loaded:
+                            result = mode.run(request, JobContext(loaded, state, on_progress, self.settings,
+                                                                  self.manager))
+                    else:
+                        result = mode.run(request, JobContext(None, state, on_progress, self.settings, self.manager))
                     log.info("%s: %d image(s) in %.2fs%s", request.mode, len(result.images),
                              time.perf_counter() - started, " (interrupted)" if result.interrupted else "")
                     return result

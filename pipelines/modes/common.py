@@ -12,7 +12,7 @@ import torch
 
 from pipelines import samplers
 from pipelines.infotext import format_infotext
-from pipelines.models.manager import LoadedModel
+from pipelines.models.manager import LoadedModel, ModelManager
 from pipelines.outputs import save_image
 from pipelines.preview import LatentPreviewer, fit_previewer
 from pipelines.progress import JobState, ProgressFn, ProgressUpdate
@@ -27,10 +27,11 @@ VERSION = "Atelier 0.1.0"
 class JobContext:
     """What the engine hands a mode: the model held for this job and where to report."""
 
-    loaded: LoadedModel
+    loaded: LoadedModel | None  # None for modes that don't run on the selected checkpoint
     job: JobState
     on_progress: ProgressFn
     settings: Settings
+    manager: ModelManager | None = None  # for modes that load models of their own (upscalers)
 
 
 def job_pipeline(base: Any, scheduler: Any, cls: type | None = None) -> Any:
