@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from pipelines import samplers
 from pipelines.errors import ValidationError
 from pipelines.model_match import ModelMatch, match_checkpoint, match_loras
-from pipelines.requests import Txt2ImgRequest
+from pipelines.requests import Img2ImgRequest, Txt2ImgRequest
 
 if TYPE_CHECKING:
     from pipelines.models.manager import ModelManager
@@ -210,3 +210,27 @@ def paste_parameters(params: Mapping[str, str], manager: ModelManager | None = N
 def to_txt2img_request(pasted: PastedParameters, current: Txt2ImgRequest) -> Txt2ImgRequest:
     """``current`` with every field the infotext names replaced; the others kept."""
     return replace(current, **pasted.fields)
+
+
+# img2img (and inpaint): the same mapping plus A1111's "Denoising strength" -> denoising_strength.
+_IMG2IMG_FIELDS = frozenset(f.name for f in fields(Img2ImgRequest))
+
+
+def paste_img2img_parameters(params: Mapping[str, str], manager: ModelManager | None = None) -> PastedParameters:
+    """:func:`paste_parameters` for the img2img form: "Denoising strength" is a field of its own there."""
+    pasted = paste_parameters({k: v for k, v in params.items() if k != "Denoising strength"}, manager)
+    raw = params.get("Denoising strength", "").strip()
+    if not raw:
+        return pasted
+    try:
+        strength = float(raw)
+    except ValueError:
+        strength = -1.0
+    if not 0 <= strength <= 1:
+        return replace(pasted, notes=(*pasted.notes, f"Denoising strength {raw!r} skipped: must be between 0 and 1."))
+    return replace(pasted, fields={**pasted.fields, "denoising_strength": strength})
+
+
+def to_img2img_request(pasted: PastedParameters, current: Img2ImgRequest) -> Img2ImgRequest:
+    """``current`` with every img2img field the infotext names replaced; the image and the others kept."""
+    return replace(current, **{k: v for k, v in pasted.fields.items() if k in _IMG2IMG_FIELDS})
