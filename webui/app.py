@@ -8,6 +8,7 @@ import gradio as gr
 from gradio.components import Component
 
 from pipelines.context import AppContext
+from webui import wiring
 from webui.components import checkpoint_bar
 from webui.tabs import models, png_info, settings, txt2img
 
@@ -36,6 +37,8 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
 
         png.send_to_txt2img.click(paste_to_txt2img, [png.parameters], [*form.components(), tabs],
                                   inputs_kwargs=form.named(), api_name="paste_to_txt2img")
+        wiring.wire(ctx, wiring.Pages(tabs, form, wiring.component(demo, "txt2img_gallery"),
+                                      wiring.component(demo, "txt2img_info")))
         # The checkpoint selection is shared by every browser tab, as in A1111.
         demo.load(bar.current, None, [bar.dropdown, bar.status], api_name=False)
     demo.queue(default_concurrency_limit=4)

@@ -1,0 +1,145 @@
+"""One-click actions under a result gallery (Midjourney's Vary/Upscale, A1111's send-to buttons).
+
+Every action works on the gallery's *selected* image (the first one until the user
+clicks another). Gallery items are the saved PNG files, so the image arrives with
+its infotext and an action can remake it with its own prompt and settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from pipelines.actions import VARY_DENOISING_STRENGTH, image_infotext, seed_of, vary_request
+from pipelines.context import AppContext
+from pipelines.requests import GenerationRequest
+from pipelines.results import GenerationResult
+from webui.errors import user_error
+from webui.jobs import Finished, describe, stream
+
+LABELS = {
+    "vary_subtle": "Vary (subtle)",
+    "vary_strong": "Vary (strong)",
+    "upscale": "⬆ Upscale (2x)",
+    "send_img2img": "Send to img2img",
+    "send_inpaint": "Send to inpaint",
+    "send_extras": "Send to extras",
+    "reuse_seed": "♻️ Reuse seed",
+}
+
+
+@dataclass(frozen=True)
+class ResultActions:
+    """A row of action buttons bound to one gallery; ``selected`` holds the selected item's index."""
+
+    source: str  # the tab the gallery belongs to: "txt2img", "img2img", "extras"
+    gallery: gr.Gallery
+    selected: gr.State
+    buttons: dict[str, gr.Button]
+
+
+@contextmanager
+def inside(block: gr.blocks.Block) -> Iterator[None]:
+    """Re-enter the layout that holds ``block`` to add components at its end.
+
+    The layouts are entered outermost first, each from its own parent, exactly as when
+    the page was built; call it at the top level of the page's ``with gr.Blocks()``.
+    """
+    chain = []
+    node = block.parent
+    while node is not None and not isinstance(node, gr.Blocks):
+        chain.append(node)
+        node = node.parent
+    with ExitStack() as stack:
+        for layout in reversed(chain):
+            stack.enter_context(layout)
+        yield
+
+
+def add_row(gallery: gr.Gallery, source: str, actions: tuple[str, ...]) -> ResultActions:
+    """Put the buttons at the end of the gallery's column and track which image is selected."""
+    selected = gr.State(0)
+    with inside(gallery), gr.Row(elem_id=f"{source}_result_actions"):
+        buttons = {name: gr.Button(LABELS[name], size="sm", min_width=80, elem_id=f"{source}_{name}")
+                   for name in actions}
+
+    def select_image(evt: gr.SelectData) -> int:
+        return evt.index if isinstance(evt.index, int) else 0
+
+    gallery.select(select_image, None, selected, api_name=False, queue=False)
+    gallery.change(lambda: 0, None, selected, api_name=False, queue=False)  # new results: the first image again
+    return ResultActions(source, gallery, selected, buttons)
+
+
+def selected_image(items: list[tuple[str, str | None]] | None, index: int | None) -> Image.Image:
+    """The selected gallery item as a PIL image that keeps its PNG text chunks (the infotext)."""
+    if not items:
+        raise gr.Error("There is no image here yet: generate one first.", title="No image")
+    position = index if isinstance(index, int) and 0 <= index < len(items) else 0
+    try:
+        with Image.open(items[position][0]) as opened:
+            return opened.copy()  # copy() reads the pixels and keeps ``info``
+    except (OSError, ValueError) as exc:
+        raise gr.Error(f"The selected image cannot be read ({exc})", title="No image") from exc
+
+
+def run_job(ctx: AppContext, request: GenerationRequest, progress: gr.Progress, title: str) -> GenerationResult:
+    """Run ``request`` on the engine in a worker thread, reporting progress; errors as gr.Error."""
+    for item in stream(lambda report: ctx.engine.generate(request, on_progress=report)):
+        if isinstance(item, Finished):
+            if item.error is not None:
+                raise user_error(item.error, title=title)
+            return item.result
+        progress(item.fraction, desc=describe(item))
+    raise AssertionError("stream() always ends with Finished")
+
+
+def gallery_items(result: GenerationResult) -> list[tuple[Any, str]]:
+    return [(str(img.path) if img.path else img.image, f"Seed {img.seed}") for img in result.images]
+
+
+def vary_handler(ctx: AppContext, strength: str) -> Callable[..., tuple[list, str]]:
+    """Vary (subtle/strong): img2img of the selected image with its own settings and a new seed."""
+    if strength not in VARY_DENOISING_STRENGTH:
+        raise ValueError(f"unknown Vary strength {strength!r}")
+
+    def vary(items: list | None, index: int, progress: gr.Progress = gr.Progress()) -> tuple[list, str]:
+        image = selected_image(items, index)
+        try:
+            request = vary_request(image, strength, manager=ctx.manager)
+            request.validate()
+        except Exception as exc:
+            raise user_error(exc, title="Cannot vary") from exc
+        result = run_job(ctx, request, progress, "Cannot vary")
+        return gallery_items(result), result.images[0].infotext if result.images else ""
+
+    vary.__name__ = f"vary_{strength}"
+    vary.__doc__ = (f"Vary ({strength}): img2img of the selected image at denoising strength "
+                    f"{VARY_DENOISING_STRENGTH[strength]:g} with a new random seed.")
+    return vary
+
+
+def reuse_seed(items: list | None, index: int) -> Any:
+    """The selected image's seed, for the seed field of the tab it came from."""
+    seed = seed_of(image_infotext(selected_image(items, index)))
+    if seed is None:
+        gr.Warning("The selected image does not say which seed made it.", title="No seed")
+        return gr.skip()
+    return seed
+
+
+def wire_vary_and_seed(ctx: AppContext, row: ResultActions, info: gr.Textbox, seed: gr.Number | None) -> None:
+    """Vary results go back into the same gallery (and info box); Reuse seed into the tab's seed field."""
+    for strength in ("subtle", "strong"):
+        button = row.buttons.get(f"vary_{strength}")
+        if button is not None:
+            button.click(vary_handler(ctx, strength), [row.gallery, row.selected], [row.gallery, info],
+                         api_name=f"{row.source}_vary_{strength}", concurrency_id="gpu", concurrency_limit=1)
+    if seed is not None and "reuse_seed" in row.buttons:
+        row.buttons["reuse_seed"].click(reuse_seed, [row.gallery, row.selected], seed,
+                                        api_name=f"{row.source}_reuse_seed", queue=False)
