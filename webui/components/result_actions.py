@@ -65,7 +65,7 @@ def add_row(gallery: gr.Gallery, source: str, actions: tuple[str, ...]) -> Resul
     """Put the buttons at the end of the gallery's column and track which image is selected."""
     selected = gr.State(0)
     with inside(gallery), gr.Row(elem_id=f"{source}_result_actions"):
-        buttons = {name: gr.Button(LABELS[name], size="sm", min_width=80, elem_id=f"{source}_{name}")
+        buttons = {name: gr.Button(LABELS[name], size="sm", min_width=80, elem_id=f"{source}_action_{name}")
                    for name in actions}
 
     def select_image(evt: gr.SelectData) -> int:
