@@ -92,13 +92,20 @@ def missing_requirements(requirements: Path) -> list[str]:
     return missing
 
 
+# Installed with --no-deps: spandrel declares torchvision, whose PyPI wheels are CUDA builds that break a
+# CPU torch (see pipelines/upscalers/spandrel_import.py); its real dependencies are in requirements.txt.
+NODEPS_REQUIREMENTS = "requirements-nodeps.txt"
+
+
 def ensure_requirements(args: argparse.Namespace) -> None:
-    missing = missing_requirements(ROOT / "requirements.txt")
-    if missing and not args.skip_install:
-        print(f"Installing requirements ({', '.join(missing)}) ...", flush=True)
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-r", str(ROOT / "requirements.txt")])
-    elif missing:
-        print(f"warning: missing requirements: {', '.join(missing)}", file=sys.stderr)
+    for filename, extra in (("requirements.txt", []), (NODEPS_REQUIREMENTS, ["--no-deps"])):
+        path = ROOT / filename
+        missing = missing_requirements(path) if path.exists() else []
+        if missing and not args.skip_install:
+            print(f"Installing requirements ({', '.join(missing)}) ...", flush=True)
+            subprocess.check_call([sys.executable, "-m", "pip", "install", *extra, "-r", str(path)])
+        elif missing:
+            print(f"warning: missing requirements: {', '.join(missing)}", file=sys.stderr)
 
 
 def ensure_xformers(args: argparse.Namespace) -> None:

@@ -27,6 +27,10 @@ DEFAULT_REFERENCE_CONFIGS: dict[str, str] = {
 }
 
 
+# Folders under models/ that hold upscaler files (A1111's names, plus HAT).
+UPSCALER_FOLDERS = ("ESRGAN", "RealESRGAN", "SwinIR", "HAT", "DAT", "ScuNET")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that shapes how this process runs; immutable once built."""
@@ -52,6 +56,9 @@ class Settings:
     hf_cache_dir: Path | None = None
     hf_endpoint: str | None = None
     hub_offline: bool = False
+    # Tiled upscaling (A1111's ESRGAN_tile / ESRGAN_tile_overlap defaults); the tile halves on out-of-memory.
+    upscale_tile: int = 192
+    upscale_tile_overlap: int = 8
 
     @property
     def models_dir(self) -> Path:
@@ -61,6 +68,11 @@ class Settings:
     def checkpoint_dirs(self) -> tuple[Path, ...]:
         """Folders scanned for checkpoints: ``models/Stable-diffusion`` then ``--ckpt-dir``."""
         return (self.models_dir / "Stable-diffusion", *self.ckpt_dirs)
+
+    @property
+    def upscaler_dirs(self) -> tuple[Path, ...]:
+        """Folders scanned for upscaler model files (downloads go to the first)."""
+        return tuple(self.models_dir / name for name in UPSCALER_FOLDERS)
 
     @property
     def outputs_dir(self) -> Path:

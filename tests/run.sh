@@ -3,9 +3,10 @@
 #
 # From a bare machine (python3.11 + pip + apt) it:
 #   1. creates .venv when missing (python3 -m venv .venv; $PYTHON picks another interpreter),
-#   2. installs requirements-test.txt into it when the requirements files changed since the
-#      last successful install (their hash is kept in .venv/.requirements-hash) or a pinned
-#      package is missing or at another version; otherwise it installs nothing (~0.1 s),
+#   2. installs requirements-test.txt, then requirements-nodeps.txt with --no-deps, into it when
+#      the requirements files changed since the last successful install (their hash is kept in
+#      .venv/.requirements-hash) or a pinned package is missing or at another version; otherwise
+#      it installs nothing (~0.1 s),
 #   3. installs Debian's chromium for the browser tests when /usr/bin/chromium is missing and
 #      we are root (otherwise it warns and those tests skip); never `playwright install`,
 #   4. runs `.venv/bin/python -m pytest "$@"` with single-threaded math and no telemetry,
@@ -89,6 +90,8 @@ if [[ -n "$reason" ]]; then
     say "installing requirements-test.txt into .venv ($reason)"
     started=$SECONDS
     "$VPY" -m pip install --quiet --disable-pip-version-check -r requirements-test.txt </dev/null
+    # spandrel without its declared torchvision dependency (see requirements-nodeps.txt)
+    "$VPY" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt </dev/null
     printf '%s\n' "$wanted_hash" >"$HASH_FILE.tmp"
     mv "$HASH_FILE.tmp" "$HASH_FILE"
     say "requirements installed in $((SECONDS - started)) s"

@@ -29,6 +29,7 @@ from pipelines.models.refs import ModelRecord, SourceKind
 from pipelines.models.registry import ModelRegistry, folder_size
 from pipelines.progress import ProgressFn, ignore_progress
 from pipelines.settings import Settings
+from pipelines.upscalers.registry import UpscalerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class ModelManager:
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(self.device, settings)
         self.cache = ModelCache(self._budget_bytes())
+        self.upscalers = UpscalerRegistry(settings, device=self.device, dtype=self.dtype)
         self._load_lock = threading.Lock()
         self._selected: str | None = settings.initial_model
         self.registry.refresh()
