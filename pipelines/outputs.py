@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-_NUMBERED = re.compile(r"^(\d{5,})-")
+_NUMBERED = re.compile(r"^(\d{5,})[-.]")  # NNNNN-SEED.png, or NNNNN.png (extras)
 
 
 def png_info(infotext: str) -> PngInfo:
@@ -27,14 +27,17 @@ def _next_number(folder: Path) -> int:
     return max(numbers, default=-1) + 1
 
 
-def save_image(image: Image.Image, *, outputs_dir: Path, mode: str, seed: int, infotext: str,
+def save_image(image: Image.Image, *, outputs_dir: Path, mode: str, seed: int | None, infotext: str,
                today: _dt.date | None = None) -> Path:
-    """Write ``image`` as PNG with its infotext; never overwrites an existing file."""
+    """Write ``image`` as PNG with its infotext; never overwrites an existing file.
+
+    ``seed=None`` (images that were not generated, e.g. extras) names the file ``NNNNN.png``.
+    """
     folder = outputs_dir / f"{mode}-images" / (today or _dt.date.today()).isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     number = _next_number(folder)
     while True:
-        path = folder / f"{number:05d}-{seed}.png"
+        path = folder / (f"{number:05d}.png" if seed is None else f"{number:05d}-{seed}.png")
         try:
             with path.open("xb") as fh:
                 image.save(fh, format="PNG", pnginfo=png_info(infotext))
