@@ -1,0 +1,202 @@
+"""The img2img tab: sub-tabs for the starting image (img2img, Inpaint, Outpaint) over one shared form.
+
+Which sub-tab is open decides the request: the sub-tabs' select events write it into a
+``gr.State`` (``mode``), and :meth:`Img2ImgTab.fill` sets it too when another tab sends an
+image here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+from gradio.components import Component
+
+from pipelines import samplers
+from pipelines.context import AppContext
+from pipelines.requests import GenerationRequest, Img2ImgRequest
+from pipelines.results import GenerationResult
+from webui.components.checkpoint_bar import CheckpointBar
+from webui.errors import user_error
+from webui.jobs import Finished, describe, stream
+from webui.tabs.img2img_form import RESIZE_CHOICES, Img2ImgForm, request_from_form, size_of
+
+SUB_TABS = ("img2img",)  # the sub-tab ids, which are also the values of Img2ImgTab.mode
+
+
+@dataclass(frozen=True)
+class Img2ImgTab:
+    """What the img2img tab offers the rest of the page (send-to actions, Vary, paste).
+
+    - ``form``: the shared inputs, named like :class:`Img2ImgRequest` fields.
+    - ``sub_tabs`` / ``mode``: the sub-tab switcher and the state naming the open sub-tab.
+    - ``init_image``: the img2img sub-tab's image.
+    - ``gallery`` / ``info``: the results and the first result's infotext.
+    """
+
+    form: Img2ImgForm
+    sub_tabs: gr.Tabs
+    mode: gr.State
+    init_image: gr.Image
+    gallery: gr.Gallery
+    info: gr.Textbox
+
+    def inputs_by_sub_tab(self) -> dict[str, dict[str, Component]]:
+        """Sub-tab id -> the inputs its request is built from, by keyword."""
+        return {"img2img": {**self.form.named(), "init_image": self.init_image}}
+
+    def inputs(self) -> dict[str, Component]:
+        """Every input of the page's Generate event, by keyword (``mode`` picks the sub-tab's)."""
+        merged: dict[str, Component] = {"mode": self.mode}
+        for inputs in self.inputs_by_sub_tab().values():
+            merged.update(inputs)
+        return merged
+
+    def fill_targets(self) -> list[Component | gr.Tabs]:
+        """The components :meth:`fill` may set: list them as the outputs of the event that calls it."""
+        return [*self.form.components(), self.sub_tabs, self.mode, self.init_image]
+
+    def fill(self, request: Img2ImgRequest, sub_tab: str = "img2img") -> dict[Component | gr.Tabs, Any]:
+        """Values that show ``request`` (its image and settings) in the form and open ``sub_tab``.
+
+        The page's own tab switch (to "img2img") is the caller's: add ``tabs: gr.Tabs(selected="img2img")``.
+        """
+        if sub_tab not in SUB_TABS:
+            raise ValueError(f"sub_tab must be one of {SUB_TABS}, got {sub_tab!r}")
+        return {**self.form.show(request), self.sub_tabs: gr.Tabs(selected=sub_tab), self.mode: sub_tab,
+                self.init_image: request.init_image}
+
+
+def build_request(*, mode: str, **values: Any) -> GenerationRequest:
+    """The request for sub-tab ``mode`` from the values of its inputs; raises ``gr.Error`` for bad input."""
+    if mode != "img2img":
+        raise gr.Error(f"Unknown img2img sub-tab {mode!r}.", title="Cannot generate")
+    image = values.pop("init_image", None)
+    if image is None:
+        raise gr.Error("Upload or paste an image to start from (drop a file on the image box, or Ctrl+V).",
+                       title="No image")
+    request = request_from_form(init_image=image, **values)
+    try:
+        request.validate()
+    except Exception as exc:
+        raise user_error(exc) from exc
+    return request
+
+
+def _gallery(result: GenerationResult) -> list[tuple[Any, str]]:
+    return [(str(img.path) if img.path else img.image, f"Seed {img.seed}") for img in result.images]
+
+
+def generate_handler(ctx: AppContext) -> Callable[..., Any]:
+    """The page's Generate: yields live previews, then the saved images, the info and the seed."""
+    engine = ctx.engine
+
+    def img2img(progress: gr.Progress = gr.Progress(), **values: Any):
+        """Generate from the open sub-tab's image; yields live previews, then the saved images."""
+        request = build_request(**values)
+        for item in stream(lambda report: engine.generate(request, on_progress=report)):
+            if isinstance(item, Finished):
+                if item.error is not None:
+                    raise user_error(item.error)
+                first = item.result.images[0] if item.result.images else None
+                yield (gr.Image(visible=False), _gallery(item.result), first.infotext if first else "",
+                       first.seed if first else -1)
+                return
+            progress(item.fraction, desc=describe(item))
+            if item.preview is not None:
+                yield gr.Image(value=item.preview, visible=True), gr.skip(), gr.skip(), gr.skip()
+
+    return img2img
+
+
+def api_handler(live: Callable[..., Any], mode: str) -> Callable[..., Any]:
+    """One sub-tab's Generate for API clients: the results when done, no previews sent."""
+
+    def generate_once(progress: gr.Progress = gr.Progress(), **values: Any):
+        *_, final = live(progress=progress, mode=mode, **values)
+        return final[1:]
+
+    generate_once.__doc__ = f"Generate in the {mode} sub-tab's mode and return the saved images and their info."
+    return generate_once
+
+
+def _prompt_row() -> tuple[gr.Textbox, gr.Textbox, gr.Button, gr.Button, gr.Button]:
+    with gr.Row():
+        with gr.Column(scale=5):
+            prompt = gr.Textbox("", label="Prompt", lines=3, elem_id="img2img_prompt",
+                                placeholder="what the new image shows")
+            negative_prompt = gr.Textbox("", label="Negative prompt", lines=2, elem_id="img2img_negative_prompt")
+        with gr.Column(scale=1, min_width=160):
+            generate = gr.Button("Generate", variant="primary", elem_id="img2img_generate")
+            with gr.Row():
+                interrupt = gr.Button("Interrupt", elem_id="img2img_interrupt", min_width=60)
+                skip = gr.Button("Skip", elem_id="img2img_skip", min_width=60)
+    return prompt, negative_prompt, generate, interrupt, skip
+
+
+def _settings(bar: CheckpointBar, prompt: gr.Textbox, negative_prompt: gr.Textbox) -> tuple[Img2ImgForm, gr.Button]:
+    """The shared settings under the sub-tabs; returns the form and the ♻️ button."""
+    defaults = Img2ImgRequest()
+    with gr.Row():
+        sampler_name = gr.Dropdown(samplers.sampler_names(), value=defaults.sampler_name, label="Sampling method")
+        scheduler = gr.Dropdown(samplers.schedule_labels(), value=defaults.scheduler, label="Schedule type")
+    steps = gr.Slider(1, 150, value=defaults.steps, step=1, label="Sampling steps", elem_id="img2img_steps")
+    resize_mode = gr.Radio(RESIZE_CHOICES, value=defaults.resize_mode, label="Resize mode",
+                           elem_id="img2img_resize_mode")
+    with gr.Row():
+        width = gr.Slider(64, 2048, value=defaults.width, step=8, label="Width", elem_id="img2img_width")
+        height = gr.Slider(64, 2048, value=defaults.height, step=8, label="Height", elem_id="img2img_height")
+    with gr.Row():
+        n_iter = gr.Slider(1, 100, value=1, step=1, label="Batch count")
+        batch_size = gr.Slider(1, 8, value=1, step=1, label="Batch size")
+    cfg_scale = gr.Slider(0, 30, value=defaults.cfg_scale, step=0.5, label="CFG Scale")
+    denoising_strength = gr.Slider(0, 1, value=defaults.denoising_strength, step=0.01, label="Denoising strength",
+                                   elem_id="img2img_denoising_strength")
+    with gr.Row(equal_height=True):
+        seed = gr.Number(value=-1, label="Seed", precision=0, scale=4, elem_id="img2img_seed")
+        random_seed = gr.Button("🎲 Random", scale=1, min_width=60, elem_id="img2img_random_seed")
+        reuse_seed = gr.Button("♻️ Reuse last", scale=1, min_width=60, elem_id="img2img_reuse_seed")
+    random_seed.click(lambda: -1, None, seed, queue=False, api_name=False)
+    form = Img2ImgForm(bar.dropdown, prompt, negative_prompt, sampler_name, scheduler, steps, resize_mode, width,
+                       height, n_iter, batch_size, cfg_scale, denoising_strength, seed)
+    return form, reuse_seed
+
+
+def build(ctx: AppContext, bar: CheckpointBar) -> Img2ImgTab:
+    engine = ctx.engine
+    mode = gr.State("img2img")
+    last_seed = gr.State(-1)
+    prompt, negative_prompt, generate, interrupt, skip = _prompt_row()
+    with gr.Row():
+        with gr.Column(scale=1):
+            with gr.Tabs(elem_id="img2img_sub_tabs") as sub_tabs:
+                with gr.Tab("img2img", id="img2img", elem_id="img2img_sub_img2img") as img2img_sub:
+                    init_image = gr.Image(label="Image", type="pil", sources=["upload", "clipboard"],
+                                          image_mode=None, height=360, elem_id="img2img_image")
+            form, reuse_seed = _settings(bar, prompt, negative_prompt)
+        with gr.Column(scale=1):
+            preview = gr.Image(label="Live preview", visible=False, interactive=False, elem_id="img2img_preview")
+            gallery = gr.Gallery(label="Output", format="png", columns=2, elem_id="img2img_gallery",
+                                 buttons=["download", "fullscreen"])
+            info = gr.Textbox(label="Generation info", lines=4, interactive=False, elem_id="img2img_info")
+    tab = Img2ImgTab(form, sub_tabs, mode, init_image, gallery, info)
+
+    img2img_sub.select(lambda: "img2img", None, mode, queue=False, api_name=False)
+    init_image.upload(size_of, init_image, [form.width, form.height], queue=False, api_name=False)
+    live = generate_handler(ctx)
+    # The page streams previews from whichever sub-tab is open. API clients get one endpoint per
+    # sub-tab, taking only that sub-tab's inputs, and one answer at the end. One device queue.
+    generate.click(live, None, [preview, gallery, info, last_seed], inputs_kwargs=tab.inputs(),
+                   api_name="img2img_live", concurrency_id="gpu", concurrency_limit=1)
+    for sub_tab, inputs in tab.inputs_by_sub_tab().items():
+        api_generate = gr.Button(visible=False, elem_id=f"{sub_tab}_api")
+        api_generate.click(api_handler(live, sub_tab), None, [gallery, info, last_seed], inputs_kwargs=inputs,
+                           api_name=sub_tab, concurrency_id="gpu", concurrency_limit=1)
+    prompt.submit(lambda: None, None, None, js="() => document.querySelector('#img2img_generate').click()")
+    interrupt.click(lambda: engine.interrupt() and None, None, None, api_name=False, queue=False)
+    skip.click(lambda: engine.skip() and None, None, None, api_name=False, queue=False)
+    reuse_seed.click(lambda last: last, last_seed, form.seed, queue=False, api_name=False)
+    return tab
+

@@ -1,0 +1,77 @@
+"""The img2img tab's shared form: named components and the request their values describe.
+
+The inputs every sub-tab shares (prompt, sampler, size, denoising strength, ...) live in
+:class:`Img2ImgForm`; each sub-tab adds its own image input (and the Inpaint / Outpaint
+sub-tabs their own settings, see :mod:`webui.tabs.inpaint`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import gradio as gr
+from gradio.components import Component
+
+from pipelines.actions import image_size_for_request
+from pipelines.requests import RESIZE_MODES, Img2ImgRequest
+
+# (label, value) pairs: the radio's value is the request's int, its label A1111's text.
+RESIZE_CHOICES = [(label, mode) for mode, label in RESIZE_MODES.items()]
+
+
+@dataclass(frozen=True)
+class Img2ImgForm:
+    """The shared inputs, named like :class:`Img2ImgRequest` fields; the checkpoint is the bar's."""
+
+    checkpoint: gr.Dropdown
+    prompt: gr.Textbox
+    negative_prompt: gr.Textbox
+    sampler_name: gr.Dropdown
+    scheduler: gr.Dropdown
+    steps: gr.Slider
+    resize_mode: gr.Radio
+    width: gr.Slider
+    height: gr.Slider
+    n_iter: gr.Slider
+    batch_size: gr.Slider
+    cfg_scale: gr.Slider
+    denoising_strength: gr.Slider
+    seed: gr.Number
+
+    def named(self) -> dict[str, Component]:
+        """Field name -> component, for an event's ``inputs_kwargs``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def components(self) -> list[Component]:
+        return list(self.named().values())
+
+    def show(self, request: Img2ImgRequest) -> dict[Component, Any]:
+        """A value for every component, taken from ``request`` (its model into the checkpoint bar)."""
+        values = {getattr(self, name): getattr(request, name) for name in self.named() if name != "checkpoint"}
+        return {self.checkpoint: request.model, **values} if request.model else values
+
+
+def shared_fields(*, checkpoint: str | None, prompt: str | None, negative_prompt: str | None, sampler_name: str,
+                  scheduler: str, steps: float, resize_mode: float, width: float, height: float, n_iter: float,
+                  batch_size: float, cfg_scale: float, denoising_strength: float, seed: float | None) -> dict[str, Any]:
+    """The form's values as request keyword arguments (not validated yet)."""
+    return dict(
+        prompt=prompt or "", negative_prompt=negative_prompt or "", sampler_name=sampler_name, scheduler=scheduler,
+        steps=int(steps), resize_mode=int(resize_mode), width=int(width), height=int(height), n_iter=int(n_iter),
+        batch_size=int(batch_size), cfg_scale=float(cfg_scale), denoising_strength=float(denoising_strength),
+        seed=int(seed if seed is not None else -1), model=checkpoint or None,
+    )
+
+
+def request_from_form(*, init_image: Any, **form_values: Any) -> Img2ImgRequest:
+    """The plain img2img request the form describes (not validated yet)."""
+    return Img2ImgRequest(init_image=init_image, **shared_fields(**form_values))
+
+
+def size_of(image: Any) -> tuple[Any, Any]:
+    """Width and height for a newly uploaded image: its own size in multiples of 8 (nothing when cleared)."""
+    if image is None or not hasattr(image, "size"):
+        return gr.skip(), gr.skip()
+    width, height = image_size_for_request(image)
+    return min(width, 2048), min(height, 2048)
