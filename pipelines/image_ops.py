@@ -78,3 +78,8 @@ def resize_image(image: Image.Image, width: int, height: int, resize_mode: int) 
 
 def prepare_init_image(image: Image.Image, width: int, height: int, resize_mode: int) -> Image.Image:
     return resize_image(to_rgb(image), width, height, resize_mode)
+
+
+def prepare_mask_image(mask: Image.Image, width: int, height: int, resize_mode: int) -> Image.Image:
+    """An ``L`` mask resized exactly as :func:`prepare_init_image` resizes its image."""
+    return resize_image(mask.convert("RGB"), width, height, resize_mode).convert("L")
