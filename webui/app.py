@@ -10,7 +10,7 @@ from gradio.components import Component
 from pipelines.context import AppContext
 from webui import wiring
 from webui.components import checkpoint_bar
-from webui.tabs import models, png_info, settings, txt2img
+from webui.tabs import extras, img2img, models, png_info, settings, txt2img
 
 TITLE = "Atelier"
 
@@ -22,6 +22,10 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("txt2img", id="txt2img"):
                 form = txt2img.build(ctx, bar)
+            with gr.Tab("img2img", id="img2img"):
+                img2img_tab = img2img.build(ctx, bar)
+            with gr.Tab("Upscale", id="extras"):
+                upscale = extras.build(ctx)
             with gr.Tab("PNG Info", id="png_info"):
                 png = png_info.build(ctx, bar)
             with gr.Tab("Models", id="models"):
@@ -38,8 +42,10 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
         png.send_to_txt2img.click(paste_to_txt2img, [png.parameters], [*form.components(), tabs],
                                   inputs_kwargs=form.named(), api_name="paste_to_txt2img")
         wiring.wire(ctx, wiring.Pages(tabs, form, wiring.component(demo, "txt2img_gallery"),
-                                      wiring.component(demo, "txt2img_info")))
+                                      wiring.component(demo, "txt2img_info"), img2img_tab, upscale, png))
         # The checkpoint selection is shared by every browser tab, as in A1111.
         demo.load(bar.current, None, [bar.dropdown, bar.status], api_name=False)
+        demo.load(upscale.refresh_upscalers, None, [upscale.form.upscaler_1, upscale.form.upscaler_2],
+                  api_name=False)
     demo.queue(default_concurrency_limit=4)
     return demo

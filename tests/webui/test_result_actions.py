@@ -12,7 +12,7 @@ from pipelines.actions import VARY_DENOISING_STRENGTH
 from pipelines.infotext import parse_infotext
 
 MADE = dict(checkpoint="tiny-sd15", prompt="a teapot, on a table", negative_prompt="blurry",
-            sampler_name="Euler", scheduler="Automatic", steps=4, cfg_scale=6.5, width=64, height=72, seed=777,
+            sampler_name="Euler", scheduler="Karras", steps=4, cfg_scale=6.5, width=64, height=72, seed=777,
             batch_size=1, n_iter=1)
 
 
@@ -58,3 +58,63 @@ def test_vary_without_an_image_is_a_clear_error(client):
 def test_reuse_seed_returns_the_selected_images_seed(client, made):
     path, info = made
     assert client.predict(as_gallery(path), api_name="/txt2img_reuse_seed") == MADE["seed"]
+
+
+def test_upscale_action_fills_the_upscale_tab_at_2x(client, made, live_app):
+    path, _ = made
+    values = client.predict(as_gallery(path), api_name="/txt2img_upscale")
+    source, image, resize_mode, factor, upscaler_1, upscaler_2, visibility = values
+    assert (source, resize_mode, factor, upscaler_2, visibility) == ("Single image", 0, 2, "None", 0)
+    assert upscaler_1 == live_app["ctx"].manager.upscalers.default_name()
+    with Image.open(image) as sent, Image.open(path) as original:
+        assert sent.tobytes() == original.tobytes() and sent.info["parameters"] == original.info["parameters"]
+
+
+def test_send_to_extras_from_the_gallery_and_from_png_info(client, made):
+    path, _ = made
+    for values in (client.predict(as_gallery(path), api_name="/txt2img_send_to_extras"),
+                   client.predict(handle_file(str(path)), api_name="/png_info_send_to_extras")):
+        source, image = values
+        assert source == "Single image"
+        with Image.open(image) as sent, Image.open(path) as original:
+            assert sent.tobytes() == original.tobytes()
+
+
+def test_png_info_send_to_extras_without_an_image_is_a_clear_error(client):
+    with pytest.raises(Exception, match="Drop an image into PNG Info first"):
+        client.predict(None, api_name="/png_info_send_to_extras")
+
+
+IMG2IMG_FILL = ("checkpoint", "prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "resize_mode", "width",
+                "height", "n_iter", "batch_size", "cfg_scale", "denoising_strength", "seed")
+
+
+def filled(values: list) -> dict:
+    """The img2img form's values from a send-to answer (the first of the fill outputs, in form order)."""
+    return dict(zip(IMG2IMG_FILL, values[: len(IMG2IMG_FILL)], strict=True))
+
+
+@pytest.mark.parametrize("api_name", ["/txt2img_send_to_img2img", "/png_info_send_to_img2img"])
+def test_send_to_img2img_fills_the_image_and_its_settings(client, made, api_name):
+    path, _ = made
+    source = as_gallery(path) if api_name.startswith("/txt2img") else handle_file(str(path))
+    values = client.predict(source, n_iter=3, denoising_strength=0.3, api_name=api_name)
+    form = filled(values)
+    expected = {k: MADE[k] for k in ("checkpoint", "prompt", "negative_prompt", "sampler_name", "scheduler", "steps",
+                                     "cfg_scale", "width", "height", "seed", "batch_size")}
+    assert {k: form[k] for k in expected} == expected
+    assert form["n_iter"] == 3 and form["denoising_strength"] == 0.3  # not in the infotext: current values kept
+    images = [v for v in values[len(IMG2IMG_FILL):] if isinstance(v, str) and v.endswith(".png")]
+    assert images, values
+    with Image.open(images[-1]) as sent, Image.open(path) as original:
+        assert sent.tobytes() == original.tobytes() and sent.info.get("parameters") == original.info["parameters"]
+
+
+def test_send_to_inpaint_puts_the_image_into_the_editor(client, made):
+    path, _ = made
+    values = client.predict(as_gallery(path), api_name="/txt2img_send_to_inpaint")
+    assert filled(values)["prompt"] == MADE["prompt"]
+    editor = next(v for v in values if isinstance(v, dict) and "background" in v)
+    assert editor["layers"] == []  # no mask painted yet
+    with Image.open(editor["background"]) as sent, Image.open(path) as original:
+        assert sent.tobytes() == original.tobytes()

@@ -76,13 +76,18 @@ def add_row(gallery: gr.Gallery, source: str, actions: tuple[str, ...]) -> Resul
     return ResultActions(source, gallery, selected, buttons)
 
 
-def selected_image(items: list[tuple[str, str | None]] | None, index: int | None) -> Image.Image:
-    """The selected gallery item as a PIL image that keeps its PNG text chunks (the infotext)."""
+def selected_path(items: list[tuple[str, str | None]] | None, index: int | None) -> str:
+    """The file of the selected gallery item (the first when the index is stale)."""
     if not items:
         raise gr.Error("There is no image here yet: generate one first.", title="No image")
-    position = index if isinstance(index, int) and 0 <= index < len(items) else 0
+    return items[index if isinstance(index, int) and 0 <= index < len(items) else 0][0]
+
+
+def selected_image(items: list[tuple[str, str | None]] | None, index: int | None) -> Image.Image:
+    """The selected gallery item as a PIL image that keeps its PNG text chunks (the infotext)."""
+    path = selected_path(items, index)
     try:
-        with Image.open(items[position][0]) as opened:
+        with Image.open(path) as opened:
             return opened.copy()  # copy() reads the pixels and keeps ``info``
     except (OSError, ValueError) as exc:
         raise gr.Error(f"The selected image cannot be read ({exc})", title="No image") from exc

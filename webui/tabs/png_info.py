@@ -1,4 +1,4 @@
-"""The PNG Info tab: what an image file says about how it was made, and sending it to txt2img.
+"""The PNG Info tab: what an image file says about how it was made, and sending it to another tab.
 
 The core reads the file (:mod:`pipelines.png_info`) and maps its parameters
 (:mod:`pipelines.paste`); this tab only shows the result. The image arrives as the
@@ -30,6 +30,9 @@ class PngInfoTab:
     image: gr.Image
     parameters: gr.Textbox  # the infotext, what "Send to txt2img" pastes
     send_to_txt2img: gr.Button
+    send_to_img2img: gr.Button  # the image and its parameters
+    send_to_inpaint: gr.Button
+    send_to_extras: gr.Button  # the image only
 
 
 def _escape(text: str) -> str:
@@ -69,6 +72,10 @@ def build(ctx: AppContext, bar: CheckpointBar) -> PngInfoTab:
             model = gr.Markdown(elem_id="png_info_model")
             download = gr.Button("Download from the Hub", visible=False, elem_id="png_info_download")
             send = gr.Button("Send to txt2img", variant="primary", elem_id="png_info_send_txt2img")
+            with gr.Row():
+                send_img2img = gr.Button("Send to img2img", elem_id="png_info_send_img2img")
+                send_inpaint = gr.Button("Send to inpaint", elem_id="png_info_send_inpaint")
+                send_extras = gr.Button("Send to extras", elem_id="png_info_send_extras")
             items = gr.Markdown(elem_id="png_info_items")
     hub_repo = gr.State(None)
 
@@ -105,4 +112,4 @@ def build(ctx: AppContext, bar: CheckpointBar) -> PngInfoTab:
     image.change(png_info, [image], [parameters, items, model, download, hub_repo], api_name="png_info")
     download.click(download_model, [hub_repo, parameters], [model, download, hub_repo, bar.dropdown],
                    api_name="png_info_download")
-    return PngInfoTab(image, parameters, send)
+    return PngInfoTab(image, parameters, send, send_img2img, send_inpaint, send_extras)
