@@ -6,11 +6,16 @@ The fixtures and helpers are the txt2img browser test's (skips the same way with
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+from PIL import Image
 
 from pipelines.infotext import parse_infotext
 from pipelines.requests import Txt2ImgRequest
 from tests.browser import test_txt2img_browser as txt2img_ui
+from tests.support.tiny_upscalers import save_rrdbnet
 
 browser, page, pytestmark = txt2img_ui.browser, txt2img_ui.page, txt2img_ui.pytestmark
 expect, GENERATE_TIMEOUT_MS = txt2img_ui.expect, txt2img_ui.GENERATE_TIMEOUT_MS
@@ -51,3 +56,70 @@ def test_vary_subtle_under_the_txt2img_gallery_shows_a_new_image(page, live_app)
     # Reuse seed puts the varied image's seed into the form.
     page.locator("#txt2img_action_reuse_seed").click()
     expect(seed).to_have_value(varied["Seed"])
+
+
+def extras_pngs(data_dir: Path) -> set[Path]:
+    return set((data_dir / "outputs" / "extras-images").glob("*/*.png"))
+
+
+@pytest.fixture
+def esrgan(live_app) -> Iterator[str]:
+    """A tiny 4x RRDBNet dropped into the live app's models/ESRGAN (removed afterwards)."""
+    path = save_rrdbnet(Path(live_app["data_dir"], "models", "ESRGAN", "tiny-browser_x4.safetensors"), scale=4)
+    try:
+        yield path.stem
+    finally:
+        path.unlink()
+        live_app["ctx"].manager.upscalers.refresh()
+
+
+def natural_size(page, locator) -> list[int]:
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=locator.element_handle())
+    return locator.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+
+
+def test_upscale_tab_runs_the_esrgan_model_4x(page, live_app, esrgan, tmp_path):
+    source = tmp_path / "small.png"
+    Image.radial_gradient("L").resize((48, 32)).convert("RGB").save(source)
+    page.get_by_role("tab", name="Upscale", exact=True).click()
+
+    # The model was dropped in after the page loaded: 🔄 lists it, then it is picked by hand.
+    page.locator("#extras_refresh_upscalers").click()
+    upscaler_1 = page.get_by_role("combobox", name="Upscaler 1")
+    upscaler_1.click()
+    page.get_by_role("option", name=esrgan, exact=True).click()
+    expect(upscaler_1).to_have_value(esrgan)
+    page.locator("#extras_image input[type=file]").set_input_files(str(source))
+    expect(page.locator("#extras_image img")).to_be_visible()
+    txt2img_ui.set_slider(page, "Scale by", 4)
+
+    before = extras_pngs(live_app["data_dir"])
+    page.locator("#extras_upscale").click()
+    image = page.locator("#extras_gallery img").first
+    expect(image).to_be_visible(timeout=GENERATE_TIMEOUT_MS)
+    assert natural_size(page, image) == [192, 128]
+    expect(page.locator("#extras_info textarea")).to_have_value(re.compile(esrgan))
+    new = extras_pngs(live_app["data_dir"]) - before
+    assert len(new) == 1, sorted(map(str, new))
+    saved = new.pop()
+    with Image.open(saved) as png:
+        assert png.size == (192, 128)
+    assert image.get_attribute("src").rsplit("/", 1)[-1] == saved.name
+
+
+def test_upscale_action_switches_to_the_upscale_tab_and_runs_2x(page, live_app):
+    made = live_app["ctx"].engine.generate(Txt2ImgRequest(prompt="a tin robot", steps=2, width=64, height=64,
+                                                          seed=8642, model="tiny-sd15")).images[0]
+    page.get_by_role("tab", name="PNG Info", exact=True).click()
+    page.locator("#png_info_image input[type=file]").set_input_files(str(made.path))
+    expect(page.locator("#png_info_parameters textarea")).to_have_value(made.infotext, timeout=15_000)
+    page.locator("#png_info_send_txt2img").click()
+    page.locator("#txt2img_generate").click()
+    expect(page.locator("#txt2img_info textarea")).to_have_value(made.infotext, timeout=GENERATE_TIMEOUT_MS)
+
+    page.locator("#txt2img_action_upscale").click()
+    expect(page.get_by_role("tab", name="Upscale", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_label("number input for Scale by", exact=True)).to_have_value("2")
+    image = page.locator("#extras_gallery img").first
+    expect(image).to_be_visible(timeout=GENERATE_TIMEOUT_MS)
+    assert natural_size(page, image) == [128, 128]
