@@ -32,9 +32,12 @@ class ModelKind:
     architecture: Architecture
     inpainting: bool = False
     turbo: bool = False
+    upscaler: bool = False  # the SD x4 upscaler pipeline: listed among the upscalers, not the checkpoints
 
     @property
     def label(self) -> str:
+        if self.upscaler:
+            return "SD x4 upscaler"
         parts = [self.architecture.label]
         if self.turbo:
             parts.append("Turbo")
@@ -55,6 +58,7 @@ _SD_PIPELINES = {
     "StableDiffusionImg2ImgPipeline",
     "StableDiffusionInpaintPipeline",
 }
+_UPSCALE_PIPELINES = {"StableDiffusionUpscalePipeline"}  # SD 2-based, 4x, text-conditioned
 _SDXL_PIPELINES = {
     "StableDiffusionXLPipeline",
     "StableDiffusionXLImg2ImgPipeline",
@@ -88,6 +92,8 @@ def detect_folder(folder: Path, *, name_hint: str = "") -> ModelKind:
     turbo = _is_turbo_name(name_hint or folder.name)
     if cls in _SDXL_PIPELINES:
         return ModelKind(Architecture.SDXL, inpainting, turbo)
+    if cls in _UPSCALE_PIPELINES:
+        return ModelKind(Architecture.SD2, upscaler=True)
     if cls in _SD_PIPELINES:
         text = _read_json(folder / "text_encoder" / "config.json")
         is_sd2 = bool(unet.get("use_linear_projection")) or text.get("hidden_act") == "gelu"

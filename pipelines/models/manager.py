@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,9 +29,11 @@ from pipelines.models.refs import ModelRecord, SourceKind
 from pipelines.models.registry import ModelRegistry, folder_size
 from pipelines.progress import ProgressFn, ignore_progress
 from pipelines.settings import Settings
-from pipelines.upscalers.registry import UpscalerRegistry
+from pipelines.upscalers.registry import DiffusionUpscaler, UpscalerRegistry
+from pipelines.upscalers.sd_x4 import sd_x4_upscalers
 
 log = logging.getLogger(__name__)
+PipelineLoader = Callable[..., Any]  # (record, *, dtype, config_dir, allow_pickle) -> a diffusers pipeline
 
 
 @dataclass
@@ -58,10 +60,11 @@ class ModelManager:
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(self.device, settings)
         self.cache = ModelCache(self._budget_bytes())
-        self.upscalers = UpscalerRegistry(settings, device=self.device, dtype=self.dtype)
         self._load_lock = threading.Lock()
         self._selected: str | None = settings.initial_model
         self.registry.refresh()
+        self.upscalers = UpscalerRegistry(settings, device=self.device, dtype=self.dtype,
+                                          diffusion_upscalers=self._diffusion_upscalers)
 
     def _budget_bytes(self) -> int:
         if self.device.type == "cuda":
@@ -73,8 +76,16 @@ class ModelManager:
         return int(ram_total_bytes() * self.settings.ram_budget_fraction)
 
     # ---- records -------------------------------------------------------------------------
+    def _diffusion_upscalers(self) -> list[DiffusionUpscaler]:
+        """The SD x4 upscaler pipelines the registry found, as entries of the upscaler list."""
+        return sd_x4_upscalers(self, self.registry.upscaler_records())
+
     def list_models(self, *, refresh: bool = False) -> list[ModelRecord]:
-        return self.registry.refresh() if refresh else self.registry.records()
+        if not refresh:
+            return self.registry.records()
+        records = self.registry.refresh()
+        self.upscalers.refresh()  # SD x4 upscaler folders are found by this scan
+        return records
 
     @property
     def selected(self) -> str:
@@ -102,10 +113,16 @@ class ModelManager:
     @contextmanager
     def use(self, query: str | None = None, on_progress: ProgressFn = ignore_progress) -> Iterator[LoadedModel]:
         """Hold a model for one job; it cannot be evicted until the block ends."""
-        record = self._find_or_hub(query or self.selected)
+        with self.use_record(self._find_or_hub(query or self.selected), on_progress) as held:
+            yield held
+
+    @contextmanager
+    def use_record(self, record: ModelRecord, on_progress: ProgressFn = ignore_progress, *,
+                   loader: PipelineLoader = load_pipeline) -> Iterator[LoadedModel]:
+        """Hold ``record`` for one job, loading it with ``loader`` (e.g. the SD x4 upscaler's) when needed."""
         held = None
         while held is None:  # another thread may evict it between load and lock
-            loaded = self._ensure_loaded(record, on_progress)
+            loaded = self._ensure_loaded(record, on_progress, loader)
             held = self.cache.acquire(loaded.record.ref.key)
         try:
             yield held
@@ -119,7 +136,8 @@ class ModelManager:
         except ModelNotFoundError:
             return None
 
-    def _ensure_loaded(self, record: ModelRecord, on_progress: ProgressFn) -> LoadedModel:
+    def _ensure_loaded(self, record: ModelRecord, on_progress: ProgressFn,
+                       loader: PipelineLoader = load_pipeline) -> LoadedModel:
         cached = self.cache.get(record.ref.key)
         if cached is not None:
             return cached
@@ -128,6 +146,9 @@ class ModelManager:
             if cached is not None:
                 return cached
             record = self._install(record, on_progress)
+            if record.kind is not None and record.kind.upscaler and loader is load_pipeline:
+                raise UnsupportedModelError(f"{record.name} is the SD x4 upscaler: pick it as an upscaler "
+                                            "(Extras, hires fix), not as a checkpoint")
             record = self._with_hash(record)
             self.registry.update(record)
             config_dir = None
@@ -135,8 +156,7 @@ class ModelManager:
                 config_dir = record.config_path or self.hub.config_folder(
                     self.settings.reference_configs[record.kind.reference_key])
             self.cache.make_room(record.size_bytes)
-            pipe = load_pipeline(record, dtype=self.dtype, config_dir=config_dir,
-                                 allow_pickle=self.settings.allow_pickle)
+            pipe = loader(record, dtype=self.dtype, config_dir=config_dir, allow_pickle=self.settings.allow_pickle)
             size = pipeline_bytes(pipe.components)
             plan = plan_memory(self.settings.memory_mode, self.device, size)
             if plan.mode == "normal":

@@ -12,7 +12,7 @@ import re
 import threading
 from pathlib import Path
 
-from pipelines.errors import AtelierError, ModelNotFoundError
+from pipelines.errors import AtelierError, ModelNotFoundError, UnsupportedModelError
 from pipelines.models.architecture import detect_folder, detect_single_file
 from pipelines.models.refs import ModelRecord, ModelRef, SourceKind
 from pipelines.settings import Settings
@@ -128,8 +128,16 @@ class ModelRegistry:
         return self.records()
 
     def records(self) -> list[ModelRecord]:
+        """Checkpoints (the SD x4 upscaler is not one: see :meth:`upscaler_records`)."""
         with self._lock:
-            return sorted(self._records.values(), key=lambda r: (not r.installed, r.name.lower()))
+            return sorted((r for r in self._records.values() if not (r.kind and r.kind.upscaler)),
+                          key=lambda r: (not r.installed, r.name.lower()))
+
+    def upscaler_records(self) -> list[ModelRecord]:
+        """Diffusion upscaler pipelines (StableDiffusionUpscalePipeline folders), listed among the upscalers."""
+        with self._lock:
+            return sorted((r for r in self._records.values() if r.kind and r.kind.upscaler),
+                          key=lambda r: r.name.lower())
 
     def update(self, record: ModelRecord) -> None:
         with self._lock:
@@ -190,6 +198,10 @@ class ModelRegistry:
             for record in records:
                 if record.sha256 and record.sha256.startswith(prefix):
                     return record
+        for record in self.upscaler_records():
+            if query in (record.name, record.ref.location) or (record.path and query == record.path.name):
+                raise UnsupportedModelError(f"{record.name} is the SD x4 upscaler: pick it as an upscaler "
+                                            "(Extras, hires fix), not as a checkpoint")
         raise ModelNotFoundError(
             f"no model named {query!r}; put a .safetensors file or diffusers folder in "
             f"{self._settings.checkpoint_dirs[0]}, or give a Hub repo id such as {self._settings.default_model!r}"

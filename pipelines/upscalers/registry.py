@@ -11,6 +11,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,21 @@ log = logging.getLogger(__name__)
 
 PIL_FILTERS = {"Lanczos": Image.Resampling.LANCZOS, "Nearest": Image.Resampling.NEAREST}
 MAX_PASSES = 3  # a model is applied at most this many times per upscale (A1111's limit)
-DiffusionRunner = Callable[..., Image.Image]
+
+
+@dataclass(frozen=True)
+class DiffusionUpscaler:
+    """A diffusion upscaler entry and the function that runs it (``run(image, on_tile=, should_stop=)``)."""
+
+    record: UpscalerRecord
+    run: Callable[..., Image.Image]
 
 
 class UpscalerRegistry:
     """Lists upscalers, keeps up to ``cache_size`` loaded models, and upscales images."""
 
-    def __init__(self, settings: Settings, *, device: torch.device, dtype: torch.dtype, cache_size: int = 2) -> None:
+    def __init__(self, settings: Settings, *, device: torch.device, dtype: torch.dtype, cache_size: int = 2,
+                 diffusion_upscalers: Callable[[], list[DiffusionUpscaler]] | None = None) -> None:
         self.settings = settings
         self.device, self.dtype = device, dtype
         self.cache_size = cache_size
@@ -47,14 +56,15 @@ class UpscalerRegistry:
         self._records: dict[str, UpscalerRecord] = {}
         self._pickled: dict[str, Path] = {}
         self._models: OrderedDict[str, Any] = OrderedDict()
-        self._extra: list[UpscalerRecord] = []  # e.g. the SD x4 upscaler, added by its provider
-        self._diffusion: DiffusionRunner | None = None
+        self._diffusion_source = diffusion_upscalers  # the SD x4 upscaler pipelines the model registry found
+        self._diffusion: dict[str, DiffusionUpscaler] = {}
         self.refresh()
 
     # ---- records ---------------------------------------------------------------------------
     def refresh(self) -> list[UpscalerRecord]:
         """Rescan the upscaler folders; models already loaded stay cached."""
         found, skipped = scan_model_files(self.settings.upscaler_dirs, allow_pickle=self.settings.allow_pickle)
+        diffusion = self._diffusion_source() if self._diffusion_source else []
         with self._lock:
             old = self._records
             records = {r.name: r for r in BUILTINS}
@@ -63,18 +73,12 @@ class UpscalerRegistry:
                 if previous is not None and previous.path == record.path and previous.scale_known:
                     record = previous
                 records.setdefault(record.name, record)
-            for record in self._extra:
-                records.setdefault(record.name, record)
+            for entry in diffusion:
+                records.setdefault(entry.record.name, entry.record)
             self._records = records
+            self._diffusion = {entry.record.name: entry for entry in diffusion}
             self._pickled = {p.stem: p for p in skipped}
         return self.records()
-
-    def set_diffusion_upscaler(self, record: UpscalerRecord | None, runner: DiffusionRunner | None) -> None:
-        """Register (or remove, with None) the diffusion upscaler entry and the function that runs it."""
-        with self._lock:
-            self._extra = [record] if record is not None else []
-            self._diffusion = runner
-        self.refresh()
 
     def records(self) -> list[UpscalerRecord]:
         with self._lock:
@@ -145,9 +149,11 @@ class UpscalerRegistry:
     def _run_model(self, record: UpscalerRecord, image: Image.Image, on_tile: TileFn | None,
                    should_stop: StopFn | None) -> Image.Image:
         if record.kind is UpscalerKind.DIFFUSION:
-            if self._diffusion is None:
-                raise ValidationError("upscaler", f"{record.name} is not available")
-            return self._diffusion(image, on_tile=on_tile, should_stop=should_stop)
+            with self._lock:
+                entry = self._diffusion.get(record.name)
+            if entry is None:
+                raise ValidationError("upscaler", f"{record.name} is not available any more; rescan the models")
+            return entry.run(image, on_tile=on_tile, should_stop=should_stop)
         descriptor = self.load(record)
         device, dtype = descriptor.device, descriptor.dtype
         pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]

@@ -54,3 +54,43 @@ def save_rrdbnet(path: Path, *, scale: int = 4, seed: int = 0) -> Path:
     else:
         torch.save(state, path)
     return path
+
+
+def save_sd_x4_upscaler(path: Path, *, seed: int = 0) -> Path:
+    """A tiny ``StableDiffusionUpscalePipeline`` folder: the layout of stabilityai/stable-diffusion-x4-upscaler."""
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        DDPMScheduler,
+        StableDiffusionUpscalePipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel
+
+    from tests.support.tiny_models import _clip_text_config, _load_tokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 32, 64), layers_per_block=1, sample_size=32,
+        in_channels=7, out_channels=4,  # 4 latent channels + the 3-channel low-res image
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, use_linear_projection=True,
+        num_class_embeds=1000,  # the noise level is a class label, as in the real model
+    )
+    vae = AutoencoderKL(  # three levels: 4x down, like the x4 upscaler's VAE
+        block_out_channels=[32, 32, 64], layers_per_block=1, in_channels=3, out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3,
+        latent_channels=4, scaling_factor=0.08333,
+    )
+    text_encoder = CLIPTextModel(_clip_text_config(hidden_size=32, hidden_act="gelu"))
+    pipe = StableDiffusionUpscalePipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=_load_tokenizer(path / "_tokenizer_src"), unet=unet,
+        low_res_scheduler=DDPMScheduler(), scheduler=DDIMScheduler(prediction_type="v_prediction"),
+        max_noise_level=350,
+    )
+    pipe.save_pretrained(str(path), safe_serialization=True)
+    import shutil
+
+    shutil.rmtree(path / "_tokenizer_src", ignore_errors=True)
+    return path
