@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.errors import ValidationError
 from pipelines.infotext import parse_infotext
 from pipelines.paste import PastedParameters, paste_img2img_parameters, to_img2img_request
+from pipelines.png_info import read_image_metadata
 from pipelines.requests import MAX_SEED, Img2ImgRequest
 
 if TYPE_CHECKING:
@@ -34,9 +35,8 @@ SIZE_STEP = 8  # img2img sizes are multiples of 8 (the VAE's downscale factor)
 
 
 def image_infotext(image: Any) -> str:
-    """The ``parameters`` text a PIL image was opened with (PNG chunk), or ""."""
-    value = getattr(image, "info", {}).get("parameters")
-    return value if isinstance(value, str) else ""
+    """The infotext an opened image carries (PNG chunk, EXIF UserComment, NovelAI/Fooocus metadata), or ""."""
+    return read_image_metadata(image).parameters or ""
 
 
 def image_size_for_request(image: Any) -> tuple[int, int]:

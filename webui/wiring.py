@@ -11,12 +11,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
-from PIL import Image
 
-from pipelines.actions import UPSCALE_FACTOR, image_infotext, img2img_from_image
+from pipelines.actions import UPSCALE_FACTOR, img2img_from_image
 from pipelines.context import AppContext
 from webui.components import result_actions
-from webui.components.result_actions import ResultActions, selected_path
+from webui.components.result_actions import ResultActions, read_image, selected_path
 from webui.tabs.extras import ExtrasTab
 from webui.tabs.img2img import Img2ImgTab
 from webui.tabs.img2img_form import request_from_form
@@ -95,10 +94,9 @@ def to_img2img(ctx: AppContext, pages: Pages, path: str, sub_tab: str, form_valu
     Fields the infotext does not name keep the form's current values (A1111's paste); a value
     beyond a slider's range is kept out with a note, a missing model with a warning.
     """
-    with Image.open(path) as opened:
-        image = opened.copy()
+    image, infotext = read_image(path)
     current = request_from_form(init_image=None, **form_values)
-    request, pasted = img2img_from_image(image, image_infotext(image), ctx.manager, base=current)
+    request, pasted = img2img_from_image(image, infotext, ctx.manager, base=current)
     if pasted.model_status.missing:
         gr.Warning(pasted.model_status.message, title="Model not installed")
     notes = list(pasted.notes)

@@ -10,6 +10,7 @@ from PIL import Image
 
 from pipelines.actions import VARY_DENOISING_STRENGTH
 from pipelines.infotext import parse_infotext
+from pipelines.png_info import EXIF_IFD, USER_COMMENT
 
 MADE = dict(checkpoint="tiny-sd15", prompt="a teapot, on a table", negative_prompt="blurry",
             sampler_name="Euler", scheduler="Karras", steps=4, cfg_scale=6.5, width=64, height=72, seed=777,
@@ -118,3 +119,20 @@ def test_send_to_inpaint_puts_the_image_into_the_editor(client, made):
     assert editor["layers"] == []  # no mask painted yet
     with Image.open(editor["background"]) as sent, Image.open(path) as original:
         assert sent.tobytes() == original.tobytes()
+
+
+def test_png_info_send_to_img2img_reads_a_jpeg_exif_infotext(client, tmp_path):
+    text = ("a castle\nNegative prompt: fog\nSteps: 5, Sampler: Euler, Schedule type: Karras, CFG scale: 5, Seed: 9, "
+            "Size: 64x64, Denoising strength: 0.45, Version: v1.10.1")
+    exif = Image.Exif()
+    exif.get_ifd(EXIF_IFD)[USER_COMMENT] = b"UNICODE\0" + text.encode("utf-16-be")  # as A1111 writes JPEGs
+    jpeg = tmp_path / "a1111.jpg"
+    Image.new("RGB", (64, 64), "gray").save(jpeg, exif=exif)
+    form = filled(client.predict(handle_file(str(jpeg)), api_name="/png_info_send_to_img2img"))
+    assert (form["prompt"], form["negative_prompt"], form["steps"], form["seed"]) == ("a castle", "fog", 5, 9)
+    assert form["denoising_strength"] == 0.45 and form["scheduler"] == "Karras"
+
+
+def test_png_info_send_to_img2img_without_an_image_is_a_clear_error(client):
+    with pytest.raises(Exception, match="Drop an image into PNG Info first"):
+        client.predict(None, api_name="/png_info_send_to_img2img")

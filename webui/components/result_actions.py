@@ -83,14 +83,13 @@ def selected_path(items: list[tuple[str, str | None]] | None, index: int | None)
     return items[index if isinstance(index, int) and 0 <= index < len(items) else 0][0]
 
 
-def selected_image(items: list[tuple[str, str | None]] | None, index: int | None) -> Image.Image:
-    """The selected gallery item as a PIL image that keeps its PNG text chunks (the infotext)."""
-    path = selected_path(items, index)
+def read_image(path: str) -> tuple[Image.Image, str]:
+    """The image file's pixels and its infotext (PNG chunk, EXIF, other tools' metadata)."""
     try:
         with Image.open(path) as opened:
-            return opened.copy()  # copy() reads the pixels and keeps ``info``
+            return opened.copy(), image_infotext(opened)  # copy() reads the pixels and keeps ``info``
     except (OSError, ValueError) as exc:
-        raise gr.Error(f"The selected image cannot be read ({exc})", title="No image") from exc
+        raise gr.Error(f"The image cannot be read ({exc})", title="No image") from exc
 
 
 def run_job(ctx: AppContext, request: GenerationRequest, progress: gr.Progress, title: str) -> GenerationResult:
@@ -114,9 +113,9 @@ def vary_handler(ctx: AppContext, strength: str) -> Callable[..., tuple[list, st
         raise ValueError(f"unknown Vary strength {strength!r}")
 
     def vary(items: list | None, index: int, progress: gr.Progress = gr.Progress()) -> tuple[list, str]:
-        image = selected_image(items, index)
+        image, infotext = read_image(selected_path(items, index))
         try:
-            request = vary_request(image, strength, manager=ctx.manager)
+            request = vary_request(image, strength, infotext=infotext, manager=ctx.manager)
             request.validate()
         except Exception as exc:
             raise user_error(exc, title="Cannot vary") from exc
@@ -131,7 +130,7 @@ def vary_handler(ctx: AppContext, strength: str) -> Callable[..., tuple[list, st
 
 def reuse_seed(items: list | None, index: int) -> Any:
     """The selected image's seed, for the seed field of the tab it came from."""
-    seed = seed_of(image_infotext(selected_image(items, index)))
+    seed = seed_of(read_image(selected_path(items, index))[1])
     if seed is None:
         gr.Warning("The selected image does not say which seed made it.", title="No seed")
         return gr.skip()
