@@ -7,6 +7,7 @@ The mapping follows A1111's ``PasteField`` labels::
     Seed -> seed                     Size-1 / Size-2 -> width / height
     Batch size -> batch_size         Model hash / Model -> model (an installed checkpoint)
     Sampler (+ the pre-1.9 "DPM++ 2M Karras" split) and Schedule type -> sampler_name / scheduler
+    Denoising strength and the Hires keys -> hires (see :mod:`pipelines.paste_hires`)
 
 A key the infotext lacks leaves the field as it is. A value Atelier cannot use is
 skipped with a note, never an error. The defaults A1111 inserts for missing keys
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines import samplers
 from pipelines.errors import ValidationError
 from pipelines.model_match import ModelMatch, match_checkpoint, match_loras
+from pipelines.paste_hires import paste_hires
 from pipelines.requests import Img2ImgRequest, Txt2ImgRequest
 
 if TYPE_CHECKING:
@@ -34,8 +36,8 @@ if TYPE_CHECKING:
 _PROMPT_KEYS = ("Prompt", "Negative prompt")
 _A1111_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 # Keys that change the image but that Atelier's txt2img cannot apply yet.
-NOT_APPLIED = ("Hires upscale", "Hires resize", "Hires steps", "Hires upscaler", "Hires checkpoint",
-               "Denoising strength", "First pass size", "Variation seed", "Variation seed strength",
+# (The hires keys and "Denoising strength" are applied by pipelines.paste_hires.)
+NOT_APPLIED = ("Hires checkpoint", "First pass size", "Variation seed", "Variation seed strength",
                "Seed resize from", "VAE", "ENSD", "Eta", "Eta DDIM", "Refiner", "Tiling", "Face restoration",
                "Token merging ratio", "Distilled CFG Scale", "Noise multiplier", "TI hashes", "Module 1")
 _DEFAULT_VALUES = {"Clip skip": "1", "Beta schedule alpha": "0.6", "Beta schedule beta": "0.6"}
@@ -197,6 +199,7 @@ def paste_parameters(params: Mapping[str, str], manager: ModelManager | None = N
     if not has_params_line:
         return PastedParameters(fields)
     _paste_sampler(params, fields, notes)
+    paste_hires(params, fields, notes)  # txt2img's hires fix: on with its values, or off
     notes += _unapplied_notes(params)
     if manager is None:
         return PastedParameters(fields, notes=tuple(notes))

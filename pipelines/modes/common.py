@@ -66,13 +66,17 @@ def previewer(loaded: LoadedModel) -> LatentPreviewer:
     return loaded.extras["previewer"]
 
 
-def step_callback(ctx: JobContext, *, steps: int, size: tuple[int, int], text: str) -> Callable:
-    """diffusers ``callback_on_step_end``: progress, live previews, interrupt and skip."""
+def step_callback(ctx: JobContext, *, steps: int, size: tuple[int, int], text: str, offset: int = 0) -> Callable:
+    """diffusers ``callback_on_step_end``: progress, live previews, interrupt and skip.
+
+    ``steps`` is the job's total per batch; a later pass of the same batch (hires fix) starts
+    counting at ``offset``, so one step bar covers every pass.
+    """
     every = ctx.settings.live_preview_every
     job = ctx.job
 
     def on_step_end(pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        done = step + 1
+        done = offset + step + 1
         job.sampling_step, job.sampling_steps = done, steps
         preview = None
         if every > 0 and done % every == 0 and done < steps:
@@ -108,24 +112,41 @@ def base_params(request: GenerationRequest, ctx: JobContext, seed: int) -> dict[
     }
 
 
-def tail_params(request: GenerationRequest, batch_pos: int) -> dict[str, Any]:
-    """Infotext keys every mode writes after its own ones."""
+def tail_params(request: GenerationRequest, batch_pos: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Infotext keys every mode writes after its own ones; ``extra`` (A1111's ``extra_generation_params``,
+    e.g. the hires keys) goes between them and ``Version``, where A1111 writes it."""
     params: dict[str, Any] = {"RNG": "CPU"}
     if request.batch_size > 1:
         params["Batch size"] = request.batch_size
         params["Batch pos"] = batch_pos
+    params.update(extra or {})
     params["Version"] = VERSION
     return params
 
 
 InfotextParams = Callable[[Any, JobContext, int, int], dict[str, Any]]
+BatchInputs = Callable[[Any, list[int]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SecondPass:
+    """A pass run on each batch's first-pass output before its images are saved (hires fix).
+
+    ``run(first_pipe, first_output_images, seeds, text)`` returns the batch's final PIL images;
+    ``first_output_images`` is whatever the first pass's ``output_type`` asked for.
+    """
+
+    steps: int  # denoising steps it runs per batch, for the progress bar
+    run: Callable[[Any, Any, list[int], str], list[Any]]
 
 
 def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: type | None,
                 call_kwargs: dict[str, Any], denoising_steps: int,
-                infotext_params: InfotextParams) -> GenerationResult:
+                infotext_params: InfotextParams, second_pass: SecondPass | None = None,
+                batch_inputs: BatchInputs | None = None) -> GenerationResult:
     """The loop every mode shares: ``n_iter`` batches of ``batch_size`` images, each batch on a
-    pipeline view of its own, every step reported, every image saved with its infotext."""
+    pipeline view of its own, every step reported, every image saved with its infotext.
+    ``batch_inputs(pipe, seeds)`` adds call arguments that depend on the batch's seeds (inpaint's latent fill)."""
     spec, schedule = samplers.resolve(request.sampler_name, request.scheduler)
     first_seed = resolve_seed(request.seed)
     base = ctx.loaded.pipeline
@@ -137,8 +158,9 @@ def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: ty
         ctx.job.job_no = iteration
         seeds = [first_seed + iteration * request.batch_size + i for i in range(request.batch_size)]
         pipe = job_pipeline(base, samplers.build_scheduler(base.scheduler.config, spec, schedule), cls=pipeline_cls)
-        callback = step_callback(ctx, steps=denoising_steps, size=(request.width, request.height),
-                                 text=f"Batch {iteration + 1}/{request.n_iter}")
+        label = f"Batch {iteration + 1}/{request.n_iter}"
+        total = denoising_steps + (second_pass.steps if second_pass else 0)
+        callback = step_callback(ctx, steps=total, size=(request.width, request.height), text=label)
         output = pipe(
             prompt=[request.prompt] * request.batch_size,
             negative_prompt=[request.negative_prompt] * request.batch_size,
@@ -148,8 +170,10 @@ def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: ty
             callback_on_step_end=callback,
             callback_on_step_end_tensor_inputs=["latents"],
             **call_kwargs,
+            **(batch_inputs(pipe, seeds) if batch_inputs else {}),
         )
-        for pos, (image, seed) in enumerate(zip(output.images, seeds, strict=True)):
+        batch = second_pass.run(pipe, output.images, seeds, label) if second_pass else output.images
+        for pos, (image, seed) in enumerate(zip(batch, seeds, strict=True)):
             text = format_infotext(request.prompt, request.negative_prompt, infotext_params(request, ctx, seed, pos))
             path = None
             if request.save_images:

@@ -106,7 +106,9 @@ def test_upscalers_and_latent_modes(api):
     upscalers = api.get("/upscalers").json()
     assert [u["name"] for u in upscalers] == ["None", "Lanczos", "Nearest"]
     assert set(upscalers[0]) == {"name", "model_name", "model_path", "model_url", "scale"}
-    assert api.get("/latent-upscale-modes").json() == []  # hires fix is not there yet
+    assert [m["name"] for m in api.get("/latent-upscale-modes").json()] == [
+        "Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)",
+        "Latent (nearest-exact)"]  # A1111's list, in its order
 
 
 @pytest.mark.parametrize("path", ["/sd-vae", "/loras", "/prompt-styles", "/hypernetworks", "/face-restorers",

@@ -13,12 +13,20 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from pipelines.png_info import EXIF_IFD, USER_COMMENT
+from webui.tabs.txt2img import Txt2ImgForm
 
 MADE = dict(checkpoint="tiny-sd15-b", prompt="a teapot, on a table", negative_prompt="blurry",
             sampler_name="DPM++ 2M", scheduler="Karras", steps=3, cfg_scale=6.5, width=64, height=80, seed=321,
             batch_size=1, n_iter=1)
 FORM_ORDER = ("checkpoint", "prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "cfg_scale", "width",
               "height", "seed", "batch_size", "n_iter")
+ALL_FIELDS = tuple(Txt2ImgForm.__dataclass_fields__)  # FORM_ORDER, then the hires fix accordion's inputs
+
+
+def _named(values) -> dict:
+    """The FORM_ORDER fields of a form's outputs (the hires inputs are tested in test_hires_tab.py)."""
+    everything = dict(zip(ALL_FIELDS, values, strict=True))
+    return {name: everything[name] for name in FORM_ORDER}
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +52,13 @@ def test_paste_to_txt2img_returns_every_field_the_image_names(client, made_png):
     _, info = made_png
     values = client.predict(infotext=info, batch_size=3, n_iter=2, api_name="/paste_to_txt2img")
     expected = {**MADE, "batch_size": 3, "n_iter": 2}  # not in the infotext: current values kept
-    assert dict(zip(FORM_ORDER, values, strict=True)) == expected
+    assert _named(values) == expected
 
 
 def test_read_parameters_button_reads_the_prompt_box(client, made_png):
     _, info = made_png
     values = client.predict(prompt=info, api_name="/txt2img_read_parameters")
-    assert dict(zip(FORM_ORDER, values, strict=True)) == MADE
+    assert _named(values) == MADE
 
 
 def test_a_plain_prompt_changes_nothing(client):
@@ -68,7 +76,7 @@ def test_missing_model_keeps_the_checkpoint_and_says_so(client, tmp_path):
     parameters, _, model = client.predict(image=handle_file(str(jpeg)), api_name="/png_info")
     assert parameters == text and "Read from: EXIF UserComment." in model
     assert "v1-5-pruned-emaonly \\[6ce0161689\\]; it is not installed" in model
-    values = dict(zip(FORM_ORDER, client.predict(infotext=text, api_name="/paste_to_txt2img"), strict=True))
+    values = _named(client.predict(infotext=text, api_name="/paste_to_txt2img"))
     assert values["checkpoint"] == "tiny-sd15" and values["seed"] == 9 and values["sampler_name"] == "Euler"
 
 
@@ -101,8 +109,7 @@ def test_gradio_image_preprocessing_keeps_text_chunks(tmp_path):
 
 def test_values_beyond_the_form_sliders_are_kept_out(client):
     text = "wide\nSteps: 4, Sampler: Euler, Seed: 3, Size: 3072x512"  # valid for a request, beyond the slider
-    values = dict(zip(FORM_ORDER, client.predict(infotext=text, width=256, api_name="/paste_to_txt2img"),
-                      strict=True))
+    values = _named(client.predict(infotext=text, width=256, api_name="/paste_to_txt2img"))
     assert values["width"] == 256 and values["height"] == 512 and values["seed"] == 3
 
 
@@ -128,7 +135,7 @@ def test_hub_model_named_by_an_image_is_offered_and_downloaded(tmp_path, model_s
             model, _ = client.predict(text=text, api_name="/png_info_download")  # the repo is in session state
             assert model.startswith("Downloaded atelier-test/remote-sd15.")
             assert "Model: atelier-test/remote-sd15" in model
-            values = dict(zip(FORM_ORDER, client.predict(infotext=text, api_name="/paste_to_txt2img"), strict=True))
+            values = _named(client.predict(infotext=text, api_name="/paste_to_txt2img"))
             assert values["checkpoint"] == "atelier-test/remote-sd15"
         finally:
             demo.close()

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
 from pipelines import samplers
 from pipelines.errors import ValidationError
+from pipelines.hires_fix import HiresFix
 from pipelines.infotext import parse_infotext
+from pipelines.modes.hires import hires_params
 from pipelines.options import OptionsStore
 from pipelines.paste import paste_parameters
 from pipelines.requests import GenerationRequest, Txt2ImgRequest
@@ -46,6 +49,10 @@ def apply_infotext(body: Body) -> Body:
         log.info("infotext: %s", note)
     updates = {name: value for name, value in pasted.fields.items()
                if name in type(body).model_fields and name not in body.model_fields_set}
+    hires = pasted.fields.get("hires")
+    if hires is not None and "enable_hr" in type(body).model_fields:  # the flat A1111 fields of its hires fix
+        flat = {"enable_hr": True, **asdict(hires)}
+        updates.update({name: value for name, value in flat.items() if name not in body.model_fields_set})
     return body.model_copy(update=updates)
 
 
@@ -61,7 +68,6 @@ def refuse_unsupported(body: ProcessingAPI) -> None:
     checks = (
         ("restore_faces", body.restore_faces, "face restoration is not available yet"),
         ("tiling", body.tiling, "tiling is not available yet"),
-        ("enable_hr", getattr(body, "enable_hr", False), "hires fix is not available yet"),
         ("refiner_checkpoint", body.refiner_checkpoint not in (None, "", "None"), "a refiner is not available yet"),
         ("firstpass_image", getattr(body, "firstpass_image", None), "hires fix of a given image is not available yet"),
     )
@@ -122,9 +128,26 @@ def core_request(body: ProcessingAPI, options: OptionsStore, cls: type[Request],
     return request
 
 
+HIRES_FIELDS = tuple(f.name for f in fields(HiresFix))  # named as A1111's flat API fields
+
+
+def hires_fix(body: ProcessingAPI) -> HiresFix | None:
+    """``enable_hr`` and the ``hr_*`` fields (+ ``denoising_strength``) as the core's :class:`HiresFix`.
+
+    A field sent as null takes HiresFix's default: ``hr_upscaler`` "Latent" (A1111's default latent
+    mode), ``denoising_strength`` 0.7 (A1111's UI default; its API has none, see the compat notes).
+    """
+    if not getattr(body, "enable_hr", False):
+        return None
+    if body.hr_checkpoint_name not in (None, "", "Use same checkpoint"):
+        raise ValidationError("hr_checkpoint_name", "a different checkpoint for the second pass is not available "
+                              "yet; send null")
+    return HiresFix(**{name: getattr(body, name) for name in HIRES_FIELDS if getattr(body, name) is not None})
+
+
 def to_core_request(body: ProcessingAPI, options: OptionsStore) -> Txt2ImgRequest:
-    """The txt2img core request for ``body``."""
-    return core_request(body, options, Txt2ImgRequest)
+    """The txt2img core request for ``body``; hires fix when ``enable_hr``."""
+    return core_request(body, options, Txt2ImgRequest, hires=hires_fix(body))
 
 
 def processed_info(body: ProcessingAPI, request: GenerationRequest, result: GenerationResult,
@@ -158,8 +181,8 @@ def processed_info(body: ProcessingAPI, request: GenerationRequest, result: Gene
         "sd_vae_hash": None,
         "seed_resize_from_w": -1,
         "seed_resize_from_h": -1,
-        "denoising_strength": getattr(request, "denoising_strength", body.denoising_strength),
-        "extra_generation_params": {},
+        "denoising_strength": _denoising_strength(body, request),
+        "extra_generation_params": _extra_generation_params(request),
         "index_of_first_image": 0,
         "infotexts": [img.infotext for img in result.images],
         "styles": [],
@@ -168,6 +191,19 @@ def processed_info(body: ProcessingAPI, request: GenerationRequest, result: Gene
         "is_using_inpainting_conditioning": False,
         "version": core.get("version", ""),
     }
+
+
+def _denoising_strength(body: ProcessingAPI, request: GenerationRequest) -> float | None:
+    hires = getattr(request, "hires", None)
+    return hires.denoising_strength if hires is not None else getattr(request, "denoising_strength",
+                                                                      body.denoising_strength)
+
+
+def _extra_generation_params(request: GenerationRequest) -> dict[str, Any]:
+    """A1111's ``extra_generation_params``: the hires keys of the infotext, when hires fix ran."""
+    if getattr(request, "hires", None) is None:
+        return {}
+    return {key: value for key, value in hires_params(request).items() if value is not None}
 
 
 def generation_response(

@@ -42,8 +42,6 @@ from webui.api.models import (
 )
 from webui.api.routes_generation import CLIENT_ERRORS
 
-# PIL resizes, always available (A1111's built-in non-model upscalers); model upscalers come later.
-UPSCALERS = ("None", "Lanczos", "Nearest")
 SECRET_MARKERS = ("auth", "password", "token", "secret")
 REDACTED = "<redacted>"
 
@@ -131,12 +129,16 @@ def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, 
 
     @router.get("/upscalers", response_model=list[UpscalerItem])
     def upscaler_list() -> list[UpscalerItem]:
-        return [UpscalerItem(name=name, scale=4) for name in UPSCALERS]
+        """None, Lanczos, Nearest, then the model files in models/ESRGAN (and RealESRGAN, SwinIR, HAT, DAT,
+        ScuNET); ``scale`` is the model's own once it was loaded, else the one its name announces."""
+        return [UpscalerItem(**item) for item in manager.upscalers.items()]
 
     @router.get("/latent-upscale-modes", response_model=list[LatentUpscalerModeItem])
     def latent_upscale_modes() -> list[LatentUpscalerModeItem]:
-        """Empty: latent upscaling belongs to hires fix, which Atelier does not have yet."""
-        return []
+        """A1111's latent modes, for hires fix's ``hr_upscaler`` (and img2img's resize mode 3)."""
+        from pipelines.latent_upscale import LATENT_UPSCALE_MODES  # imported here: this route is all that uses it
+
+        return [LatentUpscalerModeItem(name=name) for name in LATENT_UPSCALE_MODES]
 
     @router.post("/unload-checkpoint", response_model=dict)
     def unload_checkpoint() -> dict:

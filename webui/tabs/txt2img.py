@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import gradio as gr
@@ -13,11 +13,13 @@ from pipelines import samplers
 from pipelines.context import AppContext
 from pipelines.infotext import parse_infotext
 from pipelines.paste import paste_parameters, to_txt2img_request
-from pipelines.requests import Txt2ImgRequest
+from pipelines.requests import HiresFix, Txt2ImgRequest
 from pipelines.results import GenerationResult
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.errors import user_error
 from webui.jobs import Finished, describe, stream
+from webui.tabs import txt2img_hires
+from webui.tabs.txt2img_hires import HIRES_INPUT_NAMES, hires_from_values, hires_values, upscaler_choices
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,18 @@ class Txt2ImgForm:
     seed: gr.Number
     batch_size: gr.Slider
     n_iter: gr.Slider
+    # the "Hires. fix" accordion (webui/tabs/txt2img_hires.py), named like the API fields
+    enable_hr: gr.Checkbox
+    hr_upscaler: gr.Dropdown
+    hr_second_pass_steps: gr.Slider
+    denoising_strength: gr.Slider
+    hr_scale: gr.Slider
+    hr_resize_x: gr.Slider
+    hr_resize_y: gr.Slider
+    hr_sampler_name: gr.Dropdown
+    hr_scheduler: gr.Dropdown
+    hr_prompt: gr.Textbox
+    hr_negative_prompt: gr.Textbox
 
     def named(self) -> dict[str, Component]:
         """Field name -> component, for an event's ``inputs_kwargs``."""
@@ -44,21 +58,26 @@ class Txt2ImgForm:
     def components(self) -> list[Component]:
         return list(self.named().values())
 
-    def show(self, request: Txt2ImgRequest) -> dict[Component, Any]:
-        """A value for every component, taken from ``request``."""
-        values = {name: getattr(request, name) for name in self.named() if name != "checkpoint"}
+    def show(self, request: Txt2ImgRequest, *, hires_kept: HiresFix | None = None) -> dict[Component, Any]:
+        """A value for every component, taken from ``request``; with hires fix off, the accordion shows
+        ``hires_kept`` (the values it had) unticked."""
+        values = {name: getattr(request, name) for name in self.named()
+                  if name != "checkpoint" and name not in HIRES_INPUT_NAMES}
+        values.update(hires_values(request.hires or hires_kept or HiresFix(), request.hires is not None))
         return {self.checkpoint: request.model, **{getattr(self, k): v for k, v in values.items()}}
 
 
 def request_from_form(*, checkpoint: str | None, prompt: str | None, negative_prompt: str | None,
                       sampler_name: str, scheduler: str, steps: float, cfg_scale: float, width: float, height: float,
-                      seed: float | None, batch_size: float, n_iter: float) -> Txt2ImgRequest:
-    """The request the form's current values describe (not validated yet)."""
+                      seed: float | None, batch_size: float, n_iter: float, enable_hr: bool = False,
+                      **hires: Any) -> Txt2ImgRequest:
+    """The request the form's current values describe (not validated yet); ``hires`` are the accordion's
+    values (:func:`~webui.tabs.txt2img_hires.hires_from_values`), used when ``enable_hr``."""
     return Txt2ImgRequest(
         prompt=prompt or "", negative_prompt=negative_prompt or "", sampler_name=sampler_name, scheduler=scheduler,
         steps=int(steps), cfg_scale=float(cfg_scale), width=int(width), height=int(height),
         seed=int(seed if seed is not None else -1), batch_size=int(batch_size), n_iter=int(n_iter),
-        model=checkpoint or None,
+        model=checkpoint or None, hires=hires_from_values(**hires) if enable_hr else None,
     )
 
 
@@ -67,17 +86,24 @@ def paste_handler(ctx: AppContext, form: Txt2ImgForm) -> Callable[..., dict[Comp
 
     def paste(infotext: str | None, **form_values: Any) -> dict[Component, Any]:
         current = request_from_form(**form_values)
+        accordion = hires_from_values(**{k: v for k, v in form_values.items()
+                                         if k in HIRES_INPUT_NAMES and k != "enable_hr"})
         pasted = paste_parameters(parse_infotext(infotext or ""), ctx.manager)
         if not pasted.has_parameters:
             gr.Warning("No generation parameters found: paste a whole infotext (prompt, then a line such as "
                        "'Steps: 20, Sampler: Euler a, ...').", title="Nothing to read")
-            return form.show(current)
+            return form.show(current, hires_kept=accordion)
         for match in (pasted.model_status, *pasted.loras):
             if match.missing:
                 gr.Warning(match.message, title="Model not installed")
-        values = form.show(to_txt2img_request(pasted, current))
         notes = [m.message for m in pasted.loras if m.found] + list(pasted.notes)
-        kept = form.show(current)
+        request = to_txt2img_request(pasted, current)
+        if request.hires is not None and request.hires.hr_upscaler not in upscaler_choices(ctx):
+            notes.append(f"Hires upscaler {request.hires.hr_upscaler!r} is not installed; kept "
+                         f"{accordion.hr_upscaler!r}.")
+            request = replace(request, hires=replace(request.hires, hr_upscaler=accordion.hr_upscaler))
+        values = form.show(request, hires_kept=accordion)
+        kept = form.show(current, hires_kept=accordion)
         for component, value in values.items():  # a valid request value can lie beyond a slider's range
             if isinstance(component, gr.Slider) and not component.minimum <= value <= component.maximum:
                 notes.append(f"{component.label} {value:g} is outside this form's range; kept {kept[component]:g}.")
@@ -126,13 +152,14 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgForm:
                 seed = gr.Number(value=-1, label="Seed", precision=0, scale=4, elem_id="txt2img_seed")
                 random_seed = gr.Button("🎲 Random", scale=1, min_width=60, elem_id="txt2img_random_seed")
                 reuse_seed = gr.Button("♻️ Reuse last", scale=1, min_width=60, elem_id="txt2img_reuse_seed")
+            hires = txt2img_hires.build(ctx, width, height)
         with gr.Column(scale=1):
             preview = gr.Image(label="Live preview", visible=False, interactive=False, elem_id="txt2img_preview")
             gallery = gr.Gallery(label="Output", format="png", columns=2, elem_id="txt2img_gallery",
                                  buttons=["download", "fullscreen"])
             info = gr.Textbox(label="Generation info", lines=4, interactive=False, elem_id="txt2img_info")
     form = Txt2ImgForm(bar.dropdown, prompt, negative_prompt, sampler_name, scheduler, steps, cfg_scale, width,
-                       height, seed, batch_size, n_iter)
+                       height, seed, batch_size, n_iter, *(getattr(hires, n) for n in HIRES_INPUT_NAMES))
 
     def txt2img(progress: gr.Progress = gr.Progress(), **form_values: Any):
         """Generate images from a prompt; yields live previews, then the saved images."""

@@ -1,0 +1,186 @@
+"""Hires fix (A1111's two-pass txt2img): txt2img at the base size, upscale, then img2img at the target size.
+
+Each batch runs both passes before its images are saved:
+
+- with a latent upscale mode ("Latent", "Latent (bicubic)", ...) the first pass hands over its
+  latents, which are resized directly and denoised again; nothing is decoded in between;
+- with any other upscaler (Lanczos, Nearest, model upscalers) the first pass is decoded, upscaled
+  as an image, cut to the target size and encoded again by the img2img pipeline.
+
+The second pass uses the same seeds as the first (as A1111), runs exactly ``Hires steps`` denoising
+steps (the request's steps when 0), and reports its steps after the first pass's on one step bar.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import torch
+from PIL import Image
+
+from pipelines import samplers
+from pipelines.errors import GenerationInterrupted, ValidationError
+from pipelines.latent_upscale import LATENT_UPSCALE_MODES, is_latent_mode, upscale_latents
+from pipelines.modes.common import (
+    JobContext,
+    SecondPass,
+    base_params,
+    generators,
+    job_pipeline,
+    run_batches,
+    step_callback,
+    tail_params,
+)
+from pipelines.modes.img2img import img2img_class
+from pipelines.requests import Txt2ImgRequest
+from pipelines.results import GenerationResult
+
+
+def upscaler_names(ctx: JobContext) -> list[str]:
+    """Every name ``hr_upscaler`` accepts: the latent modes, then the upscalers (Lanczos, Nearest, models)."""
+    return [*LATENT_UPSCALE_MODES, *(ctx.manager.upscalers.names() if ctx.manager is not None else [])]
+
+
+def check_upscaler(name: str, ctx: JobContext) -> None:
+    names = upscaler_names(ctx)
+    if name not in names:
+        raise ValidationError("hr_upscaler", f"no upscaler named {name!r}; one of: {', '.join(names)}")
+
+
+def schedule_length(steps: int, strength: float) -> int:
+    """The ``num_inference_steps`` for which diffusers' img2img runs exactly ``steps`` steps at ``strength``
+    (it runs ``int(num_inference_steps * strength)`` of them)."""
+    total = max(steps, math.ceil(steps / strength))
+    while int(total * strength) < steps:
+        total += 1
+    while total > steps and int((total - 1) * strength) >= steps:
+        total -= 1
+    return total
+
+
+def hires_params(request: Txt2ImgRequest) -> dict[str, Any]:
+    """A1111's hires infotext keys, in its order; optional ones only when they differ from the first pass."""
+    hires = request.hires
+    params: dict[str, Any] = {}
+    if hires.uses_resize:
+        params["Hires resize"] = f"{hires.hr_resize_x}x{hires.hr_resize_y}"
+    else:
+        params["Hires upscale"] = hires.hr_scale
+    params["Hires steps"] = hires.hr_second_pass_steps or None
+    params["Hires upscaler"] = hires.hr_upscaler
+    # compared as resolved, so the schedule "Automatic" picks for another sampler is written too
+    first_spec, first_schedule = samplers.resolve(request.sampler_name, request.scheduler)
+    spec, schedule = samplers.resolve(hires.sampler_name(request), hires.scheduler(request))
+    params["Hires sampler"] = spec.name if spec.name != first_spec.name else None
+    params["Hires schedule type"] = schedule.label if schedule.label != first_schedule.label else None
+    prompt, negative = hires.prompts(request)
+    params["Hires prompt"] = prompt if prompt != request.prompt else None
+    params["Hires negative prompt"] = negative if negative != request.negative_prompt else None
+    return params
+
+
+def infotext_params(request: Txt2ImgRequest, ctx: JobContext, seed: int, batch_pos: int) -> dict:
+    # A1111's order: Size stays the first pass's; "Denoising strength" after Model, the hires keys before Version
+    return {**base_params(request, ctx, seed), "Denoising strength": request.hires.denoising_strength,
+            **tail_params(request, batch_pos, extra=hires_params(request))}
+
+
+def decode_latents(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
+    """PIL images from first-pass latents (the latent path's first pass, when it was cut short)."""
+    vae = pipe.vae
+    config = vae.config
+    latents = latents.to(vae.device, vae.dtype)
+    mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+    if mean is not None and std is not None:  # SDXL-style VAEs normalise their latents
+        shape = (1, config.latent_channels, 1, 1)
+        latents = latents * torch.tensor(std).view(shape).to(latents) / config.scaling_factor \
+            + torch.tensor(mean).view(shape).to(latents)
+    else:
+        latents = latents / config.scaling_factor
+    return pipe.image_processor.postprocess(vae.decode(latents, return_dict=False)[0], output_type="pil")
+
+
+def centre_crop_latents(latents: torch.Tensor, size: tuple[int, int], cell: int) -> torch.Tensor:
+    """The centre ``size`` (pixels) of ``latents``, cut on whole latent cells."""
+    cut_x = latents.shape[3] - size[0] // cell
+    cut_y = latents.shape[2] - size[1] // cell
+    rows = slice(cut_y // 2, latents.shape[2] - (cut_y + 1) // 2)
+    cols = slice(cut_x // 2, latents.shape[3] - (cut_x + 1) // 2)
+    return latents[:, :, rows, cols]
+
+
+def upscale_image(image: Image.Image, request: Txt2ImgRequest, ctx: JobContext) -> Image.Image:
+    """One decoded first-pass image through the named upscaler, resized to cover and cut to the target."""
+    hires = request.hires
+    cover = hires.upscale_size(request.width, request.height)
+    target = hires.target_size(request.width, request.height)
+    scale = max(cover[0] / image.width, cover[1] / image.height)
+    upscaled = ctx.manager.upscalers.upscale(image, scale, hires.hr_upscaler, should_stop=lambda: ctx.job.interrupted)
+    if upscaled.size != cover:
+        upscaled = upscaled.resize(cover, Image.Resampling.LANCZOS)
+    left, top = (cover[0] - target[0]) // 2, (cover[1] - target[1]) // 2
+    return upscaled.crop((left, top, left + target[0], top + target[1]))
+
+
+def second_pass(request: Txt2ImgRequest, ctx: JobContext, cls: type, first_pipe: Any, first: Any,
+                seeds: list[int], label: str) -> list[Image.Image]:
+    """Upscale one batch's first pass and denoise it again at the target size."""
+    hires = request.hires
+    latent = is_latent_mode(hires.hr_upscaler)
+    # 1. A first pass cut short (interrupt or skip) is kept as it is, as A1111 does
+    if first_pipe.interrupt or ctx.job.interrupted:
+        return decode_latents(first_pipe, first) if latent else first
+    # 2. Upscale: latents directly, or the decoded images through the upscaler
+    target = hires.target_size(request.width, request.height)
+    if latent:
+        cover = hires.upscale_size(request.width, request.height)
+        cell = first_pipe.vae_scale_factor
+        init = centre_crop_latents(upscale_latents(first, *cover, hires.hr_upscaler, vae_scale_factor=cell),
+                                   target, cell)
+    else:
+        try:
+            init = [upscale_image(image, request, ctx) for image in first]
+        except GenerationInterrupted:  # stopped between an upscaler model's tiles: keep the first pass
+            return first
+    # 3. img2img at the target size on a pipeline view of its own, with the hires sampler and the same seeds
+    base = ctx.loaded.pipeline
+    spec, schedule = samplers.resolve(hires.sampler_name(request), hires.scheduler(request))
+    pipe = job_pipeline(base, samplers.build_scheduler(base.scheduler.config, spec, schedule), cls=cls)
+    steps = hires.steps(request.steps)
+    prompt, negative = hires.prompts(request)
+    callback = step_callback(ctx, steps=request.steps + steps, size=target, text=f"{label} · hires fix",
+                             offset=request.steps)
+    output = pipe(
+        prompt=[prompt] * len(seeds),
+        negative_prompt=[negative] * len(seeds),
+        image=init,
+        strength=hires.denoising_strength,
+        num_inference_steps=schedule_length(steps, hires.denoising_strength),
+        guidance_scale=request.cfg_scale,
+        generator=generators(seeds),
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=["latents"],
+    )
+    return output.images
+
+
+@torch.inference_mode()
+def run(request: Txt2ImgRequest, ctx: JobContext) -> GenerationResult:
+    # 1. Check inputs: the request, the upscaler's name, an img2img pipeline for the loaded model
+    request.validate()
+    check_upscaler(request.hires.hr_upscaler, ctx)
+    cls = img2img_class(ctx.loaded.pipeline)
+    # 2. The second pass each batch runs before its images are saved
+    hires_pass = SecondPass(steps=request.hires.steps(request.steps), run=partial(second_pass, request, ctx, cls))
+    # 3. Batches: the first pass at the base size hands over latents (latent modes) or images
+    output_type = "latent" if is_latent_mode(request.hires.hr_upscaler) else "pil"
+    return run_batches(
+        request, ctx,
+        pipeline_cls=None,  # the loaded pipeline's own class
+        call_kwargs={"width": request.width, "height": request.height, "output_type": output_type},
+        denoising_steps=request.steps,
+        infotext_params=infotext_params,
+        second_pass=hires_pass,
+    )
