@@ -186,7 +186,7 @@ def build(ctx: AppContext) -> ExtrasTab:
             with gr.Row():
                 upscale = gr.Button("Upscale", variant="primary", elem_id="extras_upscale")
                 interrupt = gr.Button("Interrupt", elem_id="extras_interrupt")
-            gallery = gr.Gallery(label="Output", format="png", columns=2, elem_id="extras_gallery",
+            gallery = gr.Gallery(label="Output", format="png", columns=2, interactive=False, elem_id="extras_gallery",
                                  buttons=["download", "fullscreen"])
             info = gr.Textbox(label="Info", lines=3, interactive=False, elem_id="extras_info")
 
