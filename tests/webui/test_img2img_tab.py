@@ -76,3 +76,67 @@ def test_denoising_that_runs_no_step_names_the_field(client, source):
     with pytest.raises(AppError, match="denoising_strength"):
         client.predict(**{**FORM, "denoising_strength": 0.1, "steps": 4}, init_image=handle_file(str(source)),
                        api_name="/img2img")
+
+
+# Inpaint: the editor's value is {background, layers, composite}; painted layer pixels are the mask.
+INPAINT = dict(mask_blur=0, inpainting_mask_invert=0, inpainting_fill=1, inpaint_full_res=0,
+               inpaint_full_res_padding=32)
+
+
+def stroke_layer(folder: Path, box: tuple[int, int, int, int], size=(96, 80)) -> Path:
+    """A transparent layer with an opaque painted rectangle, as the editor's brush leaves it."""
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    layer.paste((255, 255, 255, 255), box)
+    path = folder / f"layer-{'-'.join(map(str, box))}.png"
+    layer.save(path)
+    return path
+
+
+def editor_value(background: Path, *layers: Path) -> dict:
+    return {"background": handle_file(str(background)), "layers": [handle_file(str(p)) for p in layers],
+            "composite": None}
+
+
+def inpaint(client, **values):
+    args = {**FORM, **INPAINT, "width": 96, "height": 80, "inpaint_mask": None, **values}
+    return client.predict(**args, api_name="/inpaint")
+
+
+def changed(result: dict, source: Path) -> np.ndarray:
+    out = np.asarray(Image.open(result["image"]).convert("RGB"), dtype=np.int16)
+    return np.abs(out - np.asarray(Image.open(source).convert("RGB"), dtype=np.int16)).max(axis=-1) > 0
+
+
+def test_inpaint_repaints_only_the_painted_area(client, live_app, source, tmp_path):
+    gallery, info = inpaint(client, inpaint_editor=editor_value(source, stroke_layer(tmp_path, (8, 8, 40, 40))),
+                            seed=777)
+    diff = changed(gallery[0], source)
+    assert diff[12:36, 12:36].mean() > 0.5  # the painted square was repainted
+    assert not diff[:, 56:].any() and not diff[56:, :].any()  # far from it, the source pixels are kept
+    assert "Mask blur: 0" in info and "Denoising strength: 0.75" in info
+    assert saved(live_app["data_dir"], "img2img", 777)
+
+
+def test_inpaint_with_an_uploaded_mask_and_only_masked(client, source, tmp_path):
+    mask = Image.new("L", (96, 80), 0)
+    mask.paste(255, (60, 40, 90, 76))
+    mask.save(tmp_path / "mask.png")
+    gallery, _ = inpaint(client, inpaint_editor=editor_value(source),
+                         inpaint_mask=handle_file(str(tmp_path / "mask.png")),
+                         inpaint_full_res=1, inpaint_full_res_padding=8, seed=778)
+    diff = changed(gallery[0], source)
+    assert diff[44:72, 64:86].mean() > 0.5 and not diff[:30, :50].any()
+
+
+def test_inpaint_mask_mode_inverts_the_painted_area(client, source, tmp_path):
+    gallery, _ = inpaint(client, inpaint_editor=editor_value(source, stroke_layer(tmp_path, (8, 8, 40, 40))),
+                         inpainting_mask_invert=1, seed=779)
+    diff = changed(gallery[0], source)
+    assert not diff[8:40, 8:40].any() and diff[:, 56:].mean() > 0.5
+
+
+def test_inpaint_without_a_mask_or_image_says_what_is_missing(client, source):
+    with pytest.raises(AppError, match="Paint over the area"):
+        inpaint(client, inpaint_editor=editor_value(source))
+    with pytest.raises(AppError, match="Inpaint editor"):
+        inpaint(client, inpaint_editor=None)

@@ -8,7 +8,7 @@ image here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import gradio as gr
@@ -22,8 +22,11 @@ from webui.components.checkpoint_bar import CheckpointBar
 from webui.errors import user_error
 from webui.jobs import Finished, describe, stream
 from webui.tabs.img2img_form import RESIZE_CHOICES, Img2ImgForm, request_from_form, size_of
+from webui.tabs.inpaint import InpaintInputs, build_inputs, inpaint_request
 
-SUB_TABS = ("img2img",)  # the sub-tab ids, which are also the values of Img2ImgTab.mode
+SUB_TABS = ("img2img", "inpaint")  # the sub-tab ids, which are also the values of Img2ImgTab.mode
+FORM_FIELDS = tuple(f.name for f in fields(Img2ImgForm))
+INPAINT_FIELDS = tuple(f.name for f in fields(InpaintInputs))
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,8 @@ class Img2ImgTab:
     """What the img2img tab offers the rest of the page (send-to actions, Vary, paste).
 
     - ``form``: the shared inputs, named like :class:`Img2ImgRequest` fields.
-    - ``sub_tabs`` / ``mode``: the sub-tab switcher and the state naming the open sub-tab.
-    - ``init_image``: the img2img sub-tab's image.
+    - ``sub_tabs`` / ``mode``: the sub-tab switcher (ids :data:`SUB_TABS`) and the state naming the open one.
+    - ``init_image``: the img2img sub-tab's image; ``inpaint``: the Inpaint sub-tab's editor and settings.
     - ``gallery`` / ``info``: the results and the first result's infotext.
     """
 
@@ -40,12 +43,14 @@ class Img2ImgTab:
     sub_tabs: gr.Tabs
     mode: gr.State
     init_image: gr.Image
+    inpaint: InpaintInputs
     gallery: gr.Gallery
     info: gr.Textbox
 
     def inputs_by_sub_tab(self) -> dict[str, dict[str, Component]]:
         """Sub-tab id -> the inputs its request is built from, by keyword."""
-        return {"img2img": {**self.form.named(), "init_image": self.init_image}}
+        return {"img2img": {**self.form.named(), "init_image": self.init_image},
+                "inpaint": {**self.form.named(), **self.inpaint.named()}}
 
     def inputs(self) -> dict[str, Component]:
         """Every input of the page's Generate event, by keyword (``mode`` picks the sub-tab's)."""
@@ -56,28 +61,36 @@ class Img2ImgTab:
 
     def fill_targets(self) -> list[Component | gr.Tabs]:
         """The components :meth:`fill` may set: list them as the outputs of the event that calls it."""
-        return [*self.form.components(), self.sub_tabs, self.mode, self.init_image]
+        return [*self.form.components(), self.sub_tabs, self.mode, self.init_image,
+                *self.inpaint.named().values()]
 
     def fill(self, request: Img2ImgRequest, sub_tab: str = "img2img") -> dict[Component | gr.Tabs, Any]:
         """Values that show ``request`` (its image and settings) in the form and open ``sub_tab``.
 
-        The page's own tab switch (to "img2img") is the caller's: add ``tabs: gr.Tabs(selected="img2img")``.
+        "img2img" puts the image into the img2img sub-tab, "inpaint" into the Inpaint editor (with
+        the request's inpaint settings; the user then paints the mask). The page's own switch to
+        the img2img tab is the caller's: add ``tabs: gr.Tabs(selected="img2img")``.
         """
         if sub_tab not in SUB_TABS:
             raise ValueError(f"sub_tab must be one of {SUB_TABS}, got {sub_tab!r}")
-        return {**self.form.show(request), self.sub_tabs: gr.Tabs(selected=sub_tab), self.mode: sub_tab,
-                self.init_image: request.init_image}
+        values = {**self.form.show(request), self.sub_tabs: gr.Tabs(selected=sub_tab), self.mode: sub_tab}
+        if sub_tab == "inpaint":
+            return {**values, **self.inpaint.show(request)}
+        return {**values, self.init_image: request.init_image}
 
 
 def build_request(*, mode: str, **values: Any) -> GenerationRequest:
     """The request for sub-tab ``mode`` from the values of its inputs; raises ``gr.Error`` for bad input."""
-    if mode != "img2img":
+    base = request_from_form(init_image=None, **{name: values[name] for name in FORM_FIELDS})
+    if mode == "img2img":
+        if values.get("init_image") is None:
+            raise gr.Error("Upload or paste an image to start from (drop a file on the image box, or Ctrl+V).",
+                           title="No image")
+        request = replace(base, init_image=values["init_image"])
+    elif mode == "inpaint":
+        request = inpaint_request(base, **{name: values[name] for name in INPAINT_FIELDS})
+    else:
         raise gr.Error(f"Unknown img2img sub-tab {mode!r}.", title="Cannot generate")
-    image = values.pop("init_image", None)
-    if image is None:
-        raise gr.Error("Upload or paste an image to start from (drop a file on the image box, or Ctrl+V).",
-                       title="No image")
-    request = request_from_form(init_image=image, **values)
     try:
         request.validate()
     except Exception as exc:
@@ -175,16 +188,21 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Img2ImgTab:
                 with gr.Tab("img2img", id="img2img", elem_id="img2img_sub_img2img") as img2img_sub:
                     init_image = gr.Image(label="Image", type="pil", sources=["upload", "clipboard"],
                                           image_mode=None, height=360, elem_id="img2img_image")
+                with gr.Tab("Inpaint", id="inpaint", elem_id="img2img_sub_inpaint") as inpaint_sub:
+                    inpaint = build_inputs()
             form, reuse_seed = _settings(bar, prompt, negative_prompt)
         with gr.Column(scale=1):
             preview = gr.Image(label="Live preview", visible=False, interactive=False, elem_id="img2img_preview")
             gallery = gr.Gallery(label="Output", format="png", columns=2, elem_id="img2img_gallery",
                                  buttons=["download", "fullscreen"])
             info = gr.Textbox(label="Generation info", lines=4, interactive=False, elem_id="img2img_info")
-    tab = Img2ImgTab(form, sub_tabs, mode, init_image, gallery, info)
+    tab = Img2ImgTab(form, sub_tabs, mode, init_image, inpaint, gallery, info)
 
     img2img_sub.select(lambda: "img2img", None, mode, queue=False, api_name=False)
+    inpaint_sub.select(lambda: "inpaint", None, mode, queue=False, api_name=False)
     init_image.upload(size_of, init_image, [form.width, form.height], queue=False, api_name=False)
+    inpaint.inpaint_editor.upload(lambda value: size_of((value or {}).get("background")), inpaint.inpaint_editor,
+                                  [form.width, form.height], queue=False, api_name=False)
     live = generate_handler(ctx)
     # The page streams previews from whichever sub-tab is open. API clients get one endpoint per
     # sub-tab, taking only that sub-tab's inputs, and one answer at the end. One device queue.
