@@ -1,9 +1,13 @@
-"""Image preparation for the image-to-image modes: any Pillow image to RGB, and resizing to the
-requested size by A1111's resize modes (0 just resize, 1 crop and resize, 2 resize and fill)."""
+"""Image preparation for the image-to-image modes: any Pillow image to RGB, resizing to the
+requested size by A1111's resize modes (0 just resize, 1 crop and resize, 2 resize and fill; 3, the
+latent upscale, resizes after encoding), and encoding to VAE latents."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import torch
 from PIL import Image
 
 from pipelines.errors import ValidationError
@@ -83,3 +87,17 @@ def prepare_init_image(image: Image.Image, width: int, height: int, resize_mode:
 def prepare_mask_image(mask: Image.Image, width: int, height: int, resize_mode: int) -> Image.Image:
     """An ``L`` mask resized exactly as :func:`prepare_init_image` resizes its image."""
     return resize_image(mask.convert("RGB"), width, height, resize_mode).convert("L")
+
+
+def size_multiple_of_8(image: Image.Image) -> Image.Image:
+    """``image`` at its own size rounded to multiples of 8 (at least 8), as the VAE needs."""
+    size = tuple(max(8, round(side / 8) * 8) for side in image.size)
+    return image if size == image.size else image.resize(size, RESAMPLE)
+
+
+def encode_latents(pipe: Any, pixels: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """Scaled VAE latents of ``pixels`` (1, 3, H, W in [-1, 1]), one sample per generator, drawn as
+    diffusers draws them when it encodes an init image itself."""
+    vae = pipe.vae
+    batch = pixels.to(device=vae.device, dtype=vae.dtype).repeat(len(generators), 1, 1, 1)
+    return vae.encode(batch).latent_dist.sample(generator=generators) * vae.config.scaling_factor

@@ -25,3 +25,27 @@ def test_validate_names_the_bad_field(changes, field, text):
 
 def test_defaults_are_valid():
     Txt2ImgRequest(prompt="x").validate()
+
+
+def test_inpaint_fields_default_to_a1111_ui_values_and_to_dict_summarizes_the_mask():
+    from PIL import Image
+
+    from pipelines.requests import Img2ImgRequest
+
+    mask = Image.new("L", (32, 32), 255)
+    request = Img2ImgRequest(init_image=Image.new("RGB", (32, 32)), mask=mask)
+    request.validate()
+    assert (request.mask_blur, request.inpainting_fill, request.inpaint_full_res,
+            request.inpaint_full_res_padding, request.inpainting_mask_invert) == (4, 1, False, 32, 0)
+    assert request.to_dict()["mask"] == "L image of size (32, 32)"
+
+
+def test_outpaint_canvas_size_and_mode():
+    from PIL import Image
+
+    from pipelines.requests import OutpaintRequest
+
+    request = OutpaintRequest(init_image=Image.new("RGB", (32, 32)), width=64, height=64, expand_left=16,
+                              expand_down=8)
+    request.validate()
+    assert request.canvas_size == (80, 72) and request.mode == "outpaint"
