@@ -1,4 +1,4 @@
-"""POST /sdapi/v1/img2img over HTTP on tiny models: round trip, the A1111 errors, no mask yet."""
+"""POST /sdapi/v1/img2img over HTTP on tiny models: round trip and the A1111 errors (masks: test_inpaint_api.py)."""
 
 from __future__ import annotations
 
@@ -59,17 +59,10 @@ def test_without_init_image_404(api, init_images):
     assert response.json()["detail"] == "Init image not found"
 
 
-def test_mask_is_refused_naming_it(api):
-    response = api.post("/img2img", json={**FAST, "init_images": [b64_png(SOURCE)], "mask": b64_png(SOURCE)})
-    assert response.status_code == 422
-    body = response.json()
-    assert body["detail"].startswith("mask:") and "inpainting is not available yet" in body["detail"]
-
-
 @pytest.mark.parametrize(("fields", "field"), [
     ({"init_images": ["bm90IGFuIGltYWdl"]}, "init_images.0"),
     ({"denoising_strength": 1.5}, "denoising_strength"),
-    ({"resize_mode": 3}, "resize_mode"),
+    ({"resize_mode": 4}, "resize_mode"),
     ({"width": 65}, "width"),
     ({"enable_hr": True}, None),  # not an img2img field: ignored, as any unknown field
 ])

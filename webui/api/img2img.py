@@ -2,7 +2,10 @@
 
 Everything but the image goes through the txt2img code path (:mod:`webui.api.generation`); this
 module adds the init image (the first of ``init_images``; missing -> 404 "Init image not found",
-as in A1111) and refuses the inpainting fields until that mode lands.
+as in A1111) and the inpainting fields: ``mask`` (base64, white = repaint), ``mask_blur`` (else
+``mask_blur_x``), ``inpainting_fill``, ``inpaint_full_res``, ``inpaint_full_res_padding`` and
+``inpainting_mask_invert``, with A1111's API defaults (fill, "Only masked", padding 0). ``latent_mask``
+and ``initial_noise_multiplier`` other than 1 are refused with 422 rather than ignored.
 """
 
 from __future__ import annotations
@@ -20,12 +23,29 @@ from webui.api.models import ImageToImageResponse
 from webui.api.models import StableDiffusionImg2ImgProcessingAPI as Img2ImgBody
 
 
-def refuse_inpainting(body: Img2ImgBody) -> None:
-    for field in ("mask", "latent_mask"):
-        if getattr(body, field):
-            raise ValidationError(field, "inpainting is not available yet; send img2img without a mask")
+def refuse_unsupported_inpainting(body: Img2ImgBody) -> None:
+    if body.latent_mask:
+        raise ValidationError("latent_mask", "a separate latent mask is not supported; send only `mask`")
     if body.initial_noise_multiplier not in (None, 1, 1.0):
         raise ValidationError("initial_noise_multiplier", "only 1 is supported yet")
+
+
+def _default(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def inpainting_fields(body: Img2ImgBody) -> dict[str, Any]:
+    """The request's inpainting fields; empty without a mask (the other fields are then unused, as in A1111)."""
+    if not body.mask:
+        return {}
+    return {
+        "mask": decode_image(body.mask, "mask"),
+        "mask_blur": _default(body.mask_blur, _default(body.mask_blur_x, 4)),
+        "inpainting_fill": _default(body.inpainting_fill, 0),
+        "inpaint_full_res": _default(body.inpaint_full_res, True),
+        "inpaint_full_res_padding": _default(body.inpaint_full_res_padding, 0),
+        "inpainting_mask_invert": _default(body.inpainting_mask_invert, 0),
+    }
 
 
 def init_image(body: Img2ImgBody) -> Any:
@@ -39,12 +59,13 @@ def init_image(body: Img2ImgBody) -> Any:
 def to_img2img_request(body: Img2ImgBody, options: OptionsStore) -> Img2ImgRequest:
     """The core request for ``body`` (after ``apply_infotext``); raises naming the bad field."""
     image = init_image(body)
-    refuse_inpainting(body)
+    refuse_unsupported_inpainting(body)
     return core_request(
         body, options, Img2ImgRequest,
         init_image=image,
         denoising_strength=float(0.75 if body.denoising_strength is None else body.denoising_strength),
         resize_mode=0 if body.resize_mode is None else body.resize_mode,
+        **inpainting_fields(body),
     )
 
 
