@@ -123,3 +123,24 @@ def test_upscale_action_switches_to_the_upscale_tab_and_runs_2x(page, live_app):
     image = page.locator("#extras_gallery img").first
     expect(image).to_be_visible(timeout=GENERATE_TIMEOUT_MS)
     assert natural_size(page, image) == [128, 128]
+
+
+def test_actions_follow_the_image_clicked_in_the_gallery(page, live_app):
+    page.locator("#txt2img_prompt textarea").fill("two pebbles")
+    txt2img_ui.set_slider(page, "Width", 64)
+    txt2img_ui.set_slider(page, "Height", 64)
+    txt2img_ui.set_slider(page, "Sampling steps", 2)
+    txt2img_ui.set_slider(page, "Batch size", 2)
+    seed = page.locator("#txt2img_seed input")
+    seed.fill("5550")
+    seed.press("Enter")
+    page.locator("#txt2img_generate").click()
+    thumbnails = page.locator("#txt2img_gallery img")
+    expect(thumbnails).to_have_count(2, timeout=GENERATE_TIMEOUT_MS)
+
+    thumbnails.nth(1).click()  # the second image: seed 5551
+    page.locator("#txt2img_action_send_img2img").click()
+    expect(page.get_by_role("tab", name="img2img", exact=True).first).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#img2img_seed input")).to_have_value("5551")
+    expect(page.locator("#img2img_prompt textarea")).to_have_value("two pebbles")
+    expect(page.locator("#img2img_image img")).to_be_visible()
