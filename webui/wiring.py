@@ -63,7 +63,7 @@ def _to_extras(pages: Pages, path: str) -> dict[Any, Any]:
 
 
 def wire_extras_actions(ctx: AppContext, pages: Pages, row: ResultActions) -> None:
-    """Send to extras, and Upscale: Send to extras at 2x with the default upscaler, then run it."""
+    """Send to extras, and Upscale: Send to extras at 2x with the default upscaler, then (if that worked) run it."""
     form, extras = pages.extras.form, pages.extras
 
     def send_to_extras(items: list | None, index: int) -> dict[Any, Any]:
@@ -83,7 +83,7 @@ def wire_extras_actions(ctx: AppContext, pages: Pages, row: ResultActions) -> No
         targets = [*_extras_targets(pages), form.resize_mode, form.upscaling_resize, form.upscaler_1,
                    form.upscaler_2, form.extras_upscaler_2_visibility]
         row.buttons["upscale"].click(upscale_selected, [row.gallery, row.selected], targets,
-                                     api_name=f"{row.source}_upscale", queue=False).then(
+                                     api_name=f"{row.source}_upscale", queue=False).success(
             extras.run, None, [extras.gallery, extras.info], inputs_kwargs=form.named(), api_name=False,
             concurrency_id="gpu", concurrency_limit=1)
 
