@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.models.manager import ModelManager
-from pipelines.modes import img2img, txt2img
+from pipelines.modes import extras, img2img, outpaint, txt2img
 from pipelines.modes.common import JobContext
 from pipelines.progress import JobState, ProgressFn, ignore_progress
 from pipelines.requests import GenerationRequest, Txt2ImgRequest
@@ -35,7 +35,8 @@ class Mode:
     needs_checkpoint: bool = True  # False: the mode loads what it needs itself (e.g. upscalers)
 
 
-MODES: dict[str, Mode] = {"txt2img": Mode(txt2img.run), "img2img": Mode(img2img.run)}
+MODES: dict[str, Mode] = {"txt2img": Mode(txt2img.run), "img2img": Mode(img2img.run), "outpaint": Mode(outpaint.run),
+                         "extras": Mode(extras.run, needs_checkpoint=False)}
 
 
 class Engine:

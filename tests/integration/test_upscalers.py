@@ -135,3 +135,117 @@ def test_hub_download_into_models_esrgan_with_byte_progress(tmp_path):
     assert updates and updates[-1].unit == "bytes" and updates[-1].step == updates[-1].total == size
     assert "4x-hub" in manager.upscalers.names()
     assert manager.upscalers.upscale(gradient(8, 8), 4, "4x-hub").size == (32, 32)
+
+
+# ---- the extras mode through the engine ---------------------------------------------------------------
+
+@pytest.fixture
+def ctx(tmp_path):
+    from pipelines.context import AppContext
+
+    save_rrdbnet(tmp_path / "models" / "ESRGAN" / "4x-tiny.safetensors", scale=4, seed=1)
+    return AppContext.build(make_settings(tmp_path, upscale_tile=16, upscale_tile_overlap=4))
+
+
+def with_parameters(image: Image.Image, text: str) -> Image.Image:
+    from io import BytesIO
+
+    from pipelines.outputs import png_info
+
+    buffer = BytesIO()
+    image.save(buffer, format="PNG", pnginfo=png_info(text))
+    return Image.open(BytesIO(buffer.getvalue()))
+
+
+def test_extras_scale_by_keeps_the_source_infotext_and_saves(ctx):
+    from pipelines.infotext import parse_infotext
+    from pipelines.outputs import read_infotext
+    from pipelines.requests import ExtrasRequest
+
+    source = with_parameters(gradient(24, 16), "a fox\nSteps: 20, Sampler: Euler, Seed: 5, Size: 24x16")
+    updates = []
+    result = ctx.engine.generate(ExtrasRequest(images=(source,), upscaler_1="4x-tiny", upscaling_resize=2),
+                                 on_progress=updates.append)
+    (image,) = result.images
+    assert image.image.size == (48, 32) and image.seed == -1
+    assert image.infotext == ("a fox\nSteps: 20, Sampler: Euler, Seed: 5, Size: 24x16, "
+                              "Postprocess upscale by: 2, Postprocess upscaler: 4x-tiny")
+    assert image.path.parent.parent.name == "extras-images" and image.path.name == "00000.png"
+    assert read_infotext(image.path) == image.infotext
+    assert parse_infotext(image.infotext)["Postprocess upscaler"] == "4x-tiny"
+    tiles = [u for u in updates if u.unit == "tiles"]
+    assert tiles and tiles[-1].step == tiles[-1].total and tiles[-1].job == "extras"
+
+
+def test_extras_two_upscalers_blended(ctx):
+    from pipelines.requests import ExtrasRequest
+
+    source = gradient(12, 8)
+    up = ctx.manager.upscalers
+    first, second = up.upscale(source, 2, "4x-tiny"), up.upscale(source, 2, "Nearest")
+    request = ExtrasRequest(images=(source,), upscaler_1="4x-tiny", upscaler_2="Nearest",
+                            extras_upscaler_2_visibility=0.25, save_images=False)
+    (image,) = ctx.engine.generate(request).images
+    expected = Image.blend(first, second, 0.25)
+    assert np.abs(np.asarray(image.image, dtype=int) - np.asarray(expected, dtype=int)).max() <= 1
+    assert not np.array_equal(np.asarray(image.image), np.asarray(first))
+    assert image.infotext == ("Postprocess upscale by: 2, Postprocess upscaler: 4x-tiny, "
+                              "Postprocess upscaler 2: Nearest, Postprocess upscaler 2 visibility: 0.25")
+    assert image.path is None
+
+
+@pytest.mark.parametrize(("crop", "size"), [(True, (40, 40)), (False, (60, 40))])
+def test_extras_scale_to_with_and_without_crop(ctx, crop, size):
+    from pipelines.requests import ExtrasRequest
+
+    request = ExtrasRequest(images=(gradient(12, 8), gradient(6, 6)), resize_mode=1, upscaling_resize_w=40,
+                            upscaling_resize_h=40, upscaling_crop=crop, upscaler_1="Lanczos", save_images=False)
+    result = ctx.engine.generate(request)
+    assert result.images[0].image.size == size and result.images[1].image.size == (40, 40)
+    expected = "Postprocess upscale to: 40x40, " + ("Postprocess crop to: 40x40, " if crop else "")
+    assert result.images[0].infotext == expected + "Postprocess upscaler: Lanczos"
+
+
+def test_extras_bad_fields_are_named(ctx):
+    from pipelines.requests import ExtrasRequest
+
+    image = gradient()
+    cases = [
+        (ExtrasRequest(images=()), "images"),
+        (ExtrasRequest(images=(image,), upscaler_1="R-ESRGAN 4x+"), "upscaler_1"),
+        (ExtrasRequest(images=(image,), upscaler_2="nope"), "upscaler_2"),
+        (ExtrasRequest(images=(image,), upscaling_resize=0), "upscaling_resize"),
+        (ExtrasRequest(images=(image,), upscaling_resize=5000), "upscaling_resize"),
+        (ExtrasRequest(images=(image,), resize_mode=2), "resize_mode"),
+        (ExtrasRequest(images=(image,), resize_mode=1, upscaling_resize_w=0), "upscaling_resize_w"),
+        (ExtrasRequest(images=(image,), extras_upscaler_2_visibility=1.5), "extras_upscaler_2_visibility"),
+        (ExtrasRequest(images=("not an image",)), "images.0"),
+    ]
+    for request, field in cases:
+        with pytest.raises(ValidationError) as err:
+            ctx.engine.generate(request)
+        assert err.value.field == field, (request, err.value)
+    with pytest.raises(ValidationError) as err:
+        ctx.engine.generate(ExtrasRequest(images=(image,), upscaler_1="R-ESRGAN 4x+"))
+    assert "'Lanczos'" in err.value.message and "'4x-tiny'" in err.value.message
+
+
+def test_extras_interrupt_between_tiles_keeps_finished_images(ctx):
+    from pipelines.requests import ExtrasRequest
+
+    def interrupt_on_second_image(update):
+        if ctx.engine.state.job_no == 1 and update.unit == "tiles":
+            ctx.engine.interrupt()
+
+    request = ExtrasRequest(images=(gradient(24, 16), gradient(40, 40), gradient(8, 8)), upscaler_1="4x-tiny",
+                            save_images=False)
+    result = ctx.engine.generate(request, on_progress=interrupt_on_second_image)
+    assert result.interrupted and len(result.images) == 1 and result.images[0].image.size == (48, 32)
+
+
+def test_extras_upscaler_none_leaves_the_image_as_it_is(ctx):
+    from pipelines.requests import ExtrasRequest
+
+    source = gradient(10, 10)
+    (image,) = ctx.engine.generate(ExtrasRequest(images=(source,), save_images=False)).images
+    assert np.array_equal(np.asarray(image.image), np.asarray(source)) and image.infotext == ""

@@ -202,6 +202,48 @@ class UpscalerItem(ApiModel):
     scale: float | None = None
 
 
+class ExtrasBaseRequest(ApiModel):
+    """A1111's extras fields. Face restoration (gfpgan/codeformer) is refused with 422 when asked for;
+    ``show_extras_results`` and ``upscale_first`` are accepted and have no effect (only upscaling runs)."""
+
+    resize_mode: int = Field(default=0, description="0: scale by upscaling_resize, 1: to upscaling_resize_w x _h")
+    show_extras_results: bool = True
+    gfpgan_visibility: float = Field(default=0, ge=0, le=1)
+    codeformer_visibility: float = Field(default=0, ge=0, le=1)
+    codeformer_weight: float = Field(default=0, ge=0, le=1)
+    upscaling_resize: float = Field(default=2, gt=0)
+    upscaling_resize_w: int = Field(default=512, ge=1)
+    upscaling_resize_h: int = Field(default=512, ge=1)
+    upscaling_crop: bool = True
+    upscaler_1: str = Field(default="None", description="a name from /sdapi/v1/upscalers")
+    upscaler_2: str = Field(default="None", description="a name from /sdapi/v1/upscalers")
+    extras_upscaler_2_visibility: float = Field(default=0, ge=0, le=1)
+    upscale_first: bool = False
+
+
+class ExtrasSingleImageRequest(ExtrasBaseRequest):
+    image: str = Field(default="", description="base64 image or data: URI")
+
+
+class ExtrasSingleImageResponse(ApiModel):
+    html_info: str = Field(description="the postprocess infotext as HTML")
+    image: str | None = Field(default=None, description="base64 PNG carrying its infotext")
+
+
+class FileData(ApiModel):
+    data: str = Field(description="base64 image or data: URI")
+    name: str = ""
+
+
+class ExtrasBatchImagesRequest(ExtrasBaseRequest):
+    imageList: list[FileData] = Field(default_factory=list)  # noqa: N815 - A1111's field name
+
+
+class ExtrasBatchImagesResponse(ApiModel):
+    html_info: str
+    images: list[str] = Field(default_factory=list)
+
+
 class LatentUpscalerModeItem(ApiModel):
     name: str
 

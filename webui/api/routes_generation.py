@@ -1,4 +1,4 @@
-"""Generation routes: txt2img, img2img, progress, interrupt, skip, png-info, and 501s for the modes to come.
+"""Generation routes: txt2img, img2img, extras, progress, interrupt, skip, png-info, and 501s for the modes to come.
 
 txt2img and img2img are plain ``def`` routes, so FastAPI runs it in its thread pool; it waits for the engine's
 device lock like any UI job. progress, interrupt and skip are ``async`` and never block, so they
@@ -17,12 +17,17 @@ from pipelines.infotext import parse_infotext
 from pipelines.options import OptionsStore
 from pipelines.png_info import read_image_metadata
 from pipelines.progress import JobState
+from webui.api import extras
 from webui.api.errors import not_implemented
 from webui.api.generation import apply_infotext, to_core_request, txt2img_response
 from webui.api.images import decode_image, encode_png
 from webui.api.img2img import img2img_response, to_img2img_request
 from webui.api.models import (
     ErrorResponse,
+    ExtrasBatchImagesRequest,
+    ExtrasBatchImagesResponse,
+    ExtrasSingleImageRequest,
+    ExtrasSingleImageResponse,
     ImageToImageResponse,
     PNGInfoRequest,
     PNGInfoResponse,
@@ -36,8 +41,6 @@ from webui.api.models import StableDiffusionTxt2ImgProcessingAPI as Txt2ImgBody
 TIMESTAMP = "%Y%m%d%H%M%S"
 CLIENT_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 422)}
 NOT_YET = (  # A1111 endpoints whose modes arrive in later milestones
-    ("/extra-single-image", "extras (upscaling)"),
-    ("/extra-batch-images", "extras (upscaling)"),
     ("/interrogate", "interrogate"),
 )
 
@@ -79,13 +82,27 @@ def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsSt
 
     @router.post("/img2img", response_model=ImageToImageResponse, responses=CLIENT_ERRORS)
     def img2img(body: Img2ImgBody) -> ImageToImageResponse:
-        """Generate images from an init image and a prompt (no mask yet; A1111's
-        ``StableDiffusionImg2ImgProcessingAPI``)."""
+        """Generate images from an init image and a prompt; with ``mask`` (white = repaint) it inpaints,
+        honouring mask_blur (else mask_blur_x), inpainting_fill, inpaint_full_res(_padding) and
+        inpainting_mask_invert (A1111's ``StableDiffusionImg2ImgProcessingAPI``)."""
         body = apply_infotext(body)
         request = to_img2img_request(body, options)
         job_timestamp = datetime.now().strftime(TIMESTAMP)
         result = engine.generate(request)
         return img2img_response(body, request, result, job_timestamp)
+
+    @router.post("/extra-single-image", response_model=ExtrasSingleImageResponse, responses=CLIENT_ERRORS)
+    def extra_single_image(body: ExtrasSingleImageRequest) -> ExtrasSingleImageResponse:
+        """Upscale one image with one or two upscalers (A1111's ``ExtrasSingleImageRequest``)."""
+        result = engine.generate(extras.single_image_request(body))
+        images = extras.encoded_images(result)
+        return ExtrasSingleImageResponse(html_info=extras.html_info(result), image=images[0] if images else None)
+
+    @router.post("/extra-batch-images", response_model=ExtrasBatchImagesResponse, responses=CLIENT_ERRORS)
+    def extra_batch_images(body: ExtrasBatchImagesRequest) -> ExtrasBatchImagesResponse:
+        """Upscale every image of ``imageList`` (A1111's ``ExtrasBatchImagesRequest``)."""
+        result = engine.generate(extras.batch_request(body))
+        return ExtrasBatchImagesResponse(html_info=extras.html_info(result), images=extras.encoded_images(result))
 
     @router.get("/progress", response_model=ProgressResponse)
     async def progress(skip_current_image: bool = False) -> ProgressResponse:
