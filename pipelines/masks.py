@@ -26,7 +26,9 @@ def to_mask(image: Image.Image) -> Image.Image:
         grey = alpha if alpha.getextrema()[0] < 255 else image.convert("L")
     elif image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         values = np.asarray(image, dtype=np.float64)
-        grey = Image.fromarray(np.where(values >= values.max(initial=0) / 2, 255, 0).astype(np.uint8), mode="L")
+        if values.max(initial=0) > 255:  # 16-bit samples, scaled to 8 bits as the init image is
+            values = values / 257.0
+        grey = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
     else:
         grey = image.convert("L")
     return grey.point(lambda v: 255 if v >= THRESHOLD else 0)

@@ -33,6 +33,9 @@ def test_to_mask_thresholds_grey_and_reads_alpha_of_a_painted_layer():
     assert values(masks.to_mask(layer)).tolist() == [[0, 0, 255, 0]]
     opaque = Image.new("RGBA", (2, 1), (255, 255, 255, 255))  # no transparency: brightness counts
     assert values(masks.to_mask(opaque)).tolist() == [[255, 255]]
+    deep = Image.fromarray(np.array([[0, 30000, 40000, 65535]], dtype=np.uint16))  # 16-bit grey
+    assert values(masks.to_mask(deep)).tolist() == [[0, 0, 255, 255]]
+    assert values(masks.to_mask(Image.fromarray(np.zeros((1, 3), dtype=np.uint16)))).max() == 0
 
 
 def test_prepare_mask_resizes_to_the_image_and_inverts():
