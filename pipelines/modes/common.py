@@ -74,15 +74,20 @@ def step_callback(ctx: JobContext, *, steps: int, size: tuple[int, int], text: s
     """
     every = ctx.settings.live_preview_every
     job = ctx.job
+    reported = offset
 
     def on_step_end(pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        done = offset + step + 1
-        job.sampling_step, job.sampling_steps = done, steps
-        preview = None
-        if every > 0 and done % every == 0 and done < steps:
-            preview = previewer(ctx.loaded)(tensors["latents"], size)
-            job.current_preview = preview
-        ctx.on_progress(ProgressUpdate(ctx.job.job, done, steps, "steps", text, preview))
+        nonlocal reported
+        # second-order samplers (Heun, DPM2, DPM++ SDE) call back twice per sampling step
+        done = offset + -(-(step + 1) // pipe.scheduler.order)
+        if done > reported:
+            reported = done
+            job.sampling_step, job.sampling_steps = done, steps
+            preview = None
+            if every > 0 and done % every == 0 and done < steps:
+                preview = previewer(ctx.loaded)(tensors["latents"], size)
+                job.current_preview = preview
+            ctx.on_progress(ProgressUpdate(ctx.job.job, done, steps, "steps", text, preview))
         if job.interrupted or job.take_skip():
             pipe._interrupt = True  # diffusers' documented way to stop the denoising loop early
         return tensors

@@ -240,3 +240,11 @@ def test_sdxl_latent_hires_and_a_cut_short_first_pass(tmp_path, model_store):
     cut = engine.generate(request, on_progress=interrupt_at_1)  # SDXL's latents decoded by hand (mean/std aware)
     assert cut.interrupted and cut.images[0].image.size == (64, 64)
     assert np.asarray(cut.images[0].image).std() > 0
+
+
+@pytest.mark.parametrize("sampler", ["Heun", "DPM2", "DPM++ SDE"])
+def test_second_order_samplers_count_sampling_steps_on_the_bar(app_context, sampler):
+    updates = []  # these samplers call back twice per step; the bar still counts 4 + 3 steps, never backwards
+    app_context.engine.generate(Txt2ImgRequest(**BASE, seed=2, sampler_name=sampler,
+                                               hires=HiresFix(hr_second_pass_steps=3)), on_progress=updates.append)
+    assert [(u.step, u.total) for u in updates if u.unit == "steps"] == [(i, 7) for i in range(1, 8)]
