@@ -130,7 +130,7 @@ def wire_img2img_actions(ctx: AppContext, pages: Pages, row: ResultActions) -> N
 
 
 def wire_png_info(ctx: AppContext, pages: Pages) -> None:
-    """PNG Info's Send to extras: the dropped file itself, so nothing is re-encoded."""
+    """PNG Info's Send to img2img / inpaint / extras: the dropped file itself (not re-encoded) and its parameters."""
 
     def png_info_to_extras(image: str | None) -> dict[Any, Any]:
         """Show the image dropped into PNG Info in the Upscale tab."""
