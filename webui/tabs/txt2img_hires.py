@@ -38,10 +38,11 @@ def upscaler_choices(ctx: AppContext) -> list[str]:
     return [*LATENT_UPSCALE_MODES, *ctx.manager.upscalers.names()]
 
 
-def hires_from_values(*, hr_upscaler: str, hr_second_pass_steps: float, denoising_strength: float, hr_scale: float,
-                      hr_resize_x: float, hr_resize_y: float, hr_sampler_name: str | None, hr_scheduler: str | None,
-                      hr_prompt: str | None, hr_negative_prompt: str | None) -> HiresFix:
-    """The accordion's values as a HiresFix (whether or not it is enabled)."""
+def hires_from_values(*, hr_upscaler: str = "Latent", hr_second_pass_steps: float = 0, denoising_strength: float = 0.7,
+                      hr_scale: float = 2.0, hr_resize_x: float = 0, hr_resize_y: float = 0,
+                      hr_sampler_name: str | None = None, hr_scheduler: str | None = None, hr_prompt: str | None = "",
+                      hr_negative_prompt: str | None = "") -> HiresFix:
+    """The accordion's values as a HiresFix (whether or not it is enabled); defaults are HiresFix's."""
     return HiresFix(
         hr_scale=float(hr_scale), hr_upscaler=hr_upscaler or "Latent", hr_second_pass_steps=int(hr_second_pass_steps),
         hr_resize_x=int(hr_resize_x), hr_resize_y=int(hr_resize_y), denoising_strength=float(denoising_strength),
