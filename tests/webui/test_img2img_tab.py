@@ -140,3 +140,44 @@ def test_inpaint_without_a_mask_or_image_says_what_is_missing(client, source):
         inpaint(client, inpaint_editor=editor_value(source))
     with pytest.raises(AppError, match="Inpaint editor"):
         inpaint(client, inpaint_editor=None)
+
+
+OUTPAINT = dict(expand_left=0, expand_right=0, expand_up=0, expand_down=0, outpaint_mask_blur=4,
+                outpaint_inpainting_fill=1)
+
+
+def outpaint(client, source: Path, **values):
+    args = {**FORM, **OUTPAINT, "width": 96, "height": 80, "outpaint_image": handle_file(str(source)), **values}
+    return client.predict(**args, api_name="/outpaint")
+
+
+def test_outpaint_extends_the_canvas_and_keeps_the_image(client, live_app, source):
+    gallery, info = outpaint(client, source, expand_right=32, expand_up=16, seed=881)
+    out = np.asarray(Image.open(gallery[0]["image"]).convert("RGB"), dtype=np.int16)
+    assert out.shape == (96, 128, 3) and "Size: 128x96" in info
+    assert 'Outpaint: "left 0, right 32, up 16, down 0"' in info
+    src = np.asarray(Image.open(source).convert("RGB"), dtype=np.int16)
+    # Far from the new edges (the seam and the mask blur reach ~20 px in), the source is kept exactly.
+    assert np.array_equal(out[16 + 24:, :60], src[24:, :60])
+    assert saved(live_app["data_dir"], "img2img", 881)
+
+
+def test_outpaint_needs_a_side_and_multiples_of_8(client, source):
+    with pytest.raises(AppError, match="Set at least one of Expand"):
+        outpaint(client, source)
+    with pytest.raises(AppError, match="expand_left.*multiple of 8"):
+        outpaint(client, source, expand_left=12)
+    with pytest.raises(AppError, match="Outpaint sub-tab"):
+        client.predict(**FORM, **OUTPAINT, outpaint_image=None, api_name="/outpaint")
+
+
+def test_the_page_event_streams_previews_from_the_open_sub_tab(client, source):
+    """/img2img_live is the page's Generate: the sub-tab comes from the page's state (img2img here)."""
+    job = client.submit(**{**FORM, **INPAINT, **OUTPAINT, "steps": 8, "denoising_strength": 1.0},
+                        init_image=handle_file(str(source)), inpaint_editor=None, inpaint_mask=None,
+                        outpaint_image=None, api_name="/img2img_live")
+    job.result(timeout=120)
+    outputs = job.outputs()
+    assert any(isinstance(o[0], dict) and o[0].get("value") for o in outputs[:-1]), outputs
+    gallery, info = outputs[-1][1], outputs[-1][2]
+    assert gallery and "Denoising strength: 1" in info

@@ -21,12 +21,16 @@ from pipelines.results import GenerationResult
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.errors import user_error
 from webui.jobs import Finished, describe, stream
+from webui.tabs import inpaint as inpaint_tab
+from webui.tabs import outpaint as outpaint_tab
 from webui.tabs.img2img_form import RESIZE_CHOICES, Img2ImgForm, request_from_form, size_of
-from webui.tabs.inpaint import InpaintInputs, build_inputs, inpaint_request
+from webui.tabs.inpaint import InpaintInputs, inpaint_request
+from webui.tabs.outpaint import OutpaintInputs, outpaint_request
 
-SUB_TABS = ("img2img", "inpaint")  # the sub-tab ids, which are also the values of Img2ImgTab.mode
+SUB_TABS = ("img2img", "inpaint", "outpaint")  # the sub-tab ids, which are also the values of Img2ImgTab.mode
 FORM_FIELDS = tuple(f.name for f in fields(Img2ImgForm))
 INPAINT_FIELDS = tuple(f.name for f in fields(InpaintInputs))
+OUTPAINT_FIELDS = tuple(f.name for f in fields(OutpaintInputs))
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ class Img2ImgTab:
 
     - ``form``: the shared inputs, named like :class:`Img2ImgRequest` fields.
     - ``sub_tabs`` / ``mode``: the sub-tab switcher (ids :data:`SUB_TABS`) and the state naming the open one.
-    - ``init_image``: the img2img sub-tab's image; ``inpaint``: the Inpaint sub-tab's editor and settings.
+    - ``init_image``: the img2img sub-tab's image; ``inpaint``: the Inpaint sub-tab's editor and settings;
+      ``outpaint``: the Outpaint sub-tab's image and expansion.
     - ``gallery`` / ``info``: the results and the first result's infotext.
     """
 
@@ -44,13 +49,15 @@ class Img2ImgTab:
     mode: gr.State
     init_image: gr.Image
     inpaint: InpaintInputs
+    outpaint: OutpaintInputs
     gallery: gr.Gallery
     info: gr.Textbox
 
     def inputs_by_sub_tab(self) -> dict[str, dict[str, Component]]:
         """Sub-tab id -> the inputs its request is built from, by keyword."""
         return {"img2img": {**self.form.named(), "init_image": self.init_image},
-                "inpaint": {**self.form.named(), **self.inpaint.named()}}
+                "inpaint": {**self.form.named(), **self.inpaint.named()},
+                "outpaint": {**self.form.named(), **self.outpaint.named()}}
 
     def inputs(self) -> dict[str, Component]:
         """Every input of the page's Generate event, by keyword (``mode`` picks the sub-tab's)."""
@@ -62,20 +69,24 @@ class Img2ImgTab:
     def fill_targets(self) -> list[Component | gr.Tabs]:
         """The components :meth:`fill` may set: list them as the outputs of the event that calls it."""
         return [*self.form.components(), self.sub_tabs, self.mode, self.init_image,
-                *self.inpaint.named().values()]
+                *self.inpaint.named().values(), *self.outpaint.named().values()]
 
     def fill(self, request: Img2ImgRequest, sub_tab: str = "img2img") -> dict[Component | gr.Tabs, Any]:
         """Values that show ``request`` (its image and settings) in the form and open ``sub_tab``.
 
         "img2img" puts the image into the img2img sub-tab, "inpaint" into the Inpaint editor (with
-        the request's inpaint settings; the user then paints the mask). The page's own switch to
-        the img2img tab is the caller's: add ``tabs: gr.Tabs(selected="img2img")``.
+        the request's inpaint settings; the user then paints the mask), "outpaint" into the Outpaint
+        sub-tab (with the expansion of an :class:`OutpaintRequest`). The image may be a PIL image or
+        a file path. The page's own switch to the img2img tab is the caller's: add
+        ``tabs: gr.Tabs(selected="img2img")``.
         """
         if sub_tab not in SUB_TABS:
             raise ValueError(f"sub_tab must be one of {SUB_TABS}, got {sub_tab!r}")
         values = {**self.form.show(request), self.sub_tabs: gr.Tabs(selected=sub_tab), self.mode: sub_tab}
         if sub_tab == "inpaint":
             return {**values, **self.inpaint.show(request)}
+        if sub_tab == "outpaint":
+            return {**values, **self.outpaint.show(request)}
         return {**values, self.init_image: request.init_image}
 
 
@@ -89,6 +100,8 @@ def build_request(*, mode: str, **values: Any) -> GenerationRequest:
         request = replace(base, init_image=values["init_image"])
     elif mode == "inpaint":
         request = inpaint_request(base, **{name: values[name] for name in INPAINT_FIELDS})
+    elif mode == "outpaint":
+        request = outpaint_request(base, **{name: values[name] for name in OUTPAINT_FIELDS})
     else:
         raise gr.Error(f"Unknown img2img sub-tab {mode!r}.", title="Cannot generate")
     try:
@@ -189,17 +202,22 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Img2ImgTab:
                     init_image = gr.Image(label="Image", type="pil", sources=["upload", "clipboard"],
                                           image_mode=None, height=360, elem_id="img2img_image")
                 with gr.Tab("Inpaint", id="inpaint", elem_id="img2img_sub_inpaint") as inpaint_sub:
-                    inpaint = build_inputs()
+                    inpaint = inpaint_tab.build_inputs()
+                with gr.Tab("Outpaint", id="outpaint", elem_id="img2img_sub_outpaint") as outpaint_sub:
+                    outpaint = outpaint_tab.build_inputs()
             form, reuse_seed = _settings(bar, prompt, negative_prompt)
         with gr.Column(scale=1):
             preview = gr.Image(label="Live preview", visible=False, interactive=False, elem_id="img2img_preview")
             gallery = gr.Gallery(label="Output", format="png", columns=2, elem_id="img2img_gallery",
                                  buttons=["download", "fullscreen"])
             info = gr.Textbox(label="Generation info", lines=4, interactive=False, elem_id="img2img_info")
-    tab = Img2ImgTab(form, sub_tabs, mode, init_image, inpaint, gallery, info)
+    tab = Img2ImgTab(form, sub_tabs, mode, init_image, inpaint, outpaint, gallery, info)
 
     img2img_sub.select(lambda: "img2img", None, mode, queue=False, api_name=False)
     inpaint_sub.select(lambda: "inpaint", None, mode, queue=False, api_name=False)
+    outpaint_sub.select(lambda: "outpaint", None, mode, queue=False, api_name=False)
+    outpaint.outpaint_image.upload(size_of, outpaint.outpaint_image, [form.width, form.height], queue=False,
+                                   api_name=False)
     init_image.upload(size_of, init_image, [form.width, form.height], queue=False, api_name=False)
     inpaint.inpaint_editor.upload(lambda value: size_of((value or {}).get("background")), inpaint.inpaint_editor,
                                   [form.width, form.height], queue=False, api_name=False)
