@@ -9,12 +9,14 @@ unchanged; fields A1111 does not define are ignored. What Atelier does with each
   batch_size, n_iter, steps, cfg_scale, width, height, send_images, save_images,
   override_settings (sd_model_checkpoint for this request only; other known options must keep
   their value, see pipelines/options.py; unknown keys are ignored), infotext (fills the fields
-  the request does not set, with the UI's paste mapping: pipelines/paste.py);
+  the request does not set, with the UI's paste mapping: pipelines/paste.py), enable_hr with
+  hr_scale, hr_upscaler, hr_second_pass_steps, hr_resize_x/y, hr_sampler_name, hr_scheduler,
+  hr_prompt, hr_negative_prompt and denoising_strength (hires fix: pipelines/hires_fix.py);
 - refused with 422 naming the field when asking for something Atelier cannot do yet: styles (there
-  are none), subseed_strength > 0, seed_resize_from_w/h > 0, restore_faces, tiling, enable_hr,
-  refiner_checkpoint, firstpass_image, script_name, alwayson_scripts;
-- accepted and ignored (no effect on the image Atelier makes): subseed, eta, s_*, denoising_strength (txt2img),
-  refiner_switch_at, hr_* and firstphase_* (without enable_hr), do_not_save_samples/grid
+  are none), subseed_strength > 0, seed_resize_from_w/h > 0, restore_faces, tiling,
+  refiner_checkpoint, hr_checkpoint_name, firstpass_image, script_name, alwayson_scripts;
+- accepted and ignored (no effect on the image Atelier makes): subseed, eta, s_*, denoising_strength (txt2img
+  without enable_hr), refiner_switch_at, hr_* and firstphase_* (without enable_hr), do_not_save_samples/grid
   (save_images decides, as in A1111), override_settings_restore_afterwards, disable_extra_networks,
   comments, force_task_id, script_args.
 """
@@ -99,9 +101,11 @@ class StableDiffusionImg2ImgProcessingAPI(ProcessingAPI):
     """``POST /sdapi/v1/img2img``: the shared fields plus the image to start from.
 
     Honoured: init_images (the first one; base64 or data: URI; missing -> 404 "Init image not
-    found"), resize_mode 0..2 (3, latent upscale, is refused), denoising_strength. Refused with
-    422 naming the field: mask and latent_mask (inpainting comes later), initial_noise_multiplier
-    other than 1. The other mask/inpaint fields and image_cfg_scale are accepted and ignored.
+    found"), resize_mode 0..3, denoising_strength, and inpainting: mask (white = inpaint), mask_blur
+    (else mask_blur_x), inpainting_fill, inpaint_full_res, inpaint_full_res_padding,
+    inpainting_mask_invert (webui/api/img2img.py). Refused with 422 naming the field: latent_mask,
+    initial_noise_multiplier other than 1. mask_blur_y, mask_round and image_cfg_scale are accepted
+    and ignored.
     """
 
     init_images: list[str] | None = None
