@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from pipelines import masks
-from pipelines.errors import ValidationError
+from pipelines.errors import UnsupportedModelError, ValidationError
+from pipelines.hires_fix import HiresFix
 from pipelines.image_ops import encode_latents
 from pipelines.infotext import parse_infotext
 from pipelines.latent_upscale import upscale_latents
@@ -303,3 +304,14 @@ def test_resize_mode_3_is_refused_where_it_cannot_run(ctx):
     with pytest.raises(ValidationError) as err:
         ctx.engine.generate(Img2ImgRequest(**BASE, init_image=noise_image(), model="tiny-inpainting", resize_mode=3))
     assert err.value.field == "resize_mode" and "inpainting models" in err.value.message
+
+
+def test_txt2img_on_an_inpainting_checkpoint_draws_from_a_blank_canvas(ctx):
+    request = Txt2ImgRequest(prompt="a red fox", width=64, height=64, steps=3, seed=4, model="tiny-inpainting")
+    first, again = ctx.engine.generate(request).images[0], ctx.engine.generate(request).images[0]
+    other = ctx.engine.generate(Txt2ImgRequest(**{**request.to_dict(), "seed": 5})).images[0]
+    assert first.image.size == (64, 64) and "Model: tiny-inpainting" in first.infotext
+    assert np.array_equal(pixels(first.image), pixels(again.image))
+    assert not np.array_equal(pixels(first.image), pixels(other.image))
+    with pytest.raises(UnsupportedModelError, match="inpainting checkpoint: hires fix"):
+        ctx.engine.generate(Txt2ImgRequest(**{**request.to_dict(), "hires": HiresFix(hr_upscaler="Latent")}))
