@@ -193,10 +193,14 @@ def _core_contender(args: argparse.Namespace, ctx, key: str, model: str, shared:
 
 
 def _txt2img_inputs(args: argparse.Namespace, model: str) -> dict[str, Any]:
-    """The /txt2img endpoint's named inputs, in the UI's order (the plain-HTTP call sends them positionally)."""
+    """The /txt2img endpoint's named inputs, in the UI's order (the plain-HTTP call sends them positionally),
+    with the Hires. fix accordion at its defaults, unticked."""
+    from pipelines.hires_fix import HiresFix
+    from webui.tabs.txt2img_hires import hires_values
+
     return dict(checkpoint=model, prompt=args.prompt, negative_prompt=args.negative_prompt, sampler_name=SAMPLER,
                 scheduler=SCHEDULE, steps=args.steps, cfg_scale=args.cfg_scale, width=args.width,
-                height=args.height, seed=args.seed, batch_size=1, n_iter=1)
+                height=args.height, seed=args.seed, batch_size=1, n_iter=1, **hires_values(HiresFix(), False))
 
 
 def _open_image(source):
