@@ -21,7 +21,7 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
         bar = checkpoint_bar.build(ctx)
         with gr.Tabs() as tabs:
             with gr.Tab("txt2img", id="txt2img"):
-                form = txt2img.build(ctx, bar)
+                txt2img_tab = txt2img.build(ctx, bar)
             with gr.Tab("img2img", id="img2img"):
                 img2img_tab = img2img.build(ctx, bar)
             with gr.Tab("Upscale", id="extras"):
@@ -32,6 +32,7 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
                 models.build(ctx, bar)
             with gr.Tab("Settings", id="settings"):
                 settings.build(ctx)
+        form = txt2img_tab.form
         paste = txt2img.paste_handler(ctx, form)
 
         def paste_to_txt2img(infotext: str, **form_values: Any) -> dict[Component | gr.Tabs, Any]:
@@ -41,8 +42,7 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
 
         png.send_to_txt2img.click(paste_to_txt2img, [png.parameters], [*form.components(), tabs],
                                   inputs_kwargs=form.named(), api_name="paste_to_txt2img")
-        wiring.wire(ctx, wiring.Pages(tabs, form, wiring.component(demo, "txt2img_gallery"),
-                                      wiring.component(demo, "txt2img_info"), img2img_tab, upscale, png))
+        wiring.wire(ctx, wiring.Pages(tabs, form, txt2img_tab.gallery, txt2img_tab.info, img2img_tab, upscale, png))
         # The checkpoint selection is shared by every browser tab, as in A1111.
         demo.load(bar.current, None, [bar.dropdown, bar.status], api_name=False)
         demo.load(upscale.refresh_upscalers, None, [upscale.form.upscaler_1, upscale.form.upscaler_2],

@@ -42,14 +42,6 @@ class Pages:
     png_info: PngInfoTab
 
 
-def component(demo: gr.Blocks, elem_id: str) -> Any:
-    """The page's component with ``elem_id`` (for tabs that do not return it)."""
-    for block in demo.blocks.values():
-        if getattr(block, "elem_id", None) == elem_id:
-            return block
-    raise LookupError(f"no component with elem_id {elem_id!r} on the page")
-
-
 def _extras_targets(pages: Pages) -> list[Any]:
     form = pages.extras.form
     return [pages.tabs, pages.extras.source_tabs, form.source, form.image]

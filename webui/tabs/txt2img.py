@@ -119,7 +119,16 @@ def _gallery(result: GenerationResult) -> list[tuple[str, str]]:
     return [(str(img.path) if img.path else img.image, f"Seed {img.seed}") for img in result.images]
 
 
-def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgForm:
+@dataclass(frozen=True)
+class Txt2ImgTab:
+    """What the page wires across tabs: the form, and the gallery and info box the result actions act on."""
+
+    form: Txt2ImgForm
+    gallery: gr.Gallery
+    info: gr.Textbox
+
+
+def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgTab:
     engine = ctx.engine
     defaults = Txt2ImgRequest()
     last_seed = gr.State(-1)
@@ -206,4 +215,4 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgForm:
     skip.click(lambda: engine.skip() and None, None, None, api_name="skip", queue=False)
     random_seed.click(lambda: -1, None, seed, queue=False, api_name=False)
     reuse_seed.click(lambda last: last, last_seed, seed, queue=False, api_name=False)
-    return form
+    return Txt2ImgTab(form, gallery, info)
