@@ -14,6 +14,21 @@ from pipelines.errors import ValidationError
 from pipelines.hires_fix import HiresFix
 
 MAX_SEED = 2**32 - 1
+# Input images above Pillow's decompression-bomb threshold are refused (Pillow itself only warns up to
+# twice this and refuses beyond); about 9459 x 9459.
+MAX_INPUT_PIXELS = 89_478_485
+
+
+def _check_image(field: str, image: Any) -> None:
+    """``image`` is a usable PIL image: not missing, not empty, not huge."""
+    if not hasattr(image, "size") or not hasattr(image, "convert"):
+        raise ValidationError(field, f"must be an image, got {type(image).__name__}")
+    width, height = image.size
+    if min(width, height) < 1:
+        raise ValidationError(field, f"is empty ({width}x{height})")
+    if width * height > MAX_INPUT_PIXELS:
+        raise ValidationError(field, f"is too large ({width}x{height}, {width * height / 1e6:.0f} megapixels); "
+                              f"the limit is {MAX_INPUT_PIXELS / 1e6:.0f} megapixels")
 
 
 def _check_range(field: str, value: float, low: float, high: float) -> None:
@@ -122,10 +137,7 @@ class ExtrasRequest:
         if not isinstance(self.images, tuple | list) or not self.images:
             raise ValidationError("images", "at least one image is required")
         for index, image in enumerate(self.images):
-            if not hasattr(image, "size") or not hasattr(image, "convert"):
-                raise ValidationError(f"images.{index}", f"must be an image, got {type(image).__name__}")
-            if min(image.size) < 1:
-                raise ValidationError(f"images.{index}", f"is empty ({image.size[0]}x{image.size[1]})")
+            _check_image(f"images.{index}", image)
         if self.image_names and len(self.image_names) != len(self.images):
             raise ValidationError("image_names", f"{len(self.image_names)} names for {len(self.images)} images")
         if self.resize_mode not in EXTRAS_RESIZE_MODES or isinstance(self.resize_mode, bool):
@@ -198,10 +210,7 @@ class Img2ImgRequest(GenerationRequest):
         super().validate()
         if self.init_image is None:
             raise ValidationError("init_image", "an image to start from is required")
-        if not hasattr(self.init_image, "size") or not hasattr(self.init_image, "convert"):
-            raise ValidationError("init_image", f"must be an image, got {type(self.init_image).__name__}")
-        if min(self.init_image.size) < 1:
-            raise ValidationError("init_image", f"is empty ({self.init_image.size[0]}x{self.init_image.size[1]})")
+        _check_image("init_image", self.init_image)
         if isinstance(self.denoising_strength, bool) or not isinstance(self.denoising_strength, int | float):
             raise ValidationError("denoising_strength", f"must be a number, got {self.denoising_strength!r}")
         _check_range("denoising_strength", self.denoising_strength, 0, 1)
@@ -226,6 +235,7 @@ class Img2ImgRequest(GenerationRequest):
         _check_int("inpaint_full_res_padding", self.inpaint_full_res_padding, 0, 256)
         if self.inpainting_mask_invert not in MASK_MODES or isinstance(self.inpainting_mask_invert, bool):
             raise ValidationError("inpainting_mask_invert", f"must be 0 or 1, got {self.inpainting_mask_invert!r}")
+        _check_image("mask", self.mask)
         masks.check_mask(self.mask, self.init_image.size, invert=bool(self.inpainting_mask_invert))
 
     def to_dict(self) -> dict[str, Any]:

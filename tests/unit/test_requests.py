@@ -1,7 +1,8 @@
 import pytest
+from PIL import Image
 
 from pipelines.errors import ValidationError
-from pipelines.requests import Txt2ImgRequest
+from pipelines.requests import ExtrasRequest, Img2ImgRequest, Txt2ImgRequest
 
 
 @pytest.mark.parametrize(
@@ -49,3 +50,15 @@ def test_outpaint_canvas_size_and_mode():
                               expand_down=8)
     request.validate()
     assert request.canvas_size == (80, 72) and request.mode == "outpaint"
+
+
+@pytest.mark.parametrize("make", [
+    lambda big: Img2ImgRequest(init_image=big),
+    lambda big: Img2ImgRequest(init_image=Image.new("RGB", (64, 64)), mask=big),
+    lambda big: ExtrasRequest(images=(Image.new("RGB", (8, 8)), big)),
+])
+def test_images_over_the_decompression_bomb_threshold_are_refused_naming_the_field(make):
+    big = Image.new("1", (20_000, 5_000))  # 100 megapixels, 12 MB in 1-bit mode
+    with pytest.raises(ValidationError, match=r"too large \(20000x5000, 100 megapixels\); the limit is 89") as err:
+        make(big).validate()
+    assert err.value.field in ("init_image", "mask", "images.1")
