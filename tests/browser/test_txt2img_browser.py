@@ -94,7 +94,7 @@ class GradioTraffic:
         return sum("/queue/join" in url or "/run/" in url or "/call/" in url for url in self.started)
 
 
-def wait_for_load_events(page, traffic: GradioTraffic, timeout_s: float = 15.0) -> None:
+def wait_for_load_events(page, traffic: GradioTraffic, timeout_s: float = 30.0) -> None:
     """``demo.load`` handlers (the checkpoint bar re-reads the shared selection) update
     components after the page shows; typing into one before they finish would be undone.
     Playwright's "networkidle" never comes (Gradio keeps a heartbeat stream open), so count
@@ -120,6 +120,7 @@ def page(browser, live_app, request, tmp_path_factory) -> Iterator:
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    expect.set_options(timeout=15_000)  # assertions too (5 s by default): the suite runs on 2 busy cores
     console: list[str] = []
     page.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))
     page.on("pageerror", lambda exc: console.append(f"[pageerror] {exc}"))

@@ -208,7 +208,7 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Img2ImgTab:
             form, reuse_seed = _settings(bar, prompt, negative_prompt)
         with gr.Column(scale=1):
             preview = gr.Image(label="Live preview", visible=False, interactive=False, elem_id="img2img_preview")
-            gallery = gr.Gallery(label="Output", format="png", columns=2, elem_id="img2img_gallery",
+            gallery = gr.Gallery(label="Output", format="png", columns=2, interactive=False, elem_id="img2img_gallery",
                                  buttons=["download", "fullscreen"])
             info = gr.Textbox(label="Generation info", lines=4, interactive=False, elem_id="img2img_info")
     tab = Img2ImgTab(form, sub_tabs, mode, init_image, inpaint, outpaint, gallery, info)

@@ -164,7 +164,7 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgTab:
             hires = txt2img_hires.build(ctx, width, height)
         with gr.Column(scale=1):
             preview = gr.Image(label="Live preview", visible=False, interactive=False, elem_id="txt2img_preview")
-            gallery = gr.Gallery(label="Output", format="png", columns=2, elem_id="txt2img_gallery",
+            gallery = gr.Gallery(label="Output", format="png", columns=2, interactive=False, elem_id="txt2img_gallery",
                                  buttons=["download", "fullscreen"])
             info = gr.Textbox(label="Generation info", lines=4, interactive=False, elem_id="txt2img_info")
     form = Txt2ImgForm(bar.dropdown, prompt, negative_prompt, sampler_name, scheduler, steps, cfg_scale, width,
