@@ -8,16 +8,16 @@ live in ``models/ESRGAN``; the "Download from Hub" row fetches one into it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
-from gradio.components import Component
 from PIL import Image
 
 from pipelines.context import AppContext
 from pipelines.requests import ExtrasRequest
 from pipelines.results import GenerationResult
+from webui.components.forms import NamedForm
 from webui.errors import user_error
 from webui.jobs import Finished, describe, stream
 
@@ -27,7 +27,7 @@ DEFAULT_SCALE = 4  # A1111's Extras default ("Resize": 4)
 
 
 @dataclass(frozen=True)
-class ExtrasForm:
+class ExtrasForm(NamedForm):
     """The tab's inputs, named like the upscale function's keyword arguments."""
 
     source: gr.Radio  # which sub-tab is showing: "Single image" or "Batch"
@@ -41,9 +41,6 @@ class ExtrasForm:
     upscaler_1: gr.Dropdown
     upscaler_2: gr.Dropdown
     extras_upscaler_2_visibility: gr.Slider
-
-    def named(self) -> dict[str, Component]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pipelines.context import AppContext
 from pipelines.requests import GenerationRequest, Img2ImgRequest
 from pipelines.results import GenerationResult
 from webui.components.checkpoint_bar import CheckpointBar
+from webui.components.forms import prompt_row
 from webui.errors import user_error
 from webui.jobs import Finished, describe, stream
 from webui.tabs import inpaint as inpaint_tab
@@ -148,20 +149,6 @@ def api_handler(live: Callable[..., Any], mode: str) -> Callable[..., Any]:
     return generate_once
 
 
-def _prompt_row() -> tuple[gr.Textbox, gr.Textbox, gr.Button, gr.Button, gr.Button]:
-    with gr.Row():
-        with gr.Column(scale=5):
-            prompt = gr.Textbox("", label="Prompt", lines=3, elem_id="img2img_prompt",
-                                placeholder="what the new image shows")
-            negative_prompt = gr.Textbox("", label="Negative prompt", lines=2, elem_id="img2img_negative_prompt")
-        with gr.Column(scale=1, min_width=160):
-            generate = gr.Button("Generate", variant="primary", elem_id="img2img_generate")
-            with gr.Row():
-                interrupt = gr.Button("Interrupt", elem_id="img2img_interrupt", min_width=60)
-                skip = gr.Button("Skip", elem_id="img2img_skip", min_width=60)
-    return prompt, negative_prompt, generate, interrupt, skip
-
-
 def _settings(bar: CheckpointBar, prompt: gr.Textbox, negative_prompt: gr.Textbox) -> tuple[Img2ImgForm, gr.Button]:
     """The shared settings under the sub-tabs; returns the form and the ♻️ button."""
     defaults = Img2ImgRequest()
@@ -194,7 +181,9 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Img2ImgTab:
     engine = ctx.engine
     mode = gr.State("img2img")
     last_seed = gr.State(-1)
-    prompt, negative_prompt, generate, interrupt, skip = _prompt_row()
+    row = prompt_row("img2img", "what the new image shows")
+    prompt, negative_prompt, generate, interrupt, skip = row.prompt, row.negative_prompt, row.generate, \
+        row.interrupt, row.skip
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Tabs(elem_id="img2img_sub_tabs") as sub_tabs:
@@ -235,4 +224,3 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Img2ImgTab:
     skip.click(lambda: engine.skip() and None, None, None, api_name=False, queue=False)
     reuse_seed.click(lambda last: last, last_seed, form.seed, queue=False, api_name=False)
     return tab
-

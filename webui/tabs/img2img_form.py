@@ -7,7 +7,7 @@ sub-tabs their own settings, see :mod:`webui.tabs.inpaint`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -15,13 +15,14 @@ from gradio.components import Component
 
 from pipelines.actions import image_size_for_request
 from pipelines.requests import RESIZE_MODES, Img2ImgRequest
+from webui.components.forms import NamedForm
 
 # (label, value) pairs: the radio's value is the request's int, its label A1111's text.
 RESIZE_CHOICES = [(label, mode) for mode, label in RESIZE_MODES.items()]
 
 
 @dataclass(frozen=True)
-class Img2ImgForm:
+class Img2ImgForm(NamedForm):
     """The shared inputs, named like :class:`Img2ImgRequest` fields; the checkpoint is the bar's."""
 
     checkpoint: gr.Dropdown
@@ -38,13 +39,6 @@ class Img2ImgForm:
     cfg_scale: gr.Slider
     denoising_strength: gr.Slider
     seed: gr.Number
-
-    def named(self) -> dict[str, Component]:
-        """Field name -> component, for an event's ``inputs_kwargs``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def components(self) -> list[Component]:
-        return list(self.named().values())
 
     def show(self, request: Img2ImgRequest) -> dict[Component, Any]:
         """A value for every component, taken from ``request`` (its model into the checkpoint bar)."""

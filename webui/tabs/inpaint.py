@@ -3,7 +3,7 @@ and A1111's inpaint settings; plus the request its values describe."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
@@ -13,6 +13,7 @@ from PIL import Image
 
 from pipelines import masks
 from pipelines.requests import INPAINTING_FILL, MASK_MODES, Img2ImgRequest
+from webui.components.forms import NamedForm
 
 MASK_MODE_CHOICES = [(label, value) for value, label in MASK_MODES.items()]
 MASKED_CONTENT_CHOICES = [(label, value) for value, label in INPAINTING_FILL.items()]
@@ -21,7 +22,7 @@ BRUSH_COLORS = ["rgb(255, 255, 255)", "rgb(0, 0, 0)", "rgb(204, 50, 50)"]  # the
 
 
 @dataclass(frozen=True)
-class InpaintInputs:
+class InpaintInputs(NamedForm):
     """The Inpaint sub-tab's inputs; the settings are named like :class:`Img2ImgRequest` fields."""
 
     inpaint_editor: gr.ImageEditor
@@ -31,9 +32,6 @@ class InpaintInputs:
     inpainting_fill: gr.Radio
     inpaint_full_res: gr.Radio
     inpaint_full_res_padding: gr.Slider
-
-    def named(self) -> dict[str, Component]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def show(self, request: Img2ImgRequest) -> dict[Component, Any]:
         """The request's image in the editor (no mask painted yet) and its inpaint settings."""

@@ -10,6 +10,7 @@ import gradio as gr
 from gradio.components import Component
 
 from pipelines.requests import Img2ImgRequest, OutpaintRequest
+from webui.components.forms import NamedForm
 from webui.tabs.inpaint import MASKED_CONTENT_CHOICES
 
 EXPAND_MAX = 1024  # px per side in the form (the core takes up to a 4096 px canvas)
@@ -18,7 +19,7 @@ SIDES = {"expand_left": "Expand left (px)", "expand_right": "Expand right (px)",
 
 
 @dataclass(frozen=True)
-class OutpaintInputs:
+class OutpaintInputs(NamedForm):
     """The Outpaint sub-tab's inputs; ``expand_*`` are named like :class:`OutpaintRequest` fields."""
 
     outpaint_image: gr.Image
@@ -29,8 +30,6 @@ class OutpaintInputs:
     outpaint_mask_blur: gr.Slider  # -> mask_blur
     outpaint_inpainting_fill: gr.Radio  # -> inpainting_fill
 
-    def named(self) -> dict[str, Component]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def show(self, request: Img2ImgRequest) -> dict[Component, Any]:
         """The request's image and, for an :class:`OutpaintRequest`, its expansion."""

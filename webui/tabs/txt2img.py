@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
@@ -16,6 +16,7 @@ from pipelines.paste import paste_parameters, to_txt2img_request
 from pipelines.requests import HiresFix, Txt2ImgRequest
 from pipelines.results import GenerationResult
 from webui.components.checkpoint_bar import CheckpointBar
+from webui.components.forms import NamedForm, prompt_row
 from webui.errors import user_error
 from webui.jobs import Finished, describe, stream
 from webui.tabs import txt2img_hires
@@ -23,7 +24,7 @@ from webui.tabs.txt2img_hires import HIRES_INPUT_NAMES, hires_from_values, hires
 
 
 @dataclass(frozen=True)
-class Txt2ImgForm:
+class Txt2ImgForm(NamedForm):
     """The tab's inputs, named like :class:`Txt2ImgRequest` fields; the checkpoint is the bar's."""
 
     checkpoint: gr.Dropdown
@@ -50,13 +51,6 @@ class Txt2ImgForm:
     hr_scheduler: gr.Dropdown
     hr_prompt: gr.Textbox
     hr_negative_prompt: gr.Textbox
-
-    def named(self) -> dict[str, Component]:
-        """Field name -> component, for an event's ``inputs_kwargs``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def components(self) -> list[Component]:
-        return list(self.named().values())
 
     def show(self, request: Txt2ImgRequest, *, hires_kept: HiresFix | None = None) -> dict[Component, Any]:
         """A value for every component, taken from ``request``; with hires fix off, the accordion shows
@@ -132,17 +126,11 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgTab:
     engine = ctx.engine
     defaults = Txt2ImgRequest()
     last_seed = gr.State(-1)
-    with gr.Row():
-        with gr.Column(scale=5):
-            prompt = gr.Textbox("", label="Prompt", lines=3, placeholder="a watercolor fox in a misty forest",
-                                elem_id="txt2img_prompt")
-            negative_prompt = gr.Textbox("", label="Negative prompt", lines=2, elem_id="txt2img_negative_prompt")
-        with gr.Column(scale=1, min_width=160):
-            generate = gr.Button("Generate", variant="primary", elem_id="txt2img_generate")
-            with gr.Row():
-                interrupt = gr.Button("Interrupt", elem_id="txt2img_interrupt", min_width=60)
-                skip = gr.Button("Skip", elem_id="txt2img_skip", min_width=60)
-            read_parameters = gr.Button("↙ Read parameters", size="sm", elem_id="txt2img_read_parameters")
+    row = prompt_row("txt2img", "a watercolor fox in a misty forest")
+    prompt, negative_prompt, generate, interrupt, skip = row.prompt, row.negative_prompt, row.generate, \
+        row.interrupt, row.skip
+    with row.side:
+        read_parameters = gr.Button("↙ Read parameters", size="sm", elem_id="txt2img_read_parameters")
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Row():
