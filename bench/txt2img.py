@@ -259,6 +259,33 @@ def _http_contender(args: argparse.Namespace, endpoints: Endpoints, model: str, 
     return Contender("e2e_http", run)
 
 
+def _rest_contender(args: argparse.Namespace, endpoints: Endpoints, model: str, shared: Shared) -> Contender:
+    """A1111's ``POST /sdapi/v1/txt2img`` (what existing tools and webuiapi send); the PNG comes back base64."""
+    import base64
+    import io
+
+    server, http = endpoints.servers["e2e_on"], endpoints.http
+    body = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "sampler_name": SAMPLER,
+            "scheduler": SCHEDULE, "steps": args.steps, "cfg_scale": args.cfg_scale, "width": args.width,
+            "height": args.height, "seed": args.seed, "save_images": True, "send_images": True,
+            "override_settings": {"sd_model_checkpoint": model}}
+
+    def run() -> tuple[Timings, Any]:
+        server.thaw()
+        start = now()
+        server_cpu = server.cpu()
+        answer = http.post("/sdapi/v1/txt2img", json=body).raise_for_status().json()
+        image = _open_image(io.BytesIO(base64.b64decode(answer["images"][0])))
+        wall, cpu = since(start)
+        cpu += server.cpu() - server_cpu
+        shared.settle_cpu.append(server.settle())
+        server.freeze()
+        shared.e2e_infotext.setdefault("e2e_rest", image.info.get("parameters"))
+        return {"e2e_rest": (wall, cpu)}, image
+
+    return Contender("e2e_rest", run)
+
+
 # ---------------------------------------------------------------------------- model swap
 def _time_swap(args: argparse.Namespace, models: Models, manager, endpoints: Endpoints) -> dict[str, Any]:
     """Cold load of B vs raw ``from_pretrained``, then cached A/B switches in process and over HTTP."""
@@ -402,12 +429,13 @@ def _measure(args: argparse.Namespace, data_dir: Path, models: Models, servers: 
     shared = Shared()
     endpoints = connect(data_dir, servers)
 
-    e2e_keys = [*endpoints.urls, "e2e_http"]
+    e2e_keys = [*endpoints.urls, "e2e_http", "e2e_rest"]
     contenders = [  # core first so raw's PNG carries Atelier's infotext from the start
         _core_contender(args, ctx_off, "core_off", models.name_a, shared),
         _core_contender(args, ctx_on, "core_on", models.name_a, shared),
         *[_client_contender(args, k, endpoints, models.name_a, shared) for k in endpoints.urls],
         _http_contender(args, endpoints, models.name_a, shared),
+        _rest_contender(args, endpoints, models.name_a, shared),
         _raw_contender(args, pipe, shared, raw_dir),
     ]
     series = {k: Series(k) for k in ["raw", "raw_save", "core_off", "core_on", *e2e_keys]}

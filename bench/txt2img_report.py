@@ -58,6 +58,7 @@ def _labels(args: argparse.Namespace) -> dict[str, str]:
         "e2e_on": f"Atelier e2e gradio_client, previews {args.preview_every}",
         "e2e_off": "Atelier e2e gradio_client, previews off",
         "e2e_http": f"Atelier e2e plain HTTP, previews {args.preview_every}",
+        "e2e_rest": f"Atelier e2e REST /sdapi/v1, previews {args.preview_every}",
     }
 
 
@@ -102,6 +103,8 @@ def _print_where_time_goes(results: Results, noise: float) -> None:
     print(f"  live previews in the core                {diff('core_on', 'core_off')}")
     if "e2e_http" in series:
         print(f"  server + plain HTTP on top of the core   {diff('e2e_http', 'core_on')}")
+    if "e2e_rest" in series:
+        print(f"  server + A1111 REST API on top of core   {diff('e2e_rest', 'core_on')}")
     if "e2e_on" in series and "e2e_http" in series:
         print(f"  gradio_client on top of plain HTTP       {diff('e2e_on', 'e2e_http')}")
     if "e2e_on" in series and "e2e_off" in series:
@@ -135,7 +138,7 @@ def _print_targets(results: Results, ratios: dict[str, dict[str, float]]) -> dic
     """Verdicts: end to end within E2E_TARGET x raw+save (ratio of minimums), cached swap under SWAP_TARGET_MS."""
     series, labels, swap = results.series, _labels(results.args), results.swap
     targets: dict[str, Any] = {}
-    for key in ("e2e_on", "e2e_http"):
+    for key in ("e2e_on", "e2e_http", "e2e_rest"):
         if key not in ratios:
             continue
         r = ratios[key]

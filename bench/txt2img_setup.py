@@ -107,13 +107,14 @@ def serve_child(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     from pipelines.context import AppContext
+    from webui.api.app import ApiConfig
     from webui.server import serve
 
     silence_libraries()
     _, settings_on = server_settings(args, data_dir, tuple(args.child_ckpt_dirs))
     ctx = AppContext.build(settings_on)
     ctx.manager.select(args.child_model)
-    demo, url, _ = serve(ctx, host="127.0.0.1", port=free_port(), block=False)
+    demo, url, _ = serve(ctx, host="127.0.0.1", port=free_port(), block=False, api=ApiConfig())  # + /sdapi/v1
     announce_and_wait(url)  # the parent closes our stdin when it is done
     demo.close()
     return 0
