@@ -45,6 +45,10 @@ def add_core_arguments(p: argparse.ArgumentParser) -> None:
                        help="holds models/, outputs/ and caches (default: the project folder)")
     paths.add_argument("--ckpt", metavar="NAME_OR_HUB_ID", help="model to load at start-up")
     paths.add_argument("--ckpt-dir", type=Path, action="append", default=[], help="extra folder of checkpoints")
+    paths.add_argument("--vae-dir", type=Path, action="append", default=[], help="extra folder of VAEs")
+    paths.add_argument("--lora-dir", type=Path, action="append", default=[], help="extra folder of LoRAs")
+    paths.add_argument("--embeddings-dir", type=Path, action="append", default=[],
+                       help="extra folder of textual-inversion embeddings")
     paths.add_argument("--extensions-dir", type=Path, default=ROOT / "extensions", help="where extensions live")
     paths.add_argument("--allow-pickle", action="store_true",
                        help="also load pickled .ckpt/.pt/.bin weights (weights_only); off by default")
@@ -93,7 +97,7 @@ def missing_requirements(requirements: Path) -> list[str]:
 
 
 # Installed with --no-deps: spandrel declares torchvision, whose PyPI wheels are CUDA builds that break a
-# CPU torch (see pipelines/upscalers/spandrel_import.py); its real dependencies are in requirements.txt.
+# CPU torch (see pipelines/models/spandrel_import.py); its real dependencies are in requirements.txt.
 NODEPS_REQUIREMENTS = "requirements-nodeps.txt"
 
 
@@ -133,6 +137,9 @@ def build_settings(args: argparse.Namespace):
     return Settings(
         data_dir=args.data_dir.resolve(),
         ckpt_dirs=tuple(d.resolve() for d in args.ckpt_dir),
+        vae_dirs=tuple(d.resolve() for d in args.vae_dir),
+        lora_dirs=tuple(d.resolve() for d in args.lora_dir),
+        embeddings_dirs=tuple(d.resolve() for d in args.embeddings_dir),
         device=args.device,
         attention=attention,
         memory_mode=memory,
@@ -211,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.ckpt:  # a checkpoint saved by /sdapi/v1/options is only selected, and loaded on first use
         try:
-            ctx.manager.select(args.ckpt)
+            ctx.selection.select(args.ckpt)
         except Exception as exc:  # the UI still starts and says what is wrong on Generate
             log.error("could not load --ckpt %s: %s", args.ckpt, exc)
     host = "0.0.0.0" if args.listen else "127.0.0.1"

@@ -23,7 +23,7 @@ round) so background load hits them alike.
   live-preview image). The same server is also called with plain HTTP, the documented two-step
   ``POST /gradio_api/call/txt2img`` + SSE ``GET`` + file ``GET`` on one kept-alive ``httpx`` client,
   which separates what the server costs from what gradio_client costs.
-* Model swap: the first ``manager.select`` of a second model (from disk) vs switching back and
+* Model swap: the first ``store.select`` of a second model (from disk) vs switching back and
   forth between two models that are already loaded.
 
 The Gradio server runs in a child process (same data, same thread count): an idle Gradio server
@@ -195,7 +195,7 @@ def _core_contender(args: argparse.Namespace, ctx, key: str, model: str, shared:
 def _txt2img_inputs(args: argparse.Namespace, model: str) -> dict[str, Any]:
     """The /txt2img endpoint's named inputs, in the UI's order (the plain-HTTP call sends them positionally),
     with the Hires. fix accordion at its defaults, unticked."""
-    from pipelines.hires_fix import HiresFix
+    from pipelines.requests.hires import HiresFix
     from webui.tabs.txt2img_hires import hires_values
 
     return dict(checkpoint=model, prompt=args.prompt, negative_prompt=args.negative_prompt, sampler_name=SAMPLER,
@@ -287,7 +287,7 @@ def _rest_contender(args: argparse.Namespace, endpoints: Endpoints, model: str, 
 
 
 # ---------------------------------------------------------------------------- model swap
-def _time_swap(args: argparse.Namespace, models: Models, manager, endpoints: Endpoints) -> dict[str, Any]:
+def _time_swap(args: argparse.Namespace, models: Models, selection, endpoints: Endpoints) -> dict[str, Any]:
     """Cold load of B vs raw ``from_pretrained``, then cached A/B switches in process and over HTTP."""
     import gc
 
@@ -303,17 +303,17 @@ def _time_swap(args: argparse.Namespace, models: Models, manager, endpoints: End
     del ref_pipe
     gc.collect()
     start = now()
-    manager.select(name_b)
+    selection.select(name_b)
     swap["cold_ms"] = since(start)[0] * 1e3
     times = []
     for i in range(args.swap_iterations):
         start = now()
-        manager.select(name_a if i % 2 == 0 else name_b)
+        selection.select(name_a if i % 2 == 0 else name_b)
         times.append(since(start)[0] * 1e3)
     swap["cached_median_ms"] = statistics.median(times)
     swap["cached_max_ms"] = max(times)
     swap["cached_iterations"] = len(times)
-    manager.select(name_a)
+    selection.select(name_a)
     client = endpoints.clients.get("e2e_on")
     if client is not None:
         swap.update(_time_swap_over_http(client, endpoints.http, name_a, name_b))
@@ -342,13 +342,13 @@ def _breakdown(ctx, model: str, args: argparse.Namespace, infotext: str, image: 
     import torch
 
     from pipelines import samplers
-    from pipelines.infotext import format_infotext
+    from pipelines.imaging.preview import fit_previewer
+    from pipelines.infotext.codec import format_infotext
     from pipelines.modes.common import job_pipeline
     from pipelines.outputs import save_image
-    from pipelines.preview import fit_previewer
 
     out: dict[str, float] = {}
-    with ctx.manager.use(model) as loaded:
+    with ctx.store.use(model) as loaded:
         base = loaded.pipeline
         spec, schedule = samplers.resolve(SAMPLER, SCHEDULE)
         out["scheduler+pipeline view"] = median_ms(
@@ -420,7 +420,7 @@ def _measure(args: argparse.Namespace, data_dir: Path, models: Models, servers: 
     """Everything timed: the interleaved rounds, the image check, the swaps and the breakdown."""
     ctx_off, ctx_on = contexts(args, data_dir, models.extra_dirs)
     start = now()
-    ctx_off.manager.select(models.name_a)
+    ctx_off.selection.select(models.name_a)
     first_load_s = since(start)[0]
     print(f"Atelier context built; first load of {models.name_a} {first_load_s:.2f}s (includes one-time imports)")
     pipe = load_raw_pipeline(models.folder_a)
@@ -445,7 +445,7 @@ def _measure(args: argparse.Namespace, data_dir: Path, models: Models, servers: 
 
     reference = contenders[-1].images[0]  # every image of every contender against raw's first
     diffs, worst, verdict = identity(reference, contenders)
-    swap = _time_swap(args, models, ctx_off.manager, endpoints) if models.name_b else {}
+    swap = _time_swap(args, models, ctx_off.selection, endpoints) if models.name_b else {}
     breakdown = {} if args.no_breakdown else _breakdown(ctx_on, models.name_a, args, shared.infotext or "",
                                                         reference)
     endpoints.close()

@@ -86,13 +86,14 @@ def server_settings(args: argparse.Namespace, data_dir: Path, ckpt_dirs: tuple[P
 
 
 def contexts(args: argparse.Namespace, data_dir: Path, ckpt_dirs: tuple[Path, ...]):
-    """Previews off / on: two engines over one model manager, so one copy of the weights."""
+    """Previews off / on: two engines over one model store, so one copy of the weights."""
     from pipelines.context import AppContext
     from pipelines.engine import Engine
 
     settings_off, settings_on = server_settings(args, data_dir, ckpt_dirs)
     ctx_off = AppContext.build(settings_off)
-    ctx_on = dataclasses.replace(ctx_off, settings=settings_on, engine=Engine(settings_on, ctx_off.manager))
+    engine_on = Engine(settings_on, ctx_off.store, ctx_off.selection, ctx_off.upscalers)
+    ctx_on = dataclasses.replace(ctx_off, settings=settings_on, engine=engine_on)
     return ctx_off, ctx_on
 
 
@@ -113,7 +114,7 @@ def serve_child(args: argparse.Namespace) -> int:
     silence_libraries()
     _, settings_on = server_settings(args, data_dir, tuple(args.child_ckpt_dirs))
     ctx = AppContext.build(settings_on)
-    ctx.manager.select(args.child_model)
+    ctx.selection.select(args.child_model)
     demo, url, _ = serve(ctx, host="127.0.0.1", port=free_port(), block=False, api=ApiConfig())  # + /sdapi/v1
     announce_and_wait(url)  # the parent closes our stdin when it is done
     demo.close()

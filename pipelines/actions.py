@@ -21,13 +21,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import ValidationError
-from pipelines.infotext import parse_infotext
-from pipelines.paste import PastedParameters, paste_img2img_parameters, to_img2img_request
-from pipelines.png_info import read_image_metadata
+from pipelines.infotext.codec import parse_infotext
+from pipelines.infotext.paste import PastedParameters, paste_img2img_parameters, to_img2img_request
+from pipelines.infotext.png_info import read_image_metadata
 from pipelines.requests import MAX_SEED, Img2ImgRequest
 
 if TYPE_CHECKING:
-    from pipelines.models.manager import ModelManager
+    from pipelines.models.store import ModelStore
 
 VARY_DENOISING_STRENGTH: Mapping[str, float] = MappingProxyType({"subtle": 0.5, "strong": 0.85})
 UPSCALE_FACTOR = 2.0
@@ -54,21 +54,21 @@ def new_seed(avoid: int, rng: random.Random | None = None) -> int:
             return seed
 
 
-def img2img_from_image(image: Any, infotext: str, manager: ModelManager | None = None,
+def img2img_from_image(image: Any, infotext: str, store: ModelStore | None = None,
                        base: Img2ImgRequest | None = None) -> tuple[Img2ImgRequest, PastedParameters]:
     """An img2img request starting from ``image`` with the settings its infotext names.
 
     Fields the infotext does not name come from ``base`` (the defaults without it); the
-    size is always the image's own, so nothing is stretched. With a ``manager`` the
+    size is always the image's own, so nothing is stretched. With a ``store`` the
     checkpoint the image names is selected when it is installed.
     """
-    pasted = paste_img2img_parameters(parse_infotext(infotext), manager)
+    pasted = paste_img2img_parameters(parse_infotext(infotext), store)
     width, height = image_size_for_request(image)
     start = replace(base or Img2ImgRequest(), init_image=image)
     return replace(to_img2img_request(pasted, start), width=width, height=height), pasted
 
 
-def vary_request(image: Any, strength: str, *, infotext: str | None = None, manager: ModelManager | None = None,
+def vary_request(image: Any, strength: str, *, infotext: str | None = None, store: ModelStore | None = None,
                  rng: random.Random | None = None) -> Img2ImgRequest:
     """Vary (subtle) or Vary (strong): img2img of ``image`` with its own prompt and settings.
 
@@ -82,7 +82,7 @@ def vary_request(image: Any, strength: str, *, infotext: str | None = None, mana
         raise ValidationError("init_image", "select an image to vary")
     # 2. The image's own prompt and settings, read from its infotext
     text = image_infotext(image) if infotext is None else infotext
-    request, _ = img2img_from_image(image, text, manager)
+    request, _ = img2img_from_image(image, text, store)
     # 3. A new seed, the Vary strength, one batch
     return replace(request, seed=new_seed(request.seed, rng), n_iter=1,
                    denoising_strength=VARY_DENOISING_STRENGTH[strength])

@@ -5,22 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipelines.engine import Engine
-from pipelines.models.manager import ModelManager
+from pipelines.models.store import ModelStore
 from pipelines.options import OptionsStore
+from pipelines.selection import CheckpointSelection
 from pipelines.settings import Settings
+from pipelines.upscalers.registry import UpscalerRegistry
 
 
 @dataclass
 class AppContext:
     settings: Settings
-    manager: ModelManager
+    store: ModelStore  # every model: records, downloads, memory
+    selection: CheckpointSelection  # the checkpoint the UI and the API run on
+    upscalers: UpscalerRegistry  # the upscaler list (built-ins, model files, SD x4) over the store
     engine: Engine
     options: OptionsStore  # A1111's options (config.json), shared by the UI and the API
 
     @classmethod
-    def build(cls, settings: Settings) -> AppContext:
+    def build(cls, settings: Settings, *, store: ModelStore | None = None) -> AppContext:
         for folder in settings.data_folders():
             folder.mkdir(parents=True, exist_ok=True)
-        manager = ModelManager(settings)
-        return cls(settings=settings, manager=manager, engine=Engine(settings, manager),
-                   options=OptionsStore(settings, manager))
+        store = store or ModelStore(settings)
+        selection = CheckpointSelection(store, settings.initial_model)
+        upscalers = UpscalerRegistry(settings, store)
+        engine = Engine(settings, store, selection, upscalers)
+        return cls(settings=settings, store=store, selection=selection, upscalers=upscalers, engine=engine,
+                   options=OptionsStore(settings, selection))

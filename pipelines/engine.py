@@ -14,13 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.models.manager import ModelManager
+from pipelines.models.loaded import LoadedModel
+from pipelines.models.store import ModelStore
 from pipelines.modes import extras, img2img, outpaint, txt2img
 from pipelines.modes.common import JobContext
 from pipelines.progress import JobState, ProgressFn, ignore_progress
-from pipelines.requests import GenerationRequest, Txt2ImgRequest
+from pipelines.requests import GenerationRequest
 from pipelines.results import GenerationResult
+from pipelines.selection import CheckpointSelection
 from pipelines.settings import Settings
+from pipelines.upscalers.registry import UpscalerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +43,14 @@ MODES: dict[str, Mode] = {"txt2img": Mode(txt2img.run), "img2img": Mode(img2img.
 
 
 class Engine:
-    """Runs generation requests one at a time on the shared model manager."""
+    """Runs generation requests one at a time on the shared model store."""
 
-    def __init__(self, settings: Settings, manager: ModelManager) -> None:
+    def __init__(self, settings: Settings, store: ModelStore, selection: CheckpointSelection,
+                 upscalers: UpscalerRegistry) -> None:
         self.settings = settings
-        self.manager = manager
+        self.store = store
+        self.selection = selection
+        self.upscalers = upscalers
         self._device_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._state: JobState | None = None
@@ -73,6 +79,9 @@ class Engine:
             state.skip()
         return state is not None
 
+    def _job(self, loaded: LoadedModel | None, state: JobState, on_progress: ProgressFn) -> JobContext:
+        return JobContext(loaded, state, on_progress, self.settings, self.store, self.upscalers)
+
     def generate(self, request: GenerationRequest, *, on_progress: ProgressFn = ignore_progress) -> GenerationResult:
         """Validate, wait for the device, load the model, run the mode."""
         request.validate()
@@ -86,11 +95,10 @@ class Engine:
                 try:
                     started = time.perf_counter()
                     if mode.needs_checkpoint:
-                        with self.manager.use(request.model, on_progress) as loaded:
-                            result = mode.run(request, JobContext(loaded, state, on_progress, self.settings,
-                                                                  self.manager))
+                        with self.store.use(request.model or self.selection.current, on_progress) as loaded:
+                            result = mode.run(request, self._job(loaded, state, on_progress))
                     else:
-                        result = mode.run(request, JobContext(None, state, on_progress, self.settings, self.manager))
+                        result = mode.run(request, self._job(None, state, on_progress))
                     log.info("%s: %d image(s) in %.2fs%s", request.mode, len(result.images),
                              time.perf_counter() - started, " (interrupted)" if result.interrupted else "")
                     return result
@@ -99,6 +107,3 @@ class Engine:
         finally:
             with self._state_lock:
                 self._pending -= 1
-
-    def txt2img(self, request: Txt2ImgRequest, *, on_progress: ProgressFn = ignore_progress) -> GenerationResult:
-        return self.generate(request, on_progress=on_progress)

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pipelines.errors import ModelNotFoundError, ValidationError
+from pipelines.errors import ValidationError
+from pipelines.progress import ProgressFn, ignore_progress
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,14 +45,14 @@ class OptionSpec:
 
 
 class CheckpointSource(Protocol):
-    """What the store needs of :class:`~pipelines.models.manager.ModelManager`."""
-
-    registry: Any  # .find(query) -> ModelRecord
+    """What the options need of :class:`~pipelines.selection.CheckpointSelection`."""
 
     @property
-    def selected(self) -> str: ...
+    def current(self) -> str: ...
 
-    def select(self, query: str) -> Any: ...
+    def select(self, query: str, on_progress: ProgressFn = ...) -> Any: ...
+
+    def record(self) -> Any: ...  # the selected ModelRecord, or None
 
 
 def option_specs(settings: Settings) -> tuple[OptionSpec, ...]:
@@ -120,10 +121,7 @@ class OptionsStore:
         self._stored: dict[str, Any] = read_config(self.path)
 
     def _current_record(self) -> Any:
-        try:
-            return self._checkpoints.registry.find(self._checkpoints.selected)
-        except ModelNotFoundError:
-            return None  # the default Hub model before it is downloaded
+        return self._checkpoints.record()  # None: the default Hub model before it is downloaded
 
     def values(self) -> dict[str, Any]:
         """Every known option with its current value, then the unknown keys as stored.
@@ -134,7 +132,7 @@ class OptionsStore:
             stored = dict(self._stored)
         out = {key: _stored_value(spec, stored) for key, spec in self._specs.items()}
         record = self._current_record()
-        out["sd_model_checkpoint"] = record.title if record is not None else self._checkpoints.selected
+        out["sd_model_checkpoint"] = record.title if record is not None else self._checkpoints.current
         out["sd_checkpoint_hash"] = (record.sha256 or "") if record is not None else ""
         out.update({key: value for key, value in stored.items() if key not in self._specs})
         return out
@@ -159,15 +157,15 @@ class OptionsStore:
                 out[key] = value
         return out
 
-    def update(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+    def update(self, changes: Mapping[str, Any], on_progress: ProgressFn = ignore_progress) -> dict[str, Any]:
         """Validate and apply ``changes``; a new ``sd_model_checkpoint`` is loaded before anything is saved.
 
-        Raises ValidationError / ModelNotFoundError (and the manager's load errors) with nothing changed.
+        Raises ValidationError / ModelNotFoundError (and the store's load errors) with nothing changed.
         """
         accepted = self.check(changes)
         wanted = accepted.get("sd_model_checkpoint")
         if wanted is not None:
-            loaded = self._checkpoints.select(wanted)
+            loaded = self._checkpoints.select(wanted, on_progress)
             record = getattr(loaded, "record", None)
             accepted["sd_model_checkpoint"] = record.title if record is not None else wanted
         with self._lock:

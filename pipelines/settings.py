@@ -37,6 +37,9 @@ class Settings:
 
     data_dir: Path
     ckpt_dirs: tuple[Path, ...] = ()
+    vae_dirs: tuple[Path, ...] = ()  # --vae-dir
+    lora_dirs: tuple[Path, ...] = ()  # --lora-dir
+    embeddings_dirs: tuple[Path, ...] = ()  # --embeddings-dir
     device: DeviceName = "auto"
     attention: AttentionName = "auto"
     memory_mode: MemoryMode = "auto"
@@ -68,6 +71,21 @@ class Settings:
     def checkpoint_dirs(self) -> tuple[Path, ...]:
         """Folders scanned for checkpoints: ``models/Stable-diffusion`` then ``--ckpt-dir``."""
         return (self.models_dir / "Stable-diffusion", *self.ckpt_dirs)
+
+    @property
+    def vae_folders(self) -> tuple[Path, ...]:
+        """Folders scanned for VAEs: ``models/VAE`` then ``--vae-dir``."""
+        return (self.models_dir / "VAE", *self.vae_dirs)
+
+    @property
+    def lora_folders(self) -> tuple[Path, ...]:
+        """Folders scanned for LoRAs: ``models/Lora`` (A1111 also reads ``models/LyCORIS``) then ``--lora-dir``."""
+        return (self.models_dir / "Lora", self.models_dir / "LyCORIS", *self.lora_dirs)
+
+    @property
+    def embedding_folders(self) -> tuple[Path, ...]:
+        """Folders scanned for textual-inversion embeddings: ``embeddings`` then ``--embeddings-dir``."""
+        return (self.data_dir / "embeddings", *self.embeddings_dirs)
 
     @property
     def upscaler_dirs(self) -> tuple[Path, ...]:

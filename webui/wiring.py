@@ -65,7 +65,7 @@ def wire_extras_actions(ctx: AppContext, pages: Pages, row: ResultActions) -> No
     def upscale_selected(items: list | None, index: int) -> dict[Any, Any]:
         """Put the selected image into the Upscale tab at 2x with the default upscaler (then it runs)."""
         return {**_to_extras(pages, selected_path(items, index)), form.resize_mode: 0,
-                form.upscaling_resize: UPSCALE_FACTOR, form.upscaler_1: ctx.manager.upscalers.default_name(),
+                form.upscaling_resize: UPSCALE_FACTOR, form.upscaler_1: ctx.upscalers.default_name(),
                 form.upscaler_2: "None", form.extras_upscaler_2_visibility: 0}
 
     if "send_extras" in row.buttons:
@@ -88,7 +88,7 @@ def to_img2img(ctx: AppContext, pages: Pages, path: str, sub_tab: str, form_valu
     """
     image, infotext = read_image(path)
     current = request_from_form(init_image=None, **form_values)
-    request, pasted = img2img_from_image(image, infotext, ctx.manager, base=current)
+    request, pasted = img2img_from_image(image, infotext, ctx.store, base=current)
     if pasted.model_status.missing:
         gr.Warning(pasted.model_status.message, title="Model not installed")
     notes = list(pasted.notes)

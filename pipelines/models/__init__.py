@@ -1,1 +1,1 @@
-"""The model manager: records (what exists), hub/loaders (getting it), cache (what is in memory)."""
+"""The model store: records (what exists), hub/loaders (getting it), cache (what is in memory)."""

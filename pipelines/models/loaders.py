@@ -8,6 +8,7 @@ loading itself never reaches the network.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from pipelines.errors import UnsafeFormatError
 from pipelines.lazy_diffusers import diffusers_attr
 from pipelines.models.architecture import Architecture, ModelKind
 from pipelines.models.refs import ModelRecord, SourceKind
+from pipelines.models.weights import read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +97,40 @@ def load_pipeline(
     log.info("loaded %s as %s in %.2fs", record.name, cls.__name__, time.perf_counter() - started)
     return pipe
 
+
+
+def load_sd_x4(record: ModelRecord, *, dtype: torch.dtype, allow_pickle: bool = False) -> Any:
+    """The SD x4 upscaler (diffusers ``StableDiffusionUpscalePipeline``) from its local folder."""
+    assert record.path is not None
+    _check_safe_folder(record.path, allow_pickle)
+    cls = diffusers_attr("StableDiffusionUpscalePipeline")
+    pipe = cls.from_pretrained(str(record.path), dtype=dtype, variant=weights_variant(record.path),
+                               use_safetensors=None if allow_pickle else True, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_vae(record: ModelRecord, *, dtype: torch.dtype, config_dir: Path | None = None,
+             allow_pickle: bool = False) -> Any:
+    """A VAE from a diffusers folder (``AutoencoderKL``/``AutoencoderTiny``) or a single file (either layout)."""
+    assert record.path is not None
+    if record.path.is_dir():
+        config = json.loads((record.path / "config.json").read_text())
+        cls = diffusers_attr(config.get("_class_name", "AutoencoderKL"))
+        return cls.from_pretrained(str(record.path), dtype=dtype, use_safetensors=None if allow_pickle else True,
+                                   local_files_only=True)
+    if record.path.suffix != ".safetensors" and not allow_pickle:
+        raise UnsafeFormatError(f"{record.path.name} is a pickled VAE; start with --allow-pickle to load it")
+    kwargs = {"config": str(config_dir)} if config_dir is not None else {}
+    return diffusers_attr("AutoencoderKL").from_single_file(str(record.path), dtype=dtype, local_files_only=True,
+                                                            **kwargs)
+
+
+def load_tensors(record: ModelRecord, *, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """A LoRA's or an embedding's tensors, on the CPU, read once (the store caches them)."""
+    assert record.path is not None
+    started = time.perf_counter()
+    state = read_state_dict(record.path, allow_pickle=allow_pickle)
+    log.info("read %s %s (%d tensors) in %.3fs", record.type.label, record.path.name, len(state),
+             time.perf_counter() - started)
+    return state

@@ -6,7 +6,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from pipelines.models.architecture import ModelKind
+from pipelines.models.architecture import Architecture, ModelKind
+from pipelines.models.kinds import ModelType
 
 
 class SourceKind(StrEnum):
@@ -21,25 +22,36 @@ class ModelRef:
 
     kind: SourceKind
     location: str  # repo id for HUB, absolute path otherwise
+    model_type: ModelType = ModelType.CHECKPOINT
 
     @property
     def key(self) -> str:
-        return f"{self.kind.value}:{self.location}"
+        return f"{self.model_type.value}:{self.kind.value}:{self.location}"
 
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """One model the manager knows about, installed or downloadable."""
+    """One model the store knows about, installed or downloadable, of any :class:`ModelType`."""
 
     ref: ModelRef
     name: str  # A1111's "model_name": file stem, folder name or repo id
-    kind: ModelKind | None = None  # None while unknown (not downloaded yet)
+    kind: ModelKind | None = None  # checkpoints: architecture and variant; None while unknown (not downloaded)
     installed: bool = True
     path: Path | None = None  # file, folder or HF snapshot
     config_path: Path | None = None  # sidecar config folder for single files
     sha256: str | None = None
     size_bytes: int = 0
     problem: str | None = None  # why it cannot be loaded, when known
+    arch: Architecture | None = None  # LoRAs, embeddings, VAEs: the architecture their tensors fit, if known
+    addnet_hash: str | None = None  # LoRAs: sha256 of the bytes after the safetensors header (A1111, Civitai)
+
+    @property
+    def type(self) -> ModelType:
+        return self.ref.model_type
+
+    @property
+    def architecture(self) -> Architecture | None:
+        return self.kind.architecture if self.kind is not None else self.arch
 
     @property
     def short_hash(self) -> str | None:

@@ -11,16 +11,17 @@ from typing import Any
 import torch
 
 from pipelines import samplers
-from pipelines.infotext import format_infotext
-from pipelines.models.manager import LoadedModel, ModelManager
+from pipelines.imaging.preview import LatentPreviewer, fit_previewer
+from pipelines.infotext.codec import format_infotext
+from pipelines.models.loaded import LoadedModel
+from pipelines.models.store import ModelStore
 from pipelines.outputs import save_image
-from pipelines.preview import LatentPreviewer, fit_previewer
 from pipelines.progress import JobState, ProgressFn, ProgressUpdate
 from pipelines.requests import MAX_SEED, GenerationRequest
 from pipelines.results import GeneratedImage, GenerationResult
 from pipelines.settings import Settings
-
-VERSION = "Atelier 0.1.0"
+from pipelines.upscalers.registry import UpscalerRegistry
+from pipelines.version import VERSION
 
 
 @dataclass
@@ -31,7 +32,8 @@ class JobContext:
     job: JobState
     on_progress: ProgressFn
     settings: Settings
-    manager: ModelManager | None = None  # for modes that load models of their own (upscalers)
+    store: ModelStore | None = None  # for modes that load models of their own
+    upscalers: UpscalerRegistry | None = None  # hires fix and extras upscale through it
 
 
 def job_pipeline(base: Any, scheduler: Any, cls: type | None = None) -> Any:
@@ -93,10 +95,6 @@ def step_callback(ctx: JobContext, *, steps: int, size: tuple[int, int], text: s
         return tensors
 
     return on_step_end
-
-
-def sampler_params(sampler_name: str, scheduler: str) -> tuple[samplers.SamplerSpec, samplers.Schedule]:
-    return samplers.resolve(sampler_name, scheduler)
 
 
 def model_params(loaded: LoadedModel) -> dict[str, Any]:

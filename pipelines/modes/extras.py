@@ -1,7 +1,7 @@
 """extras: upscale one image or a batch with one or two upscalers (A1111's "Extras" tab and API).
 
 No checkpoint is involved (the mode is registered with ``needs_checkpoint=False``); upscaler models
-come from ``ctx.manager.upscalers``. Each image keeps its own infotext, with A1111's ``Postprocess ...``
+come from ``ctx.upscalers``. Each image keeps its own infotext, with A1111's ``Postprocess ...``
 keys added, and is saved under ``outputs/extras-images``.
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 from PIL import Image
 
 from pipelines.errors import GenerationInterrupted
-from pipelines.infotext import format_infotext
+from pipelines.infotext.codec import format_infotext
+from pipelines.infotext.png_info import read_image_metadata
 from pipelines.modes.common import JobContext
 from pipelines.outputs import save_image
-from pipelines.png_info import read_image_metadata
 from pipelines.progress import ProgressUpdate
 from pipelines.requests import ExtrasRequest
 from pipelines.results import GeneratedImage, GenerationResult
@@ -90,8 +90,8 @@ def upscale_one(request: ExtrasRequest, image: Image.Image, upscalers: UpscalerR
 
 def run(request: ExtrasRequest, ctx: JobContext) -> GenerationResult:
     # 1. Check inputs, including the upscaler names against the installed upscalers
-    assert ctx.manager is not None, "extras needs the model manager"
-    upscalers = ctx.manager.upscalers
+    assert ctx.upscalers is not None, "extras needs the upscaler registry"
+    upscalers = ctx.upscalers
     request.validate(upscalers)
     ctx.job.job_count = len(request.images)
     images: list[GeneratedImage] = []

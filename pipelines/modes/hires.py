@@ -22,7 +22,7 @@ from PIL import Image
 
 from pipelines import samplers
 from pipelines.errors import GenerationInterrupted, ValidationError
-from pipelines.latent_upscale import LATENT_UPSCALE_MODES, is_latent_mode, upscale_latents
+from pipelines.imaging.latent_upscale import LATENT_UPSCALE_MODES, is_latent_mode, upscale_latents
 from pipelines.modes.common import (
     JobContext,
     SecondPass,
@@ -40,7 +40,7 @@ from pipelines.results import GenerationResult
 
 def upscaler_names(ctx: JobContext) -> list[str]:
     """Every name ``hr_upscaler`` accepts: the latent modes, then the upscalers (Lanczos, Nearest, models)."""
-    return [*LATENT_UPSCALE_MODES, *(ctx.manager.upscalers.names() if ctx.manager is not None else [])]
+    return [*LATENT_UPSCALE_MODES, *(ctx.upscalers.names() if ctx.upscalers is not None else [])]
 
 
 def check_upscaler(name: str, ctx: JobContext) -> None:
@@ -117,7 +117,7 @@ def upscale_image(image: Image.Image, request: Txt2ImgRequest, ctx: JobContext) 
     cover = hires.upscale_size(request.width, request.height)
     target = hires.target_size(request.width, request.height)
     scale = max(cover[0] / image.width, cover[1] / image.height)
-    upscaled = ctx.manager.upscalers.upscale(image, scale, hires.hr_upscaler, should_stop=lambda: ctx.job.interrupted)
+    upscaled = ctx.upscalers.upscale(image, scale, hires.hr_upscaler, should_stop=lambda: ctx.job.interrupted)
     if upscaled.size != cover:
         upscaled = upscaled.resize(cover, Image.Resampling.LANCZOS)
     left, top = (cover[0] - target[0]) // 2, (cover[1] - target[1]) // 2

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from pipelines.errors import UnsupportedModelError
-from pipelines.image_ops import encode_latents, prepare_init_image, size_multiple_of_8, to_rgb
-from pipelines.latent_upscale import upscale_latents
+from pipelines.imaging.image_ops import encode_latents, prepare_init_image, size_multiple_of_8, to_rgb
+from pipelines.imaging.latent_upscale import upscale_latents
 from pipelines.lazy_diffusers import diffusers_attr
 from pipelines.modes import inpaint
 from pipelines.modes.common import BatchInputs, JobContext, base_params, generators, run_batches, tail_params

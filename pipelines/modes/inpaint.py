@@ -6,7 +6,7 @@ latents back outside the mask after every step; a dedicated 9-channel inpainting
 reads the mask and the masked image as extra input channels. Both go through the same call.
 
 Masked content (``inpainting_fill``): "original" hands diffusers the image as it is; "fill" paints
-the masked area with the surrounding colours first (:func:`pipelines.masks.fill_masked`); "latent
+the masked area with the surrounding colours first (:func:`pipelines.imaging.masks.fill_masked`); "latent
 noise" and "latent nothing" encode the image here, replace the masked latents with seeded noise or
 zeros, and pass those latents as ``image`` (diffusers takes a 4-channel tensor there as ready
 latents) plus ``masked_image_latents``. Afterwards each image is blended back over the original
@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pipelines import masks
 from pipelines.errors import UnsupportedModelError, ValidationError
-from pipelines.image_ops import encode_latents, prepare_init_image, prepare_mask_image, resize_image, to_rgb
+from pipelines.imaging import masks
+from pipelines.imaging.image_ops import encode_latents, prepare_init_image, prepare_mask_image, resize_image, to_rgb
 from pipelines.lazy_diffusers import diffusers_attr
 from pipelines.modes.common import (
     BatchInputs,

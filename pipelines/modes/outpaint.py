@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from pipelines.image_ops import prepare_init_image
+from pipelines.imaging.image_ops import prepare_init_image
 from pipelines.modes import inpaint
 from pipelines.modes.common import JobContext
 from pipelines.requests import Img2ImgRequest, OutpaintRequest

@@ -1,4 +1,4 @@
-"""Records of the upscalers that exist: the built-in Pillow resizes and model files on disk."""
+"""Entries of the upscaler list: the built-in Pillow resizes, model files and the SD x4 upscaler."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
+from pipelines.models.refs import ModelRecord
+
 log = logging.getLogger(__name__)
 
-SAFE_SUFFIXES = (".safetensors",)
-PICKLE_SUFFIXES = (".pth", ".pt")
 _SCALE_IN_NAME = (re.compile(r"(?:^|[^0-9a-z])(\d)x(?:[^0-9]|$)", re.IGNORECASE),
                   re.compile(r"x(\d)(?:[^0-9]|$)", re.IGNORECASE))
 DEFAULT_MODEL_SCALE = 4  # most community upscalers are 4x
@@ -33,6 +33,7 @@ class UpscalerRecord:
     scale: float
     path: Path | None = None
     model_name: str | None = None
+    model: ModelRecord | None = None  # the store's record, for model upscalers
     scale_known: bool = False  # True once read from the loaded model, not guessed from the name
 
     def with_scale(self, scale: float) -> UpscalerRecord:
@@ -53,32 +54,3 @@ def scale_from_name(stem: str) -> int | None:
         if match and int(match.group(1)) >= 1:
             return int(match.group(1))
     return None
-
-
-def model_record(path: Path) -> UpscalerRecord:
-    scale = scale_from_name(path.stem)
-    return UpscalerRecord(path.stem, UpscalerKind.SPANDREL, scale or DEFAULT_MODEL_SCALE, path=path,
-                          model_name=path.stem)
-
-
-def scan_model_files(folders: tuple[Path, ...], *, allow_pickle: bool) -> tuple[list[UpscalerRecord], list[Path]]:
-    """Upscaler model files in ``folders``; returns (records, pickled files skipped for lack of opt-in)."""
-    records: list[UpscalerRecord] = []
-    skipped: list[Path] = []
-    seen: set[str] = set()
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            suffix = path.suffix.lower()
-            if suffix in PICKLE_SUFFIXES and not allow_pickle:
-                skipped.append(path)
-                continue
-            if suffix not in SAFE_SUFFIXES + PICKLE_SUFFIXES or path.stem in seen:
-                continue
-            seen.add(path.stem)
-            records.append(model_record(path))
-    if skipped:
-        log.info("skipping %d pickled upscaler file(s) (start with --allow-pickle to load them): %s",
-                 len(skipped), ", ".join(p.name for p in skipped))
-    return records, skipped

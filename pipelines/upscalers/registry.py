@@ -1,18 +1,17 @@
-"""The upscaler registry: what upscalers exist, loading them (small LRU cache) and running them.
+"""The upscaler list: what upscalers exist (built-ins and the store's upscaler models) and running them.
 
-``ModelManager.upscalers`` is the one instance; hires fix, the extras mode, the UI and the API all go
-through :meth:`UpscalerRegistry.upscale`.
+``AppContext.upscalers`` is the one instance; hires fix, the extras mode, the UI and the API all go
+through :meth:`UpscalerRegistry.upscale`. Model upscalers are loaded, cached and released by the
+model store, in the same byte budget as every other model.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,12 +19,13 @@ import torch
 from PIL import Image
 
 from pipelines.errors import UnsafeFormatError, ValidationError
-from pipelines.image_ops import to_rgb
+from pipelines.imaging.image_ops import to_rgb
+from pipelines.models.kinds import ModelType
+from pipelines.models.store import ModelStore
 from pipelines.progress import ProgressFn, ignore_progress
 from pipelines.settings import Settings
-from pipelines.upscalers.model_files import load_descriptor
-from pipelines.upscalers.records import BUILTINS, UpscalerKind, UpscalerRecord, scan_model_files
-from pipelines.upscalers.spandrel_import import SpandrelLoader
+from pipelines.upscalers.records import BUILTINS, DEFAULT_MODEL_SCALE, UpscalerKind, UpscalerRecord, scale_from_name
+from pipelines.upscalers.sd_x4 import SD_X4_NAME, run_sd_x4
 from pipelines.upscalers.tiling import StopFn, TileConfig, TileFn, upscale_tiled
 
 log = logging.getLogger(__name__)
@@ -34,55 +34,43 @@ PIL_FILTERS = {"Lanczos": Image.Resampling.LANCZOS, "Nearest": Image.Resampling.
 MAX_PASSES = 3  # a model is applied at most this many times per upscale (A1111's limit)
 
 
-@dataclass(frozen=True)
-class DiffusionUpscaler:
-    """A diffusion upscaler entry and the function that runs it (``run(image, on_tile=, should_stop=)``)."""
-
-    record: UpscalerRecord
-    run: Callable[..., Image.Image]
-
-
 class UpscalerRegistry:
-    """Lists upscalers, keeps up to ``cache_size`` loaded models, and upscales images."""
+    """Lists upscalers (built-ins, then the store's upscaler files, then SD x4 pipelines) and upscales images."""
 
-    def __init__(self, settings: Settings, *, device: torch.device, dtype: torch.dtype, cache_size: int = 2,
-                 diffusion_upscalers: Callable[[], list[DiffusionUpscaler]] | None = None) -> None:
+    def __init__(self, settings: Settings, store: ModelStore) -> None:
         self.settings = settings
-        self.device, self.dtype = device, dtype
-        self.cache_size = cache_size
+        self.store = store
         self.tiles = TileConfig(tile=settings.upscale_tile, overlap=settings.upscale_tile_overlap)
-        self._spandrel = SpandrelLoader()
         self._lock = threading.Lock()
-        self._records: dict[str, UpscalerRecord] = {}
-        self._pickled: dict[str, Path] = {}
-        self._models: OrderedDict[str, Any] = OrderedDict()
-        self._diffusion_source = diffusion_upscalers  # the SD x4 upscaler pipelines the model registry found
-        self._diffusion: dict[str, DiffusionUpscaler] = {}
-        self.refresh()
+        self._scales: dict[str, float] = {}  # read from loaded models, by file path
+        self._diffusion: dict[str, Callable[..., Image.Image]] = {}
 
     # ---- records ---------------------------------------------------------------------------
     def refresh(self) -> list[UpscalerRecord]:
-        """Rescan the upscaler folders; models already loaded stay cached."""
-        found, skipped = scan_model_files(self.settings.upscaler_dirs, allow_pickle=self.settings.allow_pickle)
-        diffusion = self._diffusion_source() if self._diffusion_source else []
-        with self._lock:
-            old = self._records
-            records = {r.name: r for r in BUILTINS}
-            for record in found:
-                previous = old.get(record.name)
-                if previous is not None and previous.path == record.path and previous.scale_known:
-                    record = previous
-                records.setdefault(record.name, record)
-            for entry in diffusion:
-                records.setdefault(entry.record.name, entry.record)
-            self._records = records
-            self._diffusion = {entry.record.name: entry for entry in diffusion}
-            self._pickled = {p.stem: p for p in skipped}
+        """Rescan every model folder (the store's refresh) and list the upscalers."""
+        self.store.refresh()
         return self.records()
 
     def records(self) -> list[UpscalerRecord]:
+        """The built-ins, the upscaler model files, then the SD x4 upscaler pipelines, as the store lists them now."""
+        records: dict[str, UpscalerRecord] = {r.name: r for r in BUILTINS}
         with self._lock:
-            return list(self._records.values())
+            scales = dict(self._scales)
+        for model in self.store.records(ModelType.UPSCALER):
+            known = scales.get(str(model.path))
+            scale = known or scale_from_name(model.name) or DEFAULT_MODEL_SCALE
+            records.setdefault(model.name, UpscalerRecord(model.name, UpscalerKind.SPANDREL, scale, path=model.path,
+                                                          model_name=model.name, scale_known=known is not None,
+                                                          model=model))
+        diffusion = {}
+        for index, model in enumerate(self.store.records(ModelType.SD_X4_UPSCALER)):
+            name = SD_X4_NAME if index == 0 else f"{SD_X4_NAME} ({model.name})"
+            records.setdefault(name, UpscalerRecord(name, UpscalerKind.DIFFUSION, 4, path=model.path,
+                                                    model_name=model.name, scale_known=True, model=model))
+            diffusion[name] = functools.partial(run_sd_x4, self.store, model)
+        with self._lock:
+            self._diffusion = diffusion
+        return list(records.values())
 
     def names(self) -> list[str]:
         return [r.name for r in self.records()]
@@ -99,15 +87,14 @@ class UpscalerRegistry:
 
     def find(self, name: str, *, field: str = "upscaler") -> UpscalerRecord:
         """The record called ``name``; a ValidationError naming ``field`` (and some choices) otherwise."""
-        with self._lock:
-            record = self._records.get(name)
-            pickled = self._pickled.get(name)
-        if record is not None:
-            return record
+        records = {r.name: r for r in self.records()}
+        if name in records:
+            return records[name]
+        pickled = {p.stem: p for p in self.store.registry.skipped_pickles(ModelType.UPSCALER)}.get(name)
         if pickled is not None:
             raise UnsafeFormatError(f"{field}: {pickled.name} is a pickled file; convert it to .safetensors or "
                                     "start Atelier with --allow-pickle to use it")
-        names = self.names()
+        names = list(records)
         listed = ", ".join(repr(n) for n in names[:8]) + (", ..." if len(names) > 8 else "")
         raise ValidationError(field, f"unknown upscaler {name!r}; available: {listed}")
 
@@ -150,53 +137,40 @@ class UpscalerRegistry:
                    should_stop: StopFn | None) -> Image.Image:
         if record.kind is UpscalerKind.DIFFUSION:
             with self._lock:
-                entry = self._diffusion.get(record.name)
-            if entry is None:
+                run = self._diffusion.get(record.name)
+            if run is None:
                 raise ValidationError("upscaler", f"{record.name} is not available any more; rescan the models")
-            return entry.run(image, on_tile=on_tile, should_stop=should_stop)
-        descriptor = self.load(record)
-        device, dtype = descriptor.device, descriptor.dtype
+            return run(image, on_tile=on_tile, should_stop=should_stop)
+        assert record.model is not None
         pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+        with self.store.use(record.model, model_type=ModelType.UPSCALER) as loaded:
+            descriptor = loaded.model
+            self._remember_scale(record, descriptor.scale)
+            device, dtype = descriptor.device, descriptor.dtype
 
-        def model(tile: torch.Tensor) -> torch.Tensor:
-            return descriptor(tile.to(device=device, dtype=dtype))
+            def model(tile: torch.Tensor) -> torch.Tensor:
+                return descriptor(tile.to(device=device, dtype=dtype))
 
-        out = upscale_tiled(pixels, model, descriptor.scale, self.tiles, on_tile=on_tile, should_stop=should_stop)
+            out = upscale_tiled(pixels, model, descriptor.scale, self.tiles, on_tile=on_tile, should_stop=should_stop)
         array = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
         return Image.fromarray(array, mode="RGB")
 
+    def _remember_scale(self, record: UpscalerRecord, scale: float) -> None:
+        with self._lock:
+            self._scales[str(record.path)] = scale
+
     def load(self, record: UpscalerRecord) -> Any:
-        """The spandrel descriptor of ``record``, from the LRU cache or disk."""
-        assert record.path is not None
-        key = str(record.path.resolve())
-        with self._lock:
-            if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key]
-        descriptor = load_descriptor(record.path, self._spandrel.get(), device=self.device, dtype=self.dtype,
-                                     allow_pickle=self.settings.allow_pickle)
-        with self._lock:
-            self._models[key] = descriptor
-            while len(self._models) > self.cache_size:
-                evicted, _ = self._models.popitem(last=False)
-                log.info("upscaler cache: evicted %s", Path(evicted).name)
-            if record.name in self._records and not record.scale_known:
-                self._records[record.name] = record.with_scale(descriptor.scale)
-        return descriptor
+        """Load a model upscaler into the store's cache now (its native scale becomes known); the descriptor."""
+        assert record.model is not None
+        loaded = self.store.load(record.model, model_type=ModelType.UPSCALER)
+        self._remember_scale(record, loaded.model.scale)
+        return loaded.model
 
     def loaded_names(self) -> list[str]:
-        with self._lock:
-            return [Path(k).stem for k in self._models]
-
-    def unload(self) -> None:
-        with self._lock:
-            self._models.clear()
+        return [e.name for e in self.store.memory() if e.type in (ModelType.UPSCALER, ModelType.SD_X4_UPSCALER)]
 
     # ---- downloads ------------------------------------------------------------------------------
     def download(self, repo_id: str, filename: str, on_progress: ProgressFn = ignore_progress) -> UpscalerRecord:
         """Fetch one upscaler file from a Hub repo into ``models/ESRGAN`` (byte progress), then list it."""
-        from pipelines.upscalers.download import download_file
-
-        path = download_file(self.settings, repo_id, filename, self.settings.upscaler_dirs[0], on_progress)
-        self.refresh()
-        return self.find(path.stem, field="filename")
+        model = self.store.download(repo_id, on_progress, filename=filename, model_type=ModelType.UPSCALER)
+        return self.find(model.name, field="filename")

@@ -2,7 +2,7 @@
 
 A folder (or HF cache repo) whose ``model_index.json`` names ``StableDiffusionUpscalePipeline`` is
 kept out of the checkpoint list and offered here as "SD x4 upscaler". It is loaded through the model
-manager (same cache, device, dtype and attention policy as checkpoints) and run tile by tile, so big
+store (same cache, byte budget, device, dtype and attention policy as checkpoints) and run tile by tile, so big
 images fit in memory, progress is reported per tile and an interrupt stops between tiles.
 
 Defaults (documented, A1111-like): prompt ``""``, ``noise_level`` 20, 20 steps, seed 0. With an empty
@@ -12,22 +12,16 @@ prompt, classifier-free guidance would compare two identical predictions, so it 
 
 from __future__ import annotations
 
-import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from pipelines.lazy_diffusers import diffusers_attr
-from pipelines.models.loaders import weights_variant
+from pipelines.models.kinds import ModelType
 from pipelines.models.refs import ModelRecord
-from pipelines.upscalers.records import UpscalerKind, UpscalerRecord
-from pipelines.upscalers.registry import DiffusionUpscaler
+from pipelines.models.store import ModelStore
 from pipelines.upscalers.tiling import StopFn, TileConfig, TileFn, upscale_tiled
-
-if TYPE_CHECKING:
-    from pipelines.models.manager import ModelManager
 
 SD_X4_NAME = "SD x4 upscaler"
 PROMPT = ""
@@ -36,16 +30,6 @@ STEPS = 20
 SEED = 0
 TILES = TileConfig(tile=128, overlap=16, min_tile=32)  # low-res pixels; each tile becomes 512 px
 MULTIPLE = 8  # the UNet halves the latent up to three times
-
-
-def load_sd_x4(record: ModelRecord, *, dtype: torch.dtype, config_dir: Any = None, allow_pickle: bool = False) -> Any:
-    """The pipeline from its local folder (the manager's loader contract; ``config_dir`` is unused)."""
-    assert record.path is not None
-    cls = diffusers_attr("StableDiffusionUpscalePipeline")
-    pipe = cls.from_pretrained(str(record.path), dtype=dtype, variant=weights_variant(record.path),
-                               use_safetensors=None if allow_pickle else True, local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def job_view(base: Any) -> Any:
@@ -74,23 +58,12 @@ def _tile_model(pipe: Any) -> Any:
 
 
 @torch.inference_mode()
-def run_sd_x4(manager: ModelManager, record: ModelRecord, image: Image.Image, *, on_tile: TileFn | None = None,
+def run_sd_x4(store: ModelStore, record: ModelRecord, image: Image.Image, *, on_tile: TileFn | None = None,
               should_stop: StopFn | None = None) -> Image.Image:
     """``image`` (RGB) upscaled 4x by the pipeline in ``record``."""
     pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-    with manager.use_record(record, loader=load_sd_x4) as loaded:
+    with store.use(record, model_type=ModelType.SD_X4_UPSCALER) as loaded:
         out = upscale_tiled(pixels, _tile_model(job_view(loaded.pipeline)), 4, TILES, on_tile=on_tile,
                             should_stop=should_stop)
     array = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
     return Image.fromarray(array, "RGB")
-
-
-def sd_x4_upscalers(manager: ModelManager, records: list[ModelRecord]) -> list[DiffusionUpscaler]:
-    """Upscaler entries for the SD x4 pipelines found: "SD x4 upscaler", then "SD x4 upscaler (name)"."""
-    entries = []
-    for index, record in enumerate(records):
-        name = SD_X4_NAME if index == 0 else f"{SD_X4_NAME} ({record.name})"
-        entry = UpscalerRecord(name, UpscalerKind.DIFFUSION, 4, path=record.path, model_name=record.name,
-                               scale_known=True)
-        entries.append(DiffusionUpscaler(entry, functools.partial(run_sd_x4, manager, record)))
-    return entries

@@ -19,7 +19,7 @@ from tests.support.tiny_upscalers import save_rrdbnet
 def esrgan(api_app):
     """A tiny 4x ESRGAN file in the server's models/ESRGAN for this module only."""
     path = save_rrdbnet(api_app["data_dir"] / "models" / "ESRGAN" / "4x-api-tiny.safetensors", scale=4)
-    upscalers = api_app["ctx"].manager.upscalers
+    upscalers = api_app["ctx"].upscalers
     upscalers.refresh()
     try:
         yield "4x-api-tiny"

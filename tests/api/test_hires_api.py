@@ -9,7 +9,7 @@ import json
 import pytest
 from PIL import Image
 
-from pipelines.infotext import parse_infotext
+from pipelines.infotext.codec import parse_infotext
 from tests.api.conftest import FAST
 
 HIRES = {"enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent", "hr_second_pass_steps": 2,

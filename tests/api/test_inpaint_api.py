@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines import masks
+from pipelines.imaging import masks
 from tests.api.conftest import API_USER, FAST
 
 

@@ -52,7 +52,7 @@ def test_posting_sd_model_checkpoint_swaps_the_model_and_persists_it(api, api_ap
         title = _title(api, "tiny-sd15-b")
         options = api.get("/options").json()
         assert options["sd_model_checkpoint"] == title and options["my_extension_key"] == [1, 2]
-        assert ctx.manager.selected == "tiny-sd15-b" and ctx.manager.loaded("tiny-sd15-b") is not None
+        assert ctx.selection.current == "tiny-sd15-b" and ctx.store.loaded("tiny-sd15-b") is not None
         assert options["sd_checkpoint_hash"].startswith(title[-11:-1])
         saved = json.loads(config.read_text())
         assert saved["sd_model_checkpoint"] == title and saved["my_extension_key"] == [1, 2]
@@ -60,7 +60,7 @@ def test_posting_sd_model_checkpoint_swaps_the_model_and_persists_it(api, api_ap
         assert json.loads(response.json()["info"])["sd_model_name"] == "tiny-sd15-b"  # the UI's selection too
     finally:
         api.post("/options", json={"sd_model_checkpoint": "tiny-sd15"})
-    assert ctx.manager.selected == "tiny-sd15"
+    assert ctx.selection.current == "tiny-sd15"
     assert json.loads(config.read_text())["sd_model_checkpoint"].startswith("tiny-sd15 [")
 
 
@@ -84,7 +84,7 @@ def test_bad_options_are_refused_and_nothing_changes(api, api_app, changes, stat
     if field:
         assert response.json()["detail"].startswith(field)
     assert api.get("/options").json() == before
-    assert api_app["ctx"].manager.selected == "tiny-sd15"
+    assert api_app["ctx"].selection.current == "tiny-sd15"
 
 
 def test_options_body_must_be_an_object(api):
@@ -142,12 +142,12 @@ def test_cmd_flags_never_echo_secrets(api):
 
 
 def test_unload_and_reload_checkpoint(api, api_app):
-    manager = api_app["ctx"].manager
+    store = api_app["ctx"].store
     assert api.post("/unload-checkpoint").json() == {}
-    assert manager.cache.keys() == []
+    assert store.cache.keys() == []
     assert api.get("/options").json()["sd_model_checkpoint"].startswith("tiny-sd15")  # still selected
     assert api.post("/reload-checkpoint").json() == {}
-    assert manager.loaded("tiny-sd15") is not None
+    assert store.loaded("tiny-sd15") is not None
 
 
 def test_memory_report_reads_the_cuda_allocator_when_there_is_a_gpu(monkeypatch):

@@ -12,12 +12,12 @@ from pipelines.options import OptionsStore, read_config, saved_checkpoint
 
 @pytest.fixture
 def store(app_context) -> OptionsStore:
-    return OptionsStore(app_context.settings, app_context.manager)
+    return OptionsStore(app_context.settings, app_context.selection)
 
 
 def test_defaults_and_the_current_checkpoint(store, app_context):
     values = store.values()
-    assert values["sd_model_checkpoint"] == app_context.manager.selected == "tiny-sd15"  # not hashed yet: no [hash]
+    assert values["sd_model_checkpoint"] == app_context.selection.current == "tiny-sd15"  # not hashed yet: no [hash]
     assert values["samples_format"] == "png" and values["live_previews_enable"] is True
     assert values["show_progress_every_n_steps"] == app_context.settings.live_preview_every
     assert values["outdir_txt2img_samples"] == str(app_context.settings.outputs_dir / "txt2img-images")
@@ -27,12 +27,12 @@ def test_defaults_and_the_current_checkpoint(store, app_context):
 def test_update_swaps_the_model_and_persists_with_unknown_keys(store, app_context):
     accepted = store.update({"sd_model_checkpoint": "tiny-sd15-b", "sd_checkpoints_limit": 3.0, "ext_key": {"a": 1}})
     assert accepted["sd_model_checkpoint"].startswith("tiny-sd15-b [") and accepted["sd_checkpoints_limit"] == 3
-    assert app_context.manager.selected == "tiny-sd15-b"
+    assert app_context.selection.current == "tiny-sd15-b"
     on_disk = json.loads(store.path.read_text())
     assert on_disk == {"sd_model_checkpoint": accepted["sd_model_checkpoint"], "sd_checkpoints_limit": 3,
                        "ext_key": {"a": 1}}
     assert [p.name for p in store.path.parent.glob("config.json*")] == ["config.json"]  # no temp file left
-    again = OptionsStore(app_context.settings, app_context.manager)  # a restart reads them back
+    again = OptionsStore(app_context.settings, app_context.selection)  # a restart reads them back
     assert again.values()["ext_key"] == {"a": 1} and again.values()["sd_checkpoints_limit"] == 3
     assert saved_checkpoint(app_context.settings.data_dir) == accepted["sd_model_checkpoint"]
 
@@ -57,7 +57,7 @@ def test_values_atelier_cannot_use_in_an_a1111_config_file_read_as_the_default(a
     path = app_context.settings.data_dir / "config.json"
     path.write_text(json.dumps({"samples_format": "jpg", "sd_vae": "kl-f8.safetensors", "CLIP_stop_at_last_layers": 2,
                                 "sd_checkpoints_limit": 4, "quicksettings_list": ["sd_model_checkpoint"]}))
-    store = OptionsStore(app_context.settings, app_context.manager)
+    store = OptionsStore(app_context.settings, app_context.selection)
     values = store.values()
     assert (values["samples_format"], values["sd_vae"], values["CLIP_stop_at_last_layers"]) == ("png", "Automatic", 1)
     assert values["sd_checkpoints_limit"] == 4 and values["quicksettings_list"] == ["sd_model_checkpoint"]
@@ -74,13 +74,13 @@ def test_fixed_keys_accept_their_value_and_derived_keys_are_ignored(store):
 def test_an_unknown_model_is_refused_before_anything_is_saved(store, app_context):
     with pytest.raises(ModelNotFoundError):
         store.update({"sd_model_checkpoint": "nope", "api_useragent": "x"})
-    assert not store.path.exists() and app_context.manager.selected == "tiny-sd15"
+    assert not store.path.exists() and app_context.selection.current == "tiny-sd15"
 
 
 def test_a_broken_file_is_ignored_and_replaced_on_the_next_change(app_context, caplog):
     path = app_context.settings.data_dir / "config.json"
     path.write_text("{ not json")
-    store = OptionsStore(app_context.settings, app_context.manager)
+    store = OptionsStore(app_context.settings, app_context.selection)
     assert "unreadable options file" in caplog.text and store.values()["api_useragent"] == ""
     store.update({"api_useragent": "bot/1"})
     assert read_config(path) == {"api_useragent": "bot/1"}

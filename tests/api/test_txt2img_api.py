@@ -109,7 +109,7 @@ def test_unknown_sampler_is_a_400_naming_it(api, field):
 def test_override_settings_model_is_for_this_request_only(api, api_app):
     _, info = _txt2img(api, override_settings={"sd_model_checkpoint": "tiny-sd15-b"})
     assert info["sd_model_name"] == "tiny-sd15-b" and "Model: tiny-sd15-b" in info["infotexts"][0]
-    assert api_app["ctx"].manager.selected == "tiny-sd15"
+    assert api_app["ctx"].selection.current == "tiny-sd15"
     assert api.get("/options").json()["sd_model_checkpoint"].startswith("tiny-sd15 [")
     _, info = _txt2img(api)
     assert info["sd_model_name"] == "tiny-sd15"

@@ -37,7 +37,7 @@ def test_models_and_options_swap(client, api_app):
         # A model first hashed when it loads is listed as "name" before and "name [hash10]" after (as A1111)
         current = client.util_get_current_model()
         assert current == title or (" [" not in title and current.startswith(f"{title} ["))
-        assert api_app["ctx"].manager.selected == "tiny-sd15-b"
+        assert api_app["ctx"].selection.current == "tiny-sd15-b"
         result = client.txt2img(prompt="x", width=64, height=64, seed=1)
         assert result.info["sd_model_name"] == "tiny-sd15-b"
     finally:

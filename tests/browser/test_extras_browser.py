@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipelines.infotext import parse_infotext
+from pipelines.infotext.codec import parse_infotext
 from pipelines.requests import Txt2ImgRequest
 from tests.browser import test_txt2img_browser as txt2img_ui
 from tests.support.tiny_upscalers import save_rrdbnet
@@ -70,7 +70,7 @@ def esrgan(live_app) -> Iterator[str]:
         yield path.stem
     finally:
         path.unlink()
-        live_app["ctx"].manager.upscalers.refresh()
+        live_app["ctx"].upscalers.refresh()
 
 
 def natural_size(page, locator) -> list[int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from pipelines.infotext import parse_infotext
+from pipelines.infotext.codec import parse_infotext
 from tests.browser import test_txt2img_browser as txt2img_ui
 
 browser, page, pytestmark = txt2img_ui.browser, txt2img_ui.page, txt2img_ui.pytestmark

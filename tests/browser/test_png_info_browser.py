@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipelines.infotext import parse_infotext
+from pipelines.infotext.codec import parse_infotext
 from pipelines.requests import Txt2ImgRequest
 from tests.browser import test_txt2img_browser as txt2img_ui
 

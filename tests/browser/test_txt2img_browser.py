@@ -251,8 +251,8 @@ def test_unknown_checkpoint_shows_readable_error(page, live_app):
 
 
 def test_a_fresh_page_shows_the_shared_checkpoint_and_its_status(browser, live_app):
-    manager = live_app["ctx"].manager
-    manager.select("tiny-sd15-b")  # chosen elsewhere (another tab, the API)
+    selection = live_app["ctx"].selection
+    selection.select("tiny-sd15-b")  # chosen elsewhere (another tab, the API)
     context = browser.new_context()
     try:
         page = context.new_page()
@@ -266,4 +266,4 @@ def test_a_fresh_page_shows_the_shared_checkpoint_and_its_status(browser, live_a
         expect(page.locator("#model_status")).to_contain_text("PyTorch SDPA")
     finally:
         context.close()
-        manager.select("tiny-sd15")
+        selection.select("tiny-sd15")

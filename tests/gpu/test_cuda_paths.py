@@ -24,7 +24,7 @@ def build(tmp_path, model_store, **settings) -> AppContext:
 def test_cuda_runs_fp16_with_sdpa(tmp_path, model_store):
     ctx = build(tmp_path, model_store)
     result = ctx.engine.generate(Txt2ImgRequest(**REQUEST))
-    loaded = ctx.manager.select("tiny-sd15")
+    loaded = ctx.selection.select("tiny-sd15")
     assert loaded.dtype == torch.float16 and loaded.pipeline.unet.device.type == "cuda"
     assert loaded.optimizations.attention == "PyTorch SDPA"
     again = ctx.engine.generate(Txt2ImgRequest(**REQUEST))
@@ -33,19 +33,19 @@ def test_cuda_runs_fp16_with_sdpa(tmp_path, model_store):
 
 def test_no_half_keeps_fp32(tmp_path, model_store):
     ctx = build(tmp_path, model_store, no_half=True)
-    assert ctx.manager.select("tiny-sd15").dtype == torch.float32
+    assert ctx.selection.select("tiny-sd15").dtype == torch.float32
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xformers") is None, reason="xformers not installed")
 def test_xformers_on_cuda(tmp_path, model_store):
     ctx = build(tmp_path, model_store, attention="xformers")
-    assert ctx.manager.select("tiny-sd15").optimizations.attention == "xformers"
+    assert ctx.selection.select("tiny-sd15").optimizations.attention == "xformers"
     assert ctx.engine.generate(Txt2ImgRequest(**REQUEST)).paths
 
 
 @pytest.mark.parametrize("mode, saving", [("medvram", "model CPU offload"), ("lowvram", "sequential CPU offload")])
 def test_offload_modes_generate(tmp_path, model_store, mode, saving):
     ctx = build(tmp_path, model_store, memory_mode=mode)
-    loaded = ctx.manager.select("tiny-sd15")
+    loaded = ctx.selection.select("tiny-sd15")
     assert saving in loaded.optimizations.savings and "VAE tiling" in loaded.optimizations.savings
     assert ctx.engine.generate(Txt2ImgRequest(**REQUEST)).paths

@@ -7,10 +7,10 @@ import pytest
 
 from pipelines.context import AppContext
 from pipelines.errors import ValidationError
-from pipelines.infotext import format_infotext, format_value, parse_infotext
+from pipelines.infotext.codec import format_infotext, format_value, parse_infotext
+from pipelines.infotext.paste import paste_parameters, to_txt2img_request
 from pipelines.modes.hires import hires_params, schedule_length
 from pipelines.outputs import read_infotext
-from pipelines.paste import paste_parameters, to_txt2img_request
 from pipelines.requests import HiresFix, Txt2ImgRequest
 from tests.conftest import install_models, make_settings
 
@@ -164,7 +164,7 @@ def test_image_is_reproduced_from_its_own_infotext(app_context):
     original = app_context.engine.generate(hires_request(hr_resize_x=96, hr_second_pass_steps=2,
                                                          denoising_strength=0.6, hr_sampler_name="DPM++ 2M",
                                                          hr_upscaler="Latent (bicubic)", hr_prompt="a fox, sharp"))
-    pasted = paste_parameters(parse_infotext(read_infotext(original.paths[0])), app_context.manager)
+    pasted = paste_parameters(parse_infotext(read_infotext(original.paths[0])), app_context.store)
     replay = to_txt2img_request(pasted, Txt2ImgRequest())
     # "Automatic" schedule for DPM++ 2M is Karras; the infotext names it, since the first pass's is Uniform
     assert replay.hires == HiresFix(hr_resize_x=96, hr_second_pass_steps=2, denoising_strength=0.6,

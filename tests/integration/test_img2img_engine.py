@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from pipelines.errors import ValidationError
-from pipelines.infotext import parse_infotext
+from pipelines.infotext.codec import parse_infotext
 from pipelines.modes import img2img
 from pipelines.outputs import read_infotext
 from pipelines.requests import Img2ImgRequest, Txt2ImgRequest
@@ -60,7 +60,7 @@ def test_same_seed_same_image_strength_changes_it(app_context):
 def vae_round_trip(ctx, image: Image.Image, seed: int) -> np.ndarray:
     """The input as the model's VAE gives it back, encoded with the job's first draw from its generator
     (as diffusers does): what no denoising at all would return. The tiny random VAE is far from lossless."""
-    pipe = ctx.manager.cache.get(ctx.manager.registry.find("tiny-sd15").ref.key).pipeline
+    pipe = ctx.store.cache.get(ctx.store.registry.find("tiny-sd15").ref.key).pipeline
     with torch.no_grad():
         encoded = pipe.vae.encode(pipe.image_processor.preprocess(image)).latent_dist
         decoded = pipe.vae.decode(encoded.sample(torch.Generator("cpu").manual_seed(seed))).sample
@@ -110,8 +110,8 @@ def test_components_are_shared_with_txt2img(app_context, monkeypatch):
     generate(app_context, seed=1)
     txt_view, img_view = views
     assert type(img_view).__name__ == "StableDiffusionImg2ImgPipeline"
-    cache = app_context.manager.cache
-    cached = cache.get(app_context.manager.registry.find("tiny-sd15").ref.key).pipeline
+    cache = app_context.store.cache
+    cached = cache.get(app_context.store.registry.find("tiny-sd15").ref.key).pipeline
     for name in ("unet", "vae", "text_encoder", "tokenizer"):
         assert getattr(img_view, name) is getattr(cached, name) is getattr(txt_view, name), name
     assert len(cache.keys()) == 1
@@ -119,7 +119,7 @@ def test_components_are_shared_with_txt2img(app_context, monkeypatch):
 
 def test_sdxl_runs_img2img_on_its_own_modules(app_context, model_store):
     install_models(model_store, app_context.settings.data_dir, ["tiny-sdxl"])
-    app_context.manager.list_models(refresh=True)
+    app_context.store.refresh()
     result = generate(app_context, model="tiny-sdxl", steps=2, seed=2)
     assert result.images[0].image.size == (64, 64) and "Model: tiny-sdxl" in result.images[0].infotext
 

@@ -12,16 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines import masks
 from pipelines.errors import UnsupportedModelError, ValidationError
-from pipelines.hires_fix import HiresFix
-from pipelines.image_ops import encode_latents
-from pipelines.infotext import parse_infotext
-from pipelines.latent_upscale import upscale_latents
+from pipelines.imaging import masks
+from pipelines.imaging.image_ops import encode_latents
+from pipelines.imaging.latent_upscale import upscale_latents
+from pipelines.infotext.codec import parse_infotext
 from pipelines.modes import inpaint, outpaint
 from pipelines.modes.common import job_pipeline
 from pipelines.outputs import read_infotext
 from pipelines.requests import Img2ImgRequest, OutpaintRequest, Txt2ImgRequest
+from pipelines.requests.hires import HiresFix
 from tests.support.tiny_models import save_sd15_folder
 
 BASE = dict(prompt="a red fox", negative_prompt="blurry", width=64, height=64, steps=4, seed=5)
@@ -51,7 +51,7 @@ def inpainting_model(tmp_path_factory):
 @pytest.fixture
 def ctx(app_context, inpainting_model):
     shutil.copytree(inpainting_model, app_context.settings.data_dir / "models" / "Stable-diffusion" / "tiny-inpainting")
-    app_context.manager.list_models(refresh=True)
+    app_context.store.refresh()
     return app_context
 
 
@@ -89,10 +89,10 @@ def test_every_masked_content_option_differs_and_keeps_unmasked_pixels(ctx, mode
 def test_latent_fill_replaces_only_the_masked_latents(ctx, fill):
     request = inpaint_request(inpainting_fill=fill)
     canvas = inpaint.prepare_canvas(request)
-    base = ctx.manager.cache.get(ctx.manager.registry.find("tiny-sd15").ref.key)
+    base = ctx.store.cache.get(ctx.store.registry.find("tiny-sd15").ref.key)
     if base is None:
         ctx.engine.generate(inpaint_request())
-        base = ctx.manager.cache.get(ctx.manager.registry.find("tiny-sd15").ref.key)
+        base = ctx.store.cache.get(ctx.store.registry.find("tiny-sd15").ref.key)
     pipe = job_pipeline(base.pipeline, base.pipeline.scheduler, cls=inpaint.inpaint_class(base.pipeline))
     filled = inpaint.latent_fill(canvas, request)(pipe, [7, 8])["image"]
     plain = inpaint.latent_fill(canvas, inpaint_request(inpainting_fill=3))(pipe, [7, 8])["image"]
@@ -180,7 +180,7 @@ def test_nine_channel_model_runs_img2img_without_a_mask(ctx):
 
 def test_sdxl_inpaints_on_its_own_modules(ctx, model_store):
     shutil.copytree(model_store / "tiny-sdxl", ctx.settings.data_dir / "models" / "Stable-diffusion" / "tiny-sdxl")
-    ctx.manager.list_models(refresh=True)
+    ctx.store.refresh()
     request = inpaint_request(model="tiny-sdxl", steps=2)
     image = pixels(ctx.engine.generate(request).images[0].image)
     keep = whole_picture_keep(request)
@@ -189,14 +189,14 @@ def test_sdxl_inpaints_on_its_own_modules(ctx, model_store):
 
 def test_components_are_shared_across_txt2img_img2img_and_inpaint(ctx):
     ctx.engine.generate(Txt2ImgRequest(**BASE, model="tiny-sd15"))
-    key = ctx.manager.registry.find("tiny-sd15").ref.key
-    cached = ctx.manager.cache.get(key).pipeline
+    key = ctx.store.registry.find("tiny-sd15").ref.key
+    cached = ctx.store.cache.get(key).pipeline
     modules = {name: getattr(cached, name) for name in ("unet", "vae", "text_encoder", "tokenizer")}
     ctx.engine.generate(Img2ImgRequest(**BASE, init_image=noise_image(), model="tiny-sd15"))
     run(ctx, inpainting_fill=2)
     run(ctx, inpaint_full_res=True)
-    assert list(ctx.manager.cache.keys()) == [key]
-    assert ctx.manager.cache.get(key).pipeline is cached
+    assert list(ctx.store.cache.keys()) == [key]
+    assert ctx.store.cache.get(key).pipeline is cached
     view = job_pipeline(cached, cached.scheduler, cls=inpaint.inpaint_class(cached))
     assert type(view).__name__ == "StableDiffusionInpaintPipeline"
     for name, module in modules.items():
@@ -276,7 +276,7 @@ def test_bad_outpaint_inputs_name_the_field(changes, field):
 
 def decoded_latent_upscale(ctx, image: Image.Image, seed: int) -> np.ndarray:
     """What resize mode 3 starts from, decoded: the init's latents at its own size, upscaled to 64x64."""
-    pipe = ctx.manager.cache.get(ctx.manager.registry.find("tiny-sd15").ref.key).pipeline
+    pipe = ctx.store.cache.get(ctx.store.registry.find("tiny-sd15").ref.key).pipeline
     with torch.no_grad():
         latents = encode_latents(pipe, pipe.image_processor.preprocess(image), [torch.Generator().manual_seed(seed)])
         upscaled = upscale_latents(latents, 64, 64, "Latent")

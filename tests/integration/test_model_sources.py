@@ -1,4 +1,4 @@
-"""The model manager on every real source: folder, single file, HF cache, HTTP download.
+"""The model store on every real source: folder, single file, HF cache, HTTP download.
 
 Everything here runs real diffusers/transformers classes on tiny random weights;
 nothing is mocked.
@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 
 from pipelines.context import AppContext
 from pipelines.errors import ModelUnavailableError, UnsupportedModelError
-from pipelines.infotext import parse_infotext
+from pipelines.infotext.codec import parse_infotext
 from pipelines.models.architecture import Architecture
 from pipelines.models.hub import select_files
 from pipelines.outputs import read_infotext
@@ -35,7 +35,7 @@ def pixels(result) -> np.ndarray:
 def test_folder_and_single_file_with_sidecar_give_the_same_image(app_context):
     folder = app_context.engine.generate(Txt2ImgRequest(**SMALL, model="tiny-sd15"))
     single = app_context.engine.generate(Txt2ImgRequest(**SMALL, model="tiny-sd15-file"))
-    record = app_context.manager.registry.find("tiny-sd15-file")
+    record = app_context.store.registry.find("tiny-sd15-file")
     assert record.kind.architecture is Architecture.SD1 and record.config_path is not None
     # same weights through two loaders: equal up to float summation order on CPU
     assert np.abs(pixels(folder) - pixels(single)).max() <= 2
@@ -63,7 +63,7 @@ def test_hf_cache_repo_loads_offline_and_is_hashed_from_its_blob(tmp_path, model
     hf_home = tmp_path / "hf"
     install_into_hf_cache(model_store / "tiny-sd15", "atelier-test/cached-sd15", hf_home)
     ctx = AppContext.build(make_settings(tmp_path / "data", hf_cache_dir=hf_home / "hub", hub_offline=True))
-    record = ctx.manager.registry.find("atelier-test/cached-sd15")
+    record = ctx.store.registry.find("atelier-test/cached-sd15")
     assert record.installed and record.kind.architecture is Architecture.SD1
     unet = model_store / "tiny-sd15" / "unet" / "diffusion_pytorch_model.safetensors"
     assert record.sha256 == hashlib.sha256(unet.read_bytes()).hexdigest()
@@ -85,7 +85,7 @@ def test_hub_download_over_http_reports_bytes_then_works_offline(tmp_path, model
     assert result.paths
     # a new process with the Hub unreachable finds it in the cache
     offline = AppContext.build(make_settings(tmp_path, hub_offline=True))
-    assert offline.manager.registry.find("atelier-test/remote-sd15").installed
+    assert offline.store.registry.find("atelier-test/remote-sd15").installed
     again = offline.engine.generate(Txt2ImgRequest(**SMALL, model="atelier-test/remote-sd15"))
     assert np.array_equal(pixels(again), pixels(result))
 
@@ -109,10 +109,10 @@ def test_offline_mode_names_the_missing_model(tmp_path):
 
 def test_swapping_back_to_a_cached_model_touches_no_file(app_context):
     first = app_context.engine.generate(Txt2ImgRequest(**SMALL, model="tiny-sd15"))
-    app_context.manager.select("tiny-sd15-b")
+    app_context.selection.select("tiny-sd15-b")
     # Remove the first model from disk: only the in-memory cache can serve it now.
     shutil.rmtree(app_context.settings.checkpoint_dirs[0] / "tiny-sd15")
-    app_context.manager.select("tiny-sd15")
+    app_context.selection.select("tiny-sd15")
     again = app_context.engine.generate(Txt2ImgRequest(**SMALL, model="tiny-sd15"))
     assert np.array_equal(pixels(first), pixels(again))
 
@@ -120,23 +120,23 @@ def test_swapping_back_to_a_cached_model_touches_no_file(app_context):
 def test_byte_budget_evicts_least_recently_used_but_never_a_model_in_use(tmp_path, model_store):
     install_models(model_store, tmp_path, ["tiny-sd15", "tiny-sd15-b"])
     probe = AppContext.build(make_settings(tmp_path))
-    one_model = probe.manager.select("tiny-sd15").pipeline
+    one_model = probe.selection.select("tiny-sd15").pipeline
     size = sum(p.numel() * p.element_size() for m in one_model.components.values()
                if isinstance(m, torch.nn.Module) for p in m.parameters())
     ctx = AppContext.build(make_settings(tmp_path, ram_budget_bytes=int(size * 1.5)))
-    a = ctx.manager.select("tiny-sd15")
-    ctx.manager.select("tiny-sd15-b")
-    assert ctx.manager.cache.keys() == [ctx.manager.registry.find("tiny-sd15-b").ref.key]
-    with ctx.manager.use("tiny-sd15-b"):
-        ctx.manager.select("tiny-sd15")  # over budget: b is in use, so both stay
-        assert len(ctx.manager.cache.keys()) == 2
+    a = ctx.selection.select("tiny-sd15")
+    ctx.selection.select("tiny-sd15-b")
+    assert ctx.store.cache.keys() == [ctx.store.registry.find("tiny-sd15-b").ref.key]
+    with ctx.store.use("tiny-sd15-b"):
+        ctx.selection.select("tiny-sd15")  # over budget: b is in use, so both stay
+        assert len(ctx.store.cache.keys()) == 2
     assert a.record.name == "tiny-sd15"
 
 
 def test_sdxl_folder_is_detected_and_generates(tmp_path, model_store):
     install_models(model_store, tmp_path, ["tiny-sdxl"])
     ctx = AppContext.build(make_settings(tmp_path))
-    assert ctx.manager.registry.find("tiny-sdxl").kind.architecture is Architecture.SDXL
+    assert ctx.store.registry.find("tiny-sdxl").kind.architecture is Architecture.SDXL
     result = ctx.engine.generate(Txt2ImgRequest(**SMALL, model="tiny-sdxl"))
     assert result.images[0].image.size == (64, 64)
 
@@ -148,14 +148,14 @@ def test_foreign_and_pickled_files_are_reported_not_loaded(tmp_path):
               str(ckpts / "my-lora.safetensors"))
     (ckpts / "old.ckpt").write_bytes(b"not really a pickle")
     ctx = AppContext.build(make_settings(tmp_path))
-    names = [r.name for r in ctx.manager.list_models()]
+    names = [r.name for r in ctx.store.checkpoints()]
     assert "old" not in names  # pickles are not even listed without --allow-pickle
-    lora = ctx.manager.registry.find("my-lora")
+    lora = ctx.store.registry.find("my-lora")
     assert "LoRA" in lora.problem
     with pytest.raises(UnsupportedModelError, match="LoRA"):
         ctx.engine.generate(Txt2ImgRequest(prompt="x", width=64, height=64, steps=1, model="my-lora"))
     allowed = AppContext.build(make_settings(tmp_path, allow_pickle=True))
-    assert "old" in [r.name for r in allowed.manager.list_models()]
+    assert "old" in [r.name for r in allowed.store.checkpoints()]
 
 
 def test_download_plan_takes_safetensors_of_needed_components_only():
@@ -183,7 +183,7 @@ def test_interrupted_download_fails_clearly_and_the_retry_completes(tmp_path, mo
         ctx = AppContext.build(make_settings(tmp_path, hub_offline=False, hf_endpoint=hub.endpoint))
         request = Txt2ImgRequest(**SMALL, model="atelier-test/flaky-sd15")
         with pytest.raises(ModelUnavailableError, match="atelier-test/flaky-sd15"):
-            ctx.manager.download("atelier-test/flaky-sd15")
+            ctx.store.download("atelier-test/flaky-sd15")
         result = ctx.engine.generate(request)  # pressing Generate again resumes cleanly
     assert result.paths
     blobs = list((tmp_path / "hf-cache").rglob("*.incomplete"))
@@ -197,9 +197,9 @@ def test_private_repo_needs_hf_token(tmp_path, model_store, monkeypatch):
         ctx = AppContext.build(make_settings(tmp_path, hub_offline=False, hf_endpoint=hub.endpoint))
         monkeypatch.delenv("HF_TOKEN", raising=False)
         with pytest.raises(Exception, match="HF_TOKEN"):
-            ctx.manager.download("atelier-test/private-sd15")
+            ctx.store.download("atelier-test/private-sd15")
         monkeypatch.setenv("HF_TOKEN", "hf_secret")
-        assert ctx.manager.download("atelier-test/private-sd15").installed
+        assert ctx.store.download("atelier-test/private-sd15").installed
 
 
 def test_symlinked_model_folder_is_found(tmp_path, model_store):
@@ -208,6 +208,6 @@ def test_symlinked_model_folder_is_found(tmp_path, model_store):
     (ckpts / "linked-sd15").symlink_to(model_store / "tiny-sd15", target_is_directory=True)
     (ckpts / "loop").symlink_to(ckpts, target_is_directory=True)  # must not recurse forever
     ctx = AppContext.build(make_settings(tmp_path))
-    record = ctx.manager.registry.find("linked-sd15")
+    record = ctx.store.registry.find("linked-sd15")
     assert record.kind.architecture is Architecture.SD1 and record.size_bytes > 0
     assert ctx.engine.generate(Txt2ImgRequest(**SMALL, model="linked-sd15")).paths

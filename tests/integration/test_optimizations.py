@@ -20,15 +20,15 @@ def test_default_is_sdpa_on_every_attention_layer(tmp_path, model_store):
     from diffusers.models.attention_processor import AttnProcessor2_0
 
     ctx = build(tmp_path, model_store)
-    loaded = ctx.manager.select("tiny-sd15")
+    loaded = ctx.selection.select("tiny-sd15")
     assert loaded.optimizations.attention == "PyTorch SDPA" and loaded.optimizations.savings == ()
     assert all(isinstance(p, AttnProcessor2_0) for p in loaded.pipeline.unet.attn_processors.values())
-    assert "PyTorch SDPA" in ctx.manager.status(loaded)
+    assert "PyTorch SDPA" in ctx.store.status(loaded)
 
 
 def test_xformers_request_on_cpu_falls_back_to_sdpa_and_says_why(tmp_path, model_store):
     ctx = build(tmp_path, model_store, attention="xformers")
-    loaded = ctx.manager.select("tiny-sd15")
+    loaded = ctx.selection.select("tiny-sd15")
     assert loaded.optimizations.attention == "PyTorch SDPA"
     assert any("xformers needs CUDA" in note for note in loaded.optimizations.notes)
 
@@ -38,7 +38,7 @@ def test_medvram_on_cpu_slices_and_tiles_and_gives_the_same_image(tmp_path, mode
 
     plain = build(tmp_path / "a", model_store)
     saving = build(tmp_path / "b", model_store, memory_mode="medvram")
-    loaded = saving.manager.select("tiny-sd15")
+    loaded = saving.selection.select("tiny-sd15")
     assert {"attention slicing", "VAE slicing", "VAE tiling"} <= set(loaded.optimizations.savings)
     assert any("offload needs an accelerator" in n for n in loaded.optimizations.notes)
     assert any(isinstance(p, SlicedAttnProcessor) for p in loaded.pipeline.unet.attn_processors.values())

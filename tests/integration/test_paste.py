@@ -12,10 +12,10 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from pipelines.context import AppContext
-from pipelines.infotext import parse_infotext
-from pipelines.model_match import legacy_hash
-from pipelines.paste import paste_parameters, to_txt2img_request
-from pipelines.png_info import read_image_metadata
+from pipelines.infotext.codec import parse_infotext
+from pipelines.infotext.model_match import legacy_hash
+from pipelines.infotext.paste import paste_parameters, to_txt2img_request
+from pipelines.infotext.png_info import read_image_metadata
 from pipelines.requests import Txt2ImgRequest
 from tests.conftest import make_settings
 from tests.support.hf_cache import install_into_hf_cache
@@ -27,7 +27,7 @@ ORIGINAL = Txt2ImgRequest(prompt="a red fox, in snow", negative_prompt="blurry",
 
 
 def paste_text(ctx: AppContext, text: str):
-    return paste_parameters(parse_infotext(text), ctx.manager)
+    return paste_parameters(parse_infotext(text), ctx.store)
 
 
 def line(**params: str) -> str:
@@ -42,8 +42,8 @@ def test_an_atelier_png_is_reproduced_from_its_parameters(app_context):
         meta = read_image_metadata(png)
         original_pixels = np.asarray(png.convert("RGB"))
     assert meta.parameters == made.infotext
-    pasted = paste_parameters(parse_infotext(meta.parameters), app_context.manager)
-    record = app_context.manager.registry.find("tiny-sd15-b")
+    pasted = paste_parameters(parse_infotext(meta.parameters), app_context.store)
+    record = app_context.store.registry.find("tiny-sd15-b")
     assert pasted.model_status.found and pasted.model_status.name == "tiny-sd15-b"
     assert pasted.model_status.message == f"Model: {record.title}" and not pasted.notes
     current = Txt2ImgRequest(model="tiny-sd15", n_iter=1, batch_size=1)  # what the form holds
@@ -56,7 +56,7 @@ def test_an_atelier_png_is_reproduced_from_its_parameters(app_context):
 
 def test_model_found_by_hash_when_the_file_was_renamed(app_context):
     app_context.engine.generate(Txt2ImgRequest(prompt="x", width=64, height=64, steps=1, model="tiny-sd15-b"))
-    short = app_context.manager.registry.find("tiny-sd15-b").short_hash
+    short = app_context.store.registry.find("tiny-sd15-b").short_hash
     status = paste_text(app_context, line(Model_hash=short, Model="my-old-name")).model_status
     assert status.found and status.name == "tiny-sd15-b"
     assert "found by its hash; the image calls it my-old-name" in status.message
@@ -64,9 +64,9 @@ def test_model_found_by_hash_when_the_file_was_renamed(app_context):
 
 def test_hash_from_cache_json_is_used_after_a_restart(app_context):
     app_context.engine.generate(Txt2ImgRequest(prompt="x", width=64, height=64, steps=1, model="tiny-sd15-file"))
-    short = app_context.manager.registry.find("tiny-sd15-file").short_hash
+    short = app_context.store.registry.find("tiny-sd15-file").short_hash
     restarted = AppContext.build(app_context.settings)  # a new process: records carry no hashes yet
-    assert restarted.manager.registry.find("tiny-sd15-file").sha256 is None
+    assert restarted.store.registry.find("tiny-sd15-file").sha256 is None
     status = paste_text(restarted, line(Model_hash=short)).model_status
     assert status.found and status.name == "tiny-sd15-file"
 
@@ -84,7 +84,7 @@ def test_name_match_with_another_hash_warns(app_context):
 
 
 def test_legacy_8_digit_hash_of_a_single_file(app_context):
-    path = app_context.manager.registry.find("tiny-sd15-file").path
+    path = app_context.store.registry.find("tiny-sd15-file").path
     status = paste_text(app_context, line(Model_hash=legacy_hash(path))).model_status
     assert status.found and status.name == "tiny-sd15-file"
 
@@ -107,7 +107,7 @@ def test_hub_repo_id_is_offered_then_downloaded_then_found(tmp_path, model_store
         status = paste_text(ctx, text).model_status
         assert not status.found and status.hub_repo_id == "atelier-test/remote-sd15"
         assert status.message.endswith("it looks like the Hub repo atelier-test/remote-sd15, which can be downloaded.")
-        ctx.manager.download(status.hub_repo_id)
+        ctx.store.download(status.hub_repo_id)
     after = paste_text(ctx, text).model_status
     assert after.found and after.name == "atelier-test/remote-sd15"
 
@@ -122,7 +122,7 @@ def test_hf_cache_model_found_by_its_blob_hash(tmp_path, model_store):
     hf_home = tmp_path / "hf"
     install_into_hf_cache(model_store / "tiny-sd15", "atelier-test/cached-sd15", hf_home)
     ctx = AppContext.build(make_settings(tmp_path / "data", hf_cache_dir=hf_home / "hub"))
-    short = ctx.manager.registry.find("atelier-test/cached-sd15").short_hash
+    short = ctx.store.registry.find("atelier-test/cached-sd15").short_hash
     status = paste_text(ctx, line(Model_hash=short, Model="atelier-test/cached-sd15")).model_status
     assert status.found and status.name == "atelier-test/cached-sd15" and status.hub_repo_id is None
 
@@ -131,7 +131,7 @@ def test_unsupported_file_with_that_name_is_explained(app_context):
     folder = app_context.settings.checkpoint_dirs[0]
     save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(4, 4)},
               str(folder / "detail-lora.safetensors"))
-    app_context.manager.list_models(refresh=True)
+    app_context.store.refresh()
     status = paste_text(app_context, line(Model="detail-lora")).model_status
     assert not status.found and "LoRA" in status.message and "models/Lora" in status.message
 

@@ -1,5 +1,5 @@
 """The SD x4 upscaler: found among the models, listed among the upscalers (not the checkpoints),
-loaded through the model manager and run by diffusers on a tiny real StableDiffusionUpscalePipeline."""
+loaded through the model store and run by diffusers on a tiny real StableDiffusionUpscalePipeline."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from PIL import Image
 
 from pipelines.context import AppContext
 from pipelines.errors import UnsupportedModelError
+from pipelines.models.kinds import ModelType
 from pipelines.upscalers.records import UpscalerKind
 from tests.conftest import install_models, make_settings
 from tests.support.hf_cache import install_into_hf_cache
@@ -33,30 +34,30 @@ def photo(width: int = 20, height: int = 12) -> Image.Image:
 
 
 def test_listed_as_an_upscaler_not_as_a_checkpoint(ctx):
-    manager = ctx.manager
-    assert [r.name for r in manager.list_models() if r.installed] == ["tiny-sd15"]
-    assert [r.name for r in manager.registry.upscaler_records()] == ["tiny-sd-x4"]
-    assert "SD x4 upscaler" in manager.upscalers.names()
-    record = manager.upscalers.find("SD x4 upscaler")
+    store = ctx.store
+    assert [r.name for r in store.checkpoints() if r.installed] == ["tiny-sd15"]
+    assert [r.name for r in store.records(ModelType.SD_X4_UPSCALER)] == ["tiny-sd-x4"]
+    assert "SD x4 upscaler" in ctx.upscalers.names()
+    record = ctx.upscalers.find("SD x4 upscaler")
     assert record.kind is UpscalerKind.DIFFUSION and record.scale == 4 and record.model_name == "tiny-sd-x4"
-    assert manager.upscalers.default_name() == "Lanczos"  # a diffusion upscaler is never picked by default
+    assert ctx.upscalers.default_name() == "Lanczos"  # a diffusion upscaler is never picked by default
     with pytest.raises(UnsupportedModelError, match="pick it as an upscaler"):
-        manager.registry.find("tiny-sd-x4")
+        store.registry.find("tiny-sd-x4")
 
 
-def test_upscales_4x_through_the_model_manager_reproducibly(ctx):
-    manager = ctx.manager
+def test_upscales_4x_through_the_model_store_reproducibly(ctx):
+    store = ctx.store
     tiles = []
-    first = manager.upscalers.upscale(photo(), 4, "SD x4 upscaler", on_tile=lambda d, t: tiles.append((d, t)))
+    first = ctx.upscalers.upscale(photo(), 4, "SD x4 upscaler", on_tile=lambda d, t: tiles.append((d, t)))
     assert first.size == (80, 48) and tiles == [(1, 1)]
-    upscale_record = manager.registry.upscaler_records()[0]
-    held = manager.cache.get(upscale_record.ref.key)
+    upscale_record = store.records(ModelType.SD_X4_UPSCALER)[0]
+    held = store.cache.get(upscale_record.ref.key)
     assert held is not None and type(held.pipeline).__name__ == "StableDiffusionUpscalePipeline"
-    assert held.device == manager.device and held.dtype == manager.dtype
-    again = manager.upscalers.upscale(photo(), 4, "SD x4 upscaler")
+    assert held.device == store.device and held.dtype == store.dtype
+    again = ctx.upscalers.upscale(photo(), 4, "SD x4 upscaler")
     assert np.array_equal(np.asarray(first), np.asarray(again))
     assert np.asarray(first).std() > 1  # not a flat image
-    assert manager.upscalers.upscale(photo(), 2, "SD x4 upscaler").size == (40, 24)  # one pass, then Lanczos
+    assert ctx.upscalers.upscale(photo(), 2, "SD x4 upscaler").size == (40, 24)  # one pass, then Lanczos
 
 
 def test_extras_with_the_sd_x4_upscaler(ctx):
@@ -81,7 +82,7 @@ def test_found_in_the_hf_cache(tmp_path, sd_x4_folder):
     hf_home = tmp_path / "hf"
     install_into_hf_cache(sd_x4_folder, "atelier-test/sd-x4", hf_home)
     ctx = AppContext.build(make_settings(tmp_path / "data", hf_cache_dir=hf_home / "hub", hub_offline=True))
-    assert [r.name for r in ctx.manager.registry.upscaler_records()] == ["atelier-test/sd-x4"]
-    assert "SD x4 upscaler" in ctx.manager.upscalers.names()
-    assert "atelier-test/sd-x4" not in [r.name for r in ctx.manager.list_models()]
-    assert ctx.manager.upscalers.upscale(photo(8, 8), 4, "SD x4 upscaler").size == (32, 32)
+    assert [r.name for r in ctx.store.records(ModelType.SD_X4_UPSCALER)] == ["atelier-test/sd-x4"]
+    assert "SD x4 upscaler" in ctx.upscalers.names()
+    assert "atelier-test/sd-x4" not in [r.name for r in ctx.store.checkpoints()]
+    assert ctx.upscalers.upscale(photo(8, 8), 4, "SD x4 upscaler").size == (32, 32)

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from pipelines.infotext import parse_infotext
+from pipelines.infotext.codec import parse_infotext
 from pipelines.outputs import read_infotext
 from pipelines.requests import Txt2ImgRequest
 from tests.unit.test_samplers import REQUIRED
@@ -40,7 +40,7 @@ def test_sampler_switch_changes_the_image_and_never_the_cached_scheduler(app_con
     euler = app_context.engine.generate(Txt2ImgRequest(**BASE, seed=5, sampler_name="Euler a"))
     dpm = app_context.engine.generate(Txt2ImgRequest(**BASE, seed=5, sampler_name="DPM++ 2M"))
     assert not np.array_equal(pixels(euler.images[0].image), pixels(dpm.images[0].image))
-    cached = app_context.manager.cache.get(app_context.manager.registry.find("tiny-sd15").ref.key)
+    cached = app_context.store.cache.get(app_context.store.registry.find("tiny-sd15").ref.key)
     assert type(cached.pipeline.scheduler).__name__ == "PNDMScheduler"  # the model's own, untouched
 
 
@@ -50,7 +50,7 @@ def test_batch_files_are_numbered_with_seeds_and_carry_infotext(app_context):
     assert [p.name for p in result.paths] == ["00000-100.png", "00001-101.png", "00002-102.png", "00003-103.png"]
     assert all(p.parent == folder for p in result.paths)
     info = parse_infotext(read_infotext(result.paths[3]))
-    record = app_context.manager.registry.find("tiny-sd15")
+    record = app_context.store.registry.find("tiny-sd15")
     assert info["Prompt"] == "a red fox" and info["Negative prompt"] == "blurry"
     fields = ("Steps", "Sampler", "Seed", "Size-1", "Size-2")
     assert [info[f] for f in fields] == ["4", "Euler a", "103", "64", "64"]

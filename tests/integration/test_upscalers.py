@@ -7,8 +7,9 @@ import pytest
 from PIL import Image
 
 from pipelines.errors import UnsafeFormatError, ValidationError
-from pipelines.models.manager import ModelManager
+from pipelines.models.store import ModelStore
 from pipelines.upscalers.records import UpscalerKind
+from pipelines.upscalers.registry import UpscalerRegistry
 from tests.conftest import make_settings
 from tests.support.hub_server import LocalHub
 from tests.support.tiny_upscalers import save_rrdbnet
@@ -22,16 +23,19 @@ def gradient(width: int = 24, height: int = 16) -> Image.Image:
     return Image.fromarray(rgb.astype(np.uint8), "RGB")
 
 
+def upscalers_for(settings) -> UpscalerRegistry:
+    return UpscalerRegistry(settings, ModelStore(settings))
+
+
 @pytest.fixture
-def manager(tmp_path) -> ModelManager:
+def upscalers(tmp_path) -> UpscalerRegistry:
     esrgan = tmp_path / "models" / "ESRGAN"
     save_rrdbnet(esrgan / "4x-tiny.safetensors", scale=4, seed=1)
     save_rrdbnet(esrgan / "tiny-2x.safetensors", scale=2, seed=2)
-    return ModelManager(make_settings(tmp_path, upscale_tile=16, upscale_tile_overlap=4))
+    return upscalers_for(make_settings(tmp_path, upscale_tile=16, upscale_tile_overlap=4))
 
 
-def test_model_files_are_listed_with_builtins_and_scale_from_the_name(manager):
-    upscalers = manager.upscalers
+def test_model_files_are_listed_with_builtins_and_scale_from_the_name(upscalers):
     assert upscalers.names() == ["None", "Lanczos", "Nearest", "4x-tiny", "tiny-2x"]
     assert upscalers.default_name() == "4x-tiny"
     items = {item["name"]: item for item in upscalers.items()}
@@ -41,78 +45,77 @@ def test_model_files_are_listed_with_builtins_and_scale_from_the_name(manager):
     assert items["None"]["model_path"] is None and items["4x-tiny"]["model_url"] is None
 
 
-def test_spandrel_loads_the_tiny_rrdbnet_as_esrgan(manager):
+def test_spandrel_loads_the_tiny_rrdbnet_as_esrgan(upscalers):
     for name, scale in (("4x-tiny", 4), ("tiny-2x", 2)):
-        descriptor = manager.upscalers.load(manager.upscalers.find(name))
+        descriptor = upscalers.load(upscalers.find(name))
         assert descriptor.architecture.id == "ESRGAN" and descriptor.scale == scale
-        assert descriptor.device == manager.device and descriptor.dtype == manager.dtype
+        assert descriptor.device == upscalers.store.device and descriptor.dtype == upscalers.store.dtype
 
 
 def test_scale_comes_from_the_model_once_loaded(tmp_path):
     save_rrdbnet(tmp_path / "models" / "ESRGAN" / "mystery.safetensors", scale=2)
-    upscalers = ModelManager(make_settings(tmp_path)).upscalers
+    upscalers = upscalers_for(make_settings(tmp_path))
     assert upscalers.find("mystery").scale == 4  # no hint in the name: the usual 4x guess
     upscalers.upscale(gradient(8, 8), 2, "mystery")
     assert upscalers.find("mystery").scale == 2 and upscalers.refresh() and upscalers.find("mystery").scale == 2
 
 
-def test_4x_model_output_size_and_tiles_reported(manager):
+def test_4x_model_output_size_and_tiles_reported(upscalers):
     tiles = []
-    out = manager.upscalers.upscale(gradient(24, 16), 4, "4x-tiny", on_tile=lambda d, t: tiles.append((d, t)))
+    out = upscalers.upscale(gradient(24, 16), 4, "4x-tiny", on_tile=lambda d, t: tiles.append((d, t)))
     assert out.size == (96, 64) and out.mode == "RGB"
     assert tiles[-1][0] == tiles[-1][1] == 2  # 24x16 in 16px tiles: two tiles
     assert np.asarray(out).std() > 0
 
 
 @pytest.mark.parametrize(("scale", "size", "passes"), [(2, (48, 32), 1), (3, (72, 48), 1), (1.5, (36, 24), 1)])
-def test_non_native_scales_end_at_the_exact_size(manager, scale, size, passes):
+def test_non_native_scales_end_at_the_exact_size(upscalers, scale, size, passes):
     calls = []
-    out = manager.upscalers.upscale(gradient(24, 16), scale, "4x-tiny", on_tile=lambda d, t: calls.append(d))
+    out = upscalers.upscale(gradient(24, 16), scale, "4x-tiny", on_tile=lambda d, t: calls.append(d))
     assert out.size == size
-    assert manager.upscalers.passes_needed("4x-tiny", scale) == passes
+    assert upscalers.passes_needed("4x-tiny", scale) == passes
 
 
-def test_2x_model_runs_twice_for_4x(manager):
+def test_2x_model_runs_twice_for_4x(upscalers):
     totals = []
-    out = manager.upscalers.upscale(gradient(12, 8), 4, "tiny-2x", on_tile=lambda d, t: totals.append(d == 1))
+    out = upscalers.upscale(gradient(12, 8), 4, "tiny-2x", on_tile=lambda d, t: totals.append(d == 1))
     assert out.size == (48, 32)
     assert sum(totals) == 2  # two passes, each starting again at tile 1
-    assert manager.upscalers.passes_needed("tiny-2x", 4) == 2
+    assert upscalers.passes_needed("tiny-2x", 4) == 2
 
 
-def test_lanczos_and_nearest_are_pillow_resizes(manager):
+def test_lanczos_and_nearest_are_pillow_resizes(upscalers):
     image = gradient(10, 6)
-    assert np.array_equal(np.asarray(manager.upscalers.upscale(image, 2.5, "Nearest")),
+    assert np.array_equal(np.asarray(upscalers.upscale(image, 2.5, "Nearest")),
                           np.asarray(image.resize((25, 15), Image.Resampling.NEAREST)))
-    assert np.array_equal(np.asarray(manager.upscalers.upscale(image, 2, "Lanczos")),
+    assert np.array_equal(np.asarray(upscalers.upscale(image, 2, "Lanczos")),
                           np.asarray(image.resize((20, 12), Image.Resampling.LANCZOS)))
-    assert manager.upscalers.upscale(image, 1, "None") is image
+    assert upscalers.upscale(image, 1, "None") is image
 
 
-def test_unknown_upscaler_names_the_field_and_lists_choices(manager):
+def test_unknown_upscaler_names_the_field_and_lists_choices(upscalers):
     with pytest.raises(ValidationError) as err:
-        manager.upscalers.upscale(gradient(), 2, "R-ESRGAN 9x")
+        upscalers.upscale(gradient(), 2, "R-ESRGAN 9x")
     assert err.value.field == "upscaler" and "'Lanczos'" in err.value.message and "4x-tiny" in err.value.message
     with pytest.raises(ValidationError, match="scale"):
-        manager.upscalers.upscale(gradient(), 0, "Lanczos")
+        upscalers.upscale(gradient(), 0, "Lanczos")
 
 
-def test_models_are_cached_lru(manager):
-    upscalers = manager.upscalers
-    upscalers.cache_size = 1
+def test_models_are_kept_in_the_store_cache(upscalers):
     first = upscalers.load(upscalers.find("4x-tiny"))
     assert upscalers.load(upscalers.find("4x-tiny")) is first
     upscalers.load(upscalers.find("tiny-2x"))
-    assert upscalers.loaded_names() == ["tiny-2x"]
+    assert sorted(upscalers.loaded_names()) == ["4x-tiny", "tiny-2x"]
+    assert upscalers.store.unload() and upscalers.loaded_names() == []
 
 
 def test_pickled_files_need_allow_pickle(tmp_path):
     save_rrdbnet(tmp_path / "models" / "ESRGAN" / "old-4x.pth", scale=4)
-    refused = ModelManager(make_settings(tmp_path)).upscalers
+    refused = upscalers_for(make_settings(tmp_path))
     assert "old-4x" not in refused.names()
     with pytest.raises(UnsafeFormatError, match="--allow-pickle"):
         refused.upscale(gradient(8, 8), 4, "old-4x")
-    allowed = ModelManager(make_settings(tmp_path, allow_pickle=True)).upscalers
+    allowed = upscalers_for(make_settings(tmp_path, allow_pickle=True))
     assert "old-4x" in allowed.names()
     assert allowed.upscale(gradient(8, 8), 4, "old-4x").size == (32, 32)
     assert allowed.load(allowed.find("old-4x")).architecture.id == "ESRGAN"
@@ -125,16 +128,16 @@ def test_hub_download_into_models_esrgan_with_byte_progress(tmp_path):
     data = tmp_path / "data"
     with LocalHub() as hub:
         hub.add_repo("atelier-test/upscalers", repo)
-        manager = ModelManager(make_settings(data, hub_offline=False, hf_endpoint=hub.endpoint))
+        upscalers = upscalers_for(make_settings(data, hub_offline=False, hf_endpoint=hub.endpoint))
         updates = []
-        record = manager.upscalers.download("atelier-test/upscalers", "4x-hub.safetensors", updates.append)
+        record = upscalers.download("atelier-test/upscalers", "4x-hub.safetensors", updates.append)
         with pytest.raises(ValidationError, match="no file"):
-            manager.upscalers.download("atelier-test/upscalers", "missing.safetensors")
+            upscalers.download("atelier-test/upscalers", "missing.safetensors")
     assert record.kind is UpscalerKind.SPANDREL and record.path == data / "models" / "ESRGAN" / "4x-hub.safetensors"
     size = (repo / "4x-hub.safetensors").stat().st_size
     assert updates and updates[-1].unit == "bytes" and updates[-1].step == updates[-1].total == size
-    assert "4x-hub" in manager.upscalers.names()
-    assert manager.upscalers.upscale(gradient(8, 8), 4, "4x-hub").size == (32, 32)
+    assert "4x-hub" in upscalers.names()
+    assert upscalers.upscale(gradient(8, 8), 4, "4x-hub").size == (32, 32)
 
 
 # ---- the extras mode through the engine ---------------------------------------------------------------
@@ -158,7 +161,7 @@ def with_parameters(image: Image.Image, text: str) -> Image.Image:
 
 
 def test_extras_scale_by_keeps_the_source_infotext_and_saves(ctx):
-    from pipelines.infotext import parse_infotext
+    from pipelines.infotext.codec import parse_infotext
     from pipelines.outputs import read_infotext
     from pipelines.requests import ExtrasRequest
 
@@ -181,7 +184,7 @@ def test_extras_two_upscalers_blended(ctx):
     from pipelines.requests import ExtrasRequest
 
     source = gradient(12, 8)
-    up = ctx.manager.upscalers
+    up = ctx.upscalers
     first, second = up.upscale(source, 2, "4x-tiny"), up.upscale(source, 2, "Nearest")
     request = ExtrasRequest(images=(source,), upscaler_1="4x-tiny", upscaler_2="Nearest",
                             extras_upscaler_2_visibility=0.25, save_images=False)

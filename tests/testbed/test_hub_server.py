@@ -20,7 +20,7 @@ Protocol facts pinned down by these tests (huggingface_hub 2.4.0, httpx2 transpo
   2. ``Cls(desc="Reconstructing (incomplete total...)", total=0, initial=0, unit="B", unit_scale=True,
      bar_format=...)``: bytes written; ``.total`` grows by each file's size (attribute assignment +
      ``refresh()``) when that file's GET starts; desc finally "Reconstruction complete". Never closed.
-  3. ``Cls(desc="Fetching N files", total=N)``: ``update(1)`` per finished file; used as a context manager.
+  3. ``Cls(desc="Fetching N files", total=N)``: ``update(1)`` per finished file; used as a context store.
   (If Cls subclasses ``huggingface_hub.utils.tqdm``, bars 1-2 also get ``name=`` and ``disable=``.)
   Byte updates arrive per 10 MiB chunk (``DOWNLOAD_CHUNK_SIZE``): a small file yields one update.
   Only files actually fetched count; sum(updates) of bars 1 and 2 == sum of downloaded file sizes.

@@ -18,9 +18,9 @@ from pipelines.actions import (
     vary_request,
 )
 from pipelines.errors import ValidationError
-from pipelines.infotext import format_infotext
+from pipelines.infotext.codec import format_infotext
+from pipelines.infotext.paste import paste_img2img_parameters, to_img2img_request
 from pipelines.outputs import png_info
-from pipelines.paste import paste_img2img_parameters, to_img2img_request
 from pipelines.requests import Img2ImgRequest
 
 PARAMS = {"Steps": 12, "Sampler": "DPM++ 2M", "Schedule type": "Karras", "CFG scale": 6.5, "Seed": 4242,
@@ -55,7 +55,7 @@ def test_vary_keeps_the_images_settings_with_a_new_seed(strength):
     assert request.denoising_strength == VARY_DENOISING_STRENGTH[strength]
     assert request.seed != 4242 and 0 <= request.seed
     assert request.n_iter == 1 and request.batch_size == 1
-    assert request.model is None  # no manager: the model is not looked up, the selected one is used
+    assert request.model is None  # no store: the model is not looked up, the selected one is used
 
 
 def test_vary_seed_is_random_per_click():

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from pipelines.errors import ValidationError
-from pipelines.image_ops import prepare_init_image, resize_image, to_rgb
+from pipelines.imaging.image_ops import prepare_init_image, resize_image, to_rgb
 
 
 def halves(size=(80, 40)) -> Image.Image:

@@ -1,4 +1,4 @@
-from pipelines.infotext import format_infotext, parse_infotext
+from pipelines.infotext.codec import format_infotext, parse_infotext
 
 A1111_EXAMPLE = """masterpiece, a (red:1.2) fox, forest
 at dawn

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 import pytest
 
 from pipelines import samplers
-from pipelines.infotext import format_infotext, parse_infotext
+from pipelines.infotext.codec import format_infotext, parse_infotext
+from pipelines.infotext.paste import a1111_version, paste_parameters, to_txt2img_request, writer
 from pipelines.modes.txt2img import infotext_params
-from pipelines.paste import a1111_version, paste_parameters, to_txt2img_request, writer
 from pipelines.requests import HiresFix, Txt2ImgRequest
 
 A1111_1_10 = """masterpiece, a (red:1.2) fox, <lora:add_detail:0.6>

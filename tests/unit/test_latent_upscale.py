@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.errors import ValidationError
-from pipelines.latent_upscale import LATENT_UPSCALE_MODES, is_latent_mode, upscale_latents
+from pipelines.imaging.latent_upscale import LATENT_UPSCALE_MODES, is_latent_mode, upscale_latents
 
 A1111_NAMES = ["Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
                "Latent (nearest)", "Latent (nearest-exact)"]

@@ -1,4 +1,4 @@
-"""pipelines.masks: reading, inverting and blurring masks, the "Only masked" region, fill, paste-back."""
+"""pipelines.imaging.masks: reading, inverting and blurring masks, the "Only masked" region, fill, paste-back."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines import masks
 from pipelines.errors import ValidationError
+from pipelines.imaging import masks
 
 
 def noise_image(size=(96, 64), seed=0) -> Image.Image:

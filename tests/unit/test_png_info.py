@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from pipelines.png_info import EXIF_IFD, USER_COMMENT, decode_user_comment, read_image_metadata
+from pipelines.infotext.png_info import EXIF_IFD, USER_COMMENT, decode_user_comment, read_image_metadata
 
 INFOTEXT = ("a fox, in snow\nNegative prompt: blurry\nSteps: 3, Sampler: Euler a, Schedule type: Automatic, "
             "CFG scale: 7, Seed: 5, Size: 16x16, Model: m, Version: Atelier 0.1.0")

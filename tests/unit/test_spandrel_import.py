@@ -11,7 +11,7 @@ import pytest
 
 PROBE = """
 import json, sys
-from pipelines.upscalers.spandrel_import import SpandrelLoader
+from pipelines.models.spandrel_import import SpandrelLoader
 loaded = SpandrelLoader().get()
 ids = [arch.architecture.id for arch in loaded.registry.architectures()]
 from diffusers import StableDiffusionPipeline  # still importable next to it

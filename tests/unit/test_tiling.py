@@ -51,7 +51,7 @@ def test_tiled_equals_untiled_for_a_pointwise_model():
 
 @torch.no_grad()
 def test_tiled_rrdbnet_is_close_to_untiled_and_closer_with_more_overlap():
-    from pipelines.upscalers.spandrel_import import SpandrelLoader
+    from pipelines.models.spandrel_import import SpandrelLoader
     from tests.support.tiny_upscalers import rrdbnet_state_dict
 
     spandrel = SpandrelLoader().get()

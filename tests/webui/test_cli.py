@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipelines.infotext import parse_infotext
+from pipelines.infotext.codec import parse_infotext
 from tests.conftest import install_models
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -106,10 +106,10 @@ def test_refresh_lists_a_model_dropped_into_the_folder(app):
     path = save_rrdbnet(app["data_dir"] / "models" / "ESRGAN" / "dropped_x4.safetensors", scale=4, seed=3)
     try:
         app["client"].predict(api_name="/refresh_upscalers")
-        assert "dropped_x4" in app["ctx"].manager.upscalers.names()
+        assert "dropped_x4" in app["ctx"].upscalers.names()
     finally:
         path.unlink()
-        app["ctx"].manager.upscalers.refresh()
+        app["ctx"].upscalers.refresh()
 
 
 def test_download_from_hub_lists_the_model_and_selects_it(app, tmp_path, source):

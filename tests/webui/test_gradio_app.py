@@ -62,9 +62,9 @@ def test_bad_size_names_the_field(client):
 def test_checkpoint_selector_swaps_and_shows_attention(client, live_app):
     dropdown, status = client.predict(checkpoint="tiny-sd15-b", api_name="/select_checkpoint")
     assert "tiny-sd15-b [" in status and "SDPA" in status
-    assert live_app["ctx"].manager.selected == "tiny-sd15-b"
+    assert live_app["ctx"].selection.current == "tiny-sd15-b"
     client.predict(checkpoint="tiny-sd15", api_name="/select_checkpoint")
-    assert live_app["ctx"].manager.selected == "tiny-sd15"
+    assert live_app["ctx"].selection.current == "tiny-sd15"
 
 
 def test_interrupt_stops_a_long_job_and_keeps_its_image(client, live_app):

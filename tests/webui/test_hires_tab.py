@@ -8,7 +8,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from pipelines.infotext import parse_infotext
+from pipelines.infotext.codec import parse_infotext
 from webui.tabs.txt2img import Txt2ImgForm
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler a",

@@ -23,7 +23,7 @@ def test_download_from_the_hub_lists_the_model_and_rescan_finds_new_files(tmp_pa
             assert message == "Downloaded **atelier-test/tab-sd15**"
             rows = {row[0].split(" [")[0]: row for row in table["data"]}
             assert rows["atelier-test/tab-sd15"][1] == "SD 1.x" and rows["atelier-test/tab-sd15"][2] == "hub"
-            assert ctx.manager.registry.find("atelier-test/tab-sd15").installed
+            assert ctx.store.registry.find("atelier-test/tab-sd15").installed
 
             with pytest.raises(AppError, match="Give a Hub repo id"):
                 client.predict(repo_id="not a repo", api_name="/download_model")

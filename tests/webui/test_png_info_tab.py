@@ -12,7 +12,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from pipelines.png_info import EXIF_IFD, USER_COMMENT
+from pipelines.infotext.png_info import EXIF_IFD, USER_COMMENT
 from webui.tabs.txt2img import Txt2ImgForm
 
 MADE = dict(checkpoint="tiny-sd15-b", prompt="a teapot, on a table", negative_prompt="blurry",

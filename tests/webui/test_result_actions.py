@@ -9,8 +9,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from pipelines.actions import VARY_DENOISING_STRENGTH
-from pipelines.infotext import parse_infotext
-from pipelines.png_info import EXIF_IFD, USER_COMMENT
+from pipelines.infotext.codec import parse_infotext
+from pipelines.infotext.png_info import EXIF_IFD, USER_COMMENT
 
 MADE = dict(checkpoint="tiny-sd15", prompt="a teapot, on a table", negative_prompt="blurry",
             sampler_name="Euler", scheduler="Karras", steps=4, cfg_scale=6.5, width=64, height=72, seed=777,
@@ -66,7 +66,7 @@ def test_upscale_action_fills_the_upscale_tab_at_2x(client, made, live_app):
     values = client.predict(as_gallery(path), api_name="/txt2img_upscale")
     source, image, resize_mode, factor, upscaler_1, upscaler_2, visibility = values
     assert (source, resize_mode, factor, upscaler_2, visibility) == ("Single image", 0, 2, "None", 0)
-    assert upscaler_1 == live_app["ctx"].manager.upscalers.default_name()
+    assert upscaler_1 == live_app["ctx"].upscalers.default_name()
     with Image.open(image) as sent, Image.open(path) as original:
         assert sent.tobytes() == original.tobytes() and sent.info["parameters"] == original.info["parameters"]
 

@@ -21,7 +21,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.exceptions import HTTPException
 
 from pipelines.context import AppContext
-from pipelines.modes.common import VERSION
+from pipelines.version import __version__
 from webui.api.errors import ApiRoute
 from webui.api.routes_generation import add_generation_routes
 from webui.api.routes_models import add_model_routes
@@ -74,7 +74,7 @@ def mount_api(app: FastAPI, ctx: AppContext, config: ApiConfig) -> APIRouter:
 
     def api_openapi() -> dict[str, Any]:
         if not schema:
-            schema.update(get_openapi(title=TITLE, version=VERSION.split()[-1], routes=router.routes,
+            schema.update(get_openapi(title=TITLE, version=__version__, routes=router.routes,
                                       description="AUTOMATIC1111 webui API, served by Atelier's core."))
         return schema
 
@@ -85,6 +85,6 @@ def mount_api(app: FastAPI, ctx: AppContext, config: ApiConfig) -> APIRouter:
 
 def create_api_app(ctx: AppContext, config: ApiConfig) -> FastAPI:
     """A FastAPI app with only the API (``--nowebui``)."""
-    app = FastAPI(title=TITLE, version=VERSION.split()[-1], **DOCS_KWARGS)
+    app = FastAPI(title=TITLE, version=__version__, **DOCS_KWARGS)
     mount_api(app, ctx, config)
     return app

@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 
 from pipelines import samplers
 from pipelines.errors import ValidationError
-from pipelines.hires_fix import HiresFix
-from pipelines.infotext import parse_infotext
+from pipelines.infotext.codec import parse_infotext
+from pipelines.infotext.paste import paste_parameters
 from pipelines.modes.hires import hires_params
 from pipelines.options import OptionsStore
-from pipelines.paste import paste_parameters
 from pipelines.requests import GenerationRequest, Txt2ImgRequest
+from pipelines.requests.hires import HiresFix
 from pipelines.results import GenerationResult
 from webui.api.errors import ApiError
 from webui.api.images import encode_png
@@ -37,7 +37,7 @@ API_DEFAULT_SAMPLER = "Euler"  # A1111's API: sampler_index defaults to "Euler" 
 def apply_infotext(body: Body) -> Body:
     """Fill the fields the client did not send from ``body.infotext``.
 
-    The mapping is the UI's "Read parameters" one (:func:`pipelines.paste.paste_parameters`):
+    The mapping is the UI's "Read parameters" one (:func:`pipelines.infotext.paste.paste_parameters`):
     legacy sampler names, the schedule of pre-1.9 images, and values Atelier cannot use are
     skipped (and logged) rather than refused. As with A1111's default
     (``disable_weights_auto_swap``), the model the infotext names is not loaded.

@@ -1,6 +1,6 @@
 """Images in and out of the API: base64 / data: URI decoding, PNG encoding with the infotext.
 
-Reading an image's metadata is the core's job (:mod:`pipelines.png_info`).
+Reading an image's metadata is the core's job (:mod:`pipelines.infotext.png_info`).
 """
 
 from __future__ import annotations

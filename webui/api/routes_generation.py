@@ -13,9 +13,9 @@ from datetime import datetime
 from fastapi import APIRouter
 
 from pipelines.context import AppContext
-from pipelines.infotext import parse_infotext
+from pipelines.infotext.codec import parse_infotext
+from pipelines.infotext.png_info import read_image_metadata
 from pipelines.options import OptionsStore
-from pipelines.png_info import read_image_metadata
 from pipelines.progress import JobState
 from webui.api import extras
 from webui.api.errors import not_implemented

@@ -89,16 +89,16 @@ def memory_report() -> MemoryResponse:
 
 
 def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, cmd_flags: Mapping[str, Any]) -> None:
-    manager = ctx.manager
+    store = ctx.store
 
     @router.get("/sd-models", response_model=list[SDModelItem])
     def sd_models() -> list[SDModelItem]:
         """Installed checkpoints; ``hash`` is null until a model has been loaded once (and hashed)."""
-        return [sd_model_item(r) for r in manager.list_models() if r.installed and not r.problem]
+        return [sd_model_item(r) for r in store.checkpoints() if r.installed and not r.problem]
 
     @router.post("/refresh-checkpoints", response_model=None)
     def refresh_checkpoints() -> None:
-        manager.list_models(refresh=True)
+        store.refresh()
 
     @router.get("/options", response_model=OptionsModel)
     def get_options() -> dict[str, Any]:
@@ -131,25 +131,27 @@ def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, 
     def upscaler_list() -> list[UpscalerItem]:
         """None, Lanczos, Nearest, then the model files in models/ESRGAN (and RealESRGAN, SwinIR, HAT, DAT,
         ScuNET); ``scale`` is the model's own once it was loaded, else the one its name announces."""
-        return [UpscalerItem(**item) for item in manager.upscalers.items()]
+        return [UpscalerItem(**item) for item in ctx.upscalers.items()]
 
     @router.get("/latent-upscale-modes", response_model=list[LatentUpscalerModeItem])
     def latent_upscale_modes() -> list[LatentUpscalerModeItem]:
         """A1111's latent modes, for hires fix's ``hr_upscaler`` (and img2img's resize mode 3)."""
-        from pipelines.latent_upscale import LATENT_UPSCALE_MODES  # imported here: this route is all that uses it
+        from pipelines.imaging.latent_upscale import (
+            LATENT_UPSCALE_MODES,  # imported here: this route is all that uses it
+        )
 
         return [LatentUpscalerModeItem(name=name) for name in LATENT_UPSCALE_MODES]
 
     @router.post("/unload-checkpoint", response_model=dict)
     def unload_checkpoint() -> dict:
         """Drop every model not in use from memory (a running job keeps its model)."""
-        manager.unload()
+        store.unload()
         return {}
 
     @router.post("/reload-checkpoint", response_model=dict, responses=CLIENT_ERRORS)
     def reload_checkpoint() -> dict:
         """Load the selected checkpoint again (from the cache when it is still there)."""
-        manager.select(manager.selected)
+        ctx.selection.select(ctx.selection.current)
         return {}
 
     @router.get("/memory", response_model=MemoryResponse)

@@ -36,11 +36,11 @@ class CheckpointBar:
 
 
 def build(ctx: AppContext) -> CheckpointBar:
-    manager = ctx.manager
+    store = ctx.store
     with gr.Row(equal_height=True):
         dropdown = gr.Dropdown(
-            choices=checkpoint_choices(manager.list_models()),
-            value=manager.selected,
+            choices=checkpoint_choices(store.checkpoints()),
+            value=ctx.selection.current,
             label="Stable Diffusion checkpoint",
             info="A file or folder in models/Stable-diffusion, or a Hub repo id (type it to download)",
             allow_custom_value=True,
@@ -48,30 +48,30 @@ def build(ctx: AppContext) -> CheckpointBar:
             elem_id="checkpoint",
         )
         refresh = gr.Button("🔄 Refresh", scale=1, elem_id="checkpoint_refresh")
-    status = gr.Markdown(f"`{manager.status()}`", elem_id="model_status")
+    status = gr.Markdown(f"`{store.status()}`", elem_id="model_status")
 
     def select_checkpoint(checkpoint: str, progress: gr.Progress = gr.Progress()):
-        for item in stream(lambda report: manager.select(checkpoint, report)):
+        for item in stream(lambda report: ctx.selection.select(checkpoint, report)):
             if isinstance(item, Finished):
                 if item.error is not None:
                     raise user_error(item.error, title="Cannot load model")
                 loaded = item.result
                 # remembered in config.json like A1111's setting, so the next start selects it again
                 ctx.options.update({"sd_model_checkpoint": loaded.record.title})
-                return (gr.Dropdown(choices=checkpoint_choices(manager.list_models()), value=loaded.record.name),
-                        f"`{loaded.record.title}` · {loaded.record.kind.label} · `{manager.status(loaded)}`")
+                return (gr.Dropdown(choices=checkpoint_choices(store.checkpoints()), value=loaded.record.name),
+                        f"`{loaded.record.title}` · {loaded.record.kind.label} · `{store.status(loaded)}`")
             progress(item.fraction, desc=describe(item))
 
     def refresh_checkpoints():
-        return gr.Dropdown(choices=checkpoint_choices(manager.list_models(refresh=True)), value=manager.selected)
+        return gr.Dropdown(choices=checkpoint_choices(store.checkpoints(refresh=True)), value=ctx.selection.current)
 
     def current_checkpoint():
         """The shared selection and its status line, for a freshly loaded page."""
-        selected = manager.selected
-        loaded = manager.loaded(selected)
-        status_line = (f"`{loaded.record.title}` · {loaded.record.kind.label} · `{manager.status(loaded)}`"
-                       if loaded else f"`{manager.status()}`")
-        return gr.Dropdown(choices=checkpoint_choices(manager.list_models()), value=selected), status_line
+        selected = ctx.selection.current
+        loaded = store.loaded(selected)
+        status_line = (f"`{loaded.record.title}` · {loaded.record.kind.label} · `{store.status(loaded)}`"
+                       if loaded else f"`{store.status()}`")
+        return gr.Dropdown(choices=checkpoint_choices(store.checkpoints()), value=selected), status_line
 
     dropdown.input(select_checkpoint, [dropdown], [dropdown, status], api_name="select_checkpoint",
                    concurrency_id="gpu", concurrency_limit=1)

@@ -115,7 +115,7 @@ def vary_handler(ctx: AppContext, strength: str) -> Callable[..., tuple[list, st
     def vary(items: list | None, index: int, progress: gr.Progress = gr.Progress()) -> tuple[list, str]:
         image, infotext = read_image(selected_path(items, index))
         try:
-            request = vary_request(image, strength, infotext=infotext, manager=ctx.manager)
+            request = vary_request(image, strength, infotext=infotext, store=ctx.store)
             request.validate()
         except Exception as exc:
             raise user_error(exc, title="Cannot vary") from exc

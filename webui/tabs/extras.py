@@ -98,12 +98,12 @@ def gallery_items(result: GenerationResult) -> list[tuple[Any, str]]:
 def _upscaler_dropdowns(ctx: AppContext, first: str | None = None, *,
                         rescan: bool = False) -> tuple[gr.Dropdown, gr.Dropdown]:
     """Both dropdowns with the current upscaler names (``rescan``: read the model folders again)."""
-    names = [r.name for r in ctx.manager.upscalers.refresh()] if rescan else ctx.manager.upscalers.names()
-    return gr.Dropdown(choices=names, value=first or ctx.manager.upscalers.default_name()), gr.Dropdown(choices=names)
+    names = [r.name for r in ctx.upscalers.refresh()] if rescan else ctx.upscalers.names()
+    return gr.Dropdown(choices=names, value=first or ctx.upscalers.default_name()), gr.Dropdown(choices=names)
 
 
 def _build_form(ctx: AppContext) -> tuple[ExtrasForm, gr.Tabs, gr.Button]:
-    upscalers = ctx.manager.upscalers
+    upscalers = ctx.upscalers
     names = list(upscalers.names())
     source = gr.Radio(list(SOURCES), value=SOURCES[0], visible=False, elem_id="extras_source")
     with gr.Tabs(selected="single", elem_id="extras_source_tabs") as source_tabs:
@@ -160,7 +160,7 @@ def _download_row(ctx: AppContext, form: ExtrasForm) -> None:
         if repo_id.count("/") != 1 or not filename:
             raise gr.Error("Give a Hub repo id such as org/name and the file to fetch from it",
                            title="Cannot download")
-        for item in stream(lambda report: ctx.manager.upscalers.download(repo_id, filename, on_progress=report)):
+        for item in stream(lambda report: ctx.upscalers.download(repo_id, filename, on_progress=report)):
             if isinstance(item, Finished):
                 if item.error is not None:
                     raise user_error(item.error, title="Cannot download")
@@ -191,7 +191,7 @@ def build(ctx: AppContext) -> ExtrasTab:
         """Upscale the image (or the batch) and save the results under outputs/extras-images."""
         request = request_from_form(**form_values)
         try:
-            request.validate(ctx.manager.upscalers)
+            request.validate(ctx.upscalers)
         except Exception as exc:
             raise user_error(exc, title="Cannot upscale") from exc
         for item in stream(lambda report: engine.generate(request, on_progress=report)):

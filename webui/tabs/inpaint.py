@@ -11,7 +11,7 @@ import numpy as np
 from gradio.components import Component
 from PIL import Image
 
-from pipelines import masks
+from pipelines.imaging import masks
 from pipelines.requests import INPAINTING_FILL, MASK_MODES, Img2ImgRequest
 from webui.components.forms import NamedForm
 

@@ -15,7 +15,7 @@ COLUMNS = ["Title", "Kind", "Source", "Size", "Loaded", "Location / problem"]
 
 
 def model_rows(ctx: AppContext, records: list[ModelRecord]) -> list[list[str]]:
-    loaded = set(ctx.manager.cache.keys())
+    loaded = set(ctx.store.cache.keys())
     return [
         [
             r.title,
@@ -30,8 +30,8 @@ def model_rows(ctx: AppContext, records: list[ModelRecord]) -> list[list[str]]:
 
 
 def build(ctx: AppContext, bar: CheckpointBar) -> None:
-    manager = ctx.manager
-    table = gr.Dataframe(model_rows(ctx, manager.list_models()), headers=COLUMNS, interactive=False,
+    store = ctx.store
+    table = gr.Dataframe(model_rows(ctx, store.checkpoints()), headers=COLUMNS, interactive=False,
                          elem_id="models_table")
     with gr.Row(equal_height=True):
         repo_id = gr.Textbox(label="Download from the Hugging Face Hub", placeholder="org/name (diffusers layout)",
@@ -44,17 +44,17 @@ def build(ctx: AppContext, bar: CheckpointBar) -> None:
         """Fetch a Hub repo into the HF cache, reporting bytes."""
         if not repo_id or repo_id.count("/") != 1:
             raise gr.Error("Give a Hub repo id such as org/name", title="Cannot download")
-        for item in stream(lambda report: manager.download(repo_id.strip(), report)):
+        for item in stream(lambda report: store.download(repo_id.strip(), report)):
             if isinstance(item, Finished):
                 if item.error is not None:
                     raise user_error(item.error, title="Cannot download")
-                records = manager.list_models()
+                records = store.checkpoints()
                 return (model_rows(ctx, records), f"Downloaded **{item.result.name}**",
                         gr.Dropdown(choices=checkpoint_choices(records)))
             progress(item.fraction, desc=describe(item))
 
     def rescan_models():
-        records = manager.list_models(refresh=True)
+        records = store.checkpoints(refresh=True)
         return model_rows(ctx, records), gr.Dropdown(choices=checkpoint_choices(records))
 
     download.click(download_model, [repo_id], [table, result, bar.dropdown], api_name="download_model")

@@ -1,7 +1,7 @@
 """The PNG Info tab: what an image file says about how it was made, and sending it to another tab.
 
-The core reads the file (:mod:`pipelines.png_info`) and maps its parameters
-(:mod:`pipelines.paste`); this tab only shows the result. The image arrives as the
+The core reads the file (:mod:`pipelines.infotext.png_info`) and maps its parameters
+(:mod:`pipelines.infotext.paste`); this tab only shows the result. The image arrives as the
 file Gradio received (``type="filepath"``), opened here with Pillow, so no
 preprocessing step can drop its text chunks or EXIF.
 """
@@ -15,9 +15,9 @@ import gradio as gr
 from PIL import Image
 
 from pipelines.context import AppContext
-from pipelines.infotext import parse_infotext
-from pipelines.paste import PastedParameters, paste_parameters
-from pipelines.png_info import ImageMetadata, read_image_metadata
+from pipelines.infotext.codec import parse_infotext
+from pipelines.infotext.paste import PastedParameters, paste_parameters
+from pipelines.infotext.png_info import ImageMetadata, read_image_metadata
 from webui.components.checkpoint_bar import CheckpointBar, checkpoint_choices
 from webui.errors import user_error
 from webui.jobs import Finished, describe, stream
@@ -61,7 +61,7 @@ def source_line(meta: ImageMetadata) -> str:
 
 
 def build(ctx: AppContext, bar: CheckpointBar) -> PngInfoTab:
-    manager = ctx.manager
+    store = ctx.store
     with gr.Row():
         with gr.Column():
             image = gr.Image(label="Source", type="filepath", image_mode=None, sources=["upload", "clipboard"],
@@ -80,7 +80,7 @@ def build(ctx: AppContext, bar: CheckpointBar) -> PngInfoTab:
     hub_repo = gr.State(None)
 
     def describe_parameters(text: str, first_line: str) -> tuple[str, gr.Button, str | None]:
-        pasted = paste_parameters(parse_infotext(text), manager) if text else None
+        pasted = paste_parameters(parse_infotext(text), store) if text else None
         repo = pasted.model_status.hub_repo_id if pasted else None
         button = gr.Button(f"⬇ Download {repo} from the Hub", visible=True) if repo else gr.Button(visible=False)
         return model_markdown(first_line, pasted), button, repo
@@ -101,12 +101,12 @@ def build(ctx: AppContext, bar: CheckpointBar) -> PngInfoTab:
         """Download the Hub repo the image names, then look its model up again."""
         if not repo_id:
             raise gr.Error("This image names no Hub repo", title="Cannot download")
-        for item in stream(lambda report: manager.download(repo_id, report)):
+        for item in stream(lambda report: store.download(repo_id, report)):
             if isinstance(item, Finished):
                 if item.error is not None:
                     raise user_error(item.error, title="Cannot download")
                 message, button, repo = describe_parameters(text, f"Downloaded {_escape(repo_id)}.")
-                return message, button, repo, gr.Dropdown(choices=checkpoint_choices(manager.list_models()))
+                return message, button, repo, gr.Dropdown(choices=checkpoint_choices(store.checkpoints()))
             progress(item.fraction, desc=describe(item))
 
     image.change(png_info, [image], [parameters, items, model, download, hub_repo], api_name="png_info")

@@ -11,8 +11,8 @@ from pipelines.context import AppContext
 
 def settings_rows(ctx: AppContext) -> list[list[str]]:
     rows = [[f.name, str(getattr(ctx.settings, f.name))] for f in dataclasses.fields(ctx.settings)]
-    rows += [["device (resolved)", str(ctx.manager.device)], ["dtype (resolved)", str(ctx.manager.dtype)],
-             ["model cache budget", f"{ctx.manager.cache.budget_bytes} bytes"]]
+    rows += [["device (resolved)", str(ctx.store.device)], ["dtype (resolved)", str(ctx.store.dtype)],
+             *[["model cache", line] for line in ctx.store.budgets()]]
     return rows
 
 

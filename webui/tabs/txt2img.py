@@ -11,8 +11,8 @@ from gradio.components import Component
 
 from pipelines import samplers
 from pipelines.context import AppContext
-from pipelines.infotext import parse_infotext
-from pipelines.paste import paste_parameters, to_txt2img_request
+from pipelines.infotext.codec import parse_infotext
+from pipelines.infotext.paste import paste_parameters, to_txt2img_request
 from pipelines.requests import HiresFix, Txt2ImgRequest
 from pipelines.results import GenerationResult
 from webui.components.checkpoint_bar import CheckpointBar
@@ -82,7 +82,7 @@ def paste_handler(ctx: AppContext, form: Txt2ImgForm) -> Callable[..., dict[Comp
         current = request_from_form(**form_values)
         accordion = hires_from_values(**{k: v for k, v in form_values.items()
                                          if k in HIRES_INPUT_NAMES and k != "enable_hr"})
-        pasted = paste_parameters(parse_infotext(infotext or ""), ctx.manager)
+        pasted = paste_parameters(parse_infotext(infotext or ""), ctx.store)
         if not pasted.has_parameters:
             gr.Warning("No generation parameters found: paste a whole infotext (prompt, then a line such as "
                        "'Steps: 20, Sampler: Euler a, ...').", title="Nothing to read")

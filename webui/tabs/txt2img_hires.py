@@ -9,8 +9,8 @@ import gradio as gr
 
 from pipelines import samplers
 from pipelines.context import AppContext
-from pipelines.hires_fix import SAME_SAMPLER, SAME_SCHEDULER, HiresFix
-from pipelines.latent_upscale import LATENT_UPSCALE_MODES
+from pipelines.imaging.latent_upscale import LATENT_UPSCALE_MODES
+from pipelines.requests.hires import SAME_SAMPLER, SAME_SCHEDULER, HiresFix
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ HIRES_INPUT_NAMES = tuple(f.name for f in fields(HiresInputs))
 
 def upscaler_choices(ctx: AppContext) -> list[str]:
     """The latent modes, then the upscalers (None, Lanczos, Nearest, model files), as A1111's dropdown."""
-    return [*LATENT_UPSCALE_MODES, *ctx.manager.upscalers.names()]
+    return [*LATENT_UPSCALE_MODES, *ctx.upscalers.names()]
 
 
 def hires_from_values(*, hr_upscaler: str = "Latent", hr_second_pass_steps: float = 0, denoising_strength: float = 0.7,

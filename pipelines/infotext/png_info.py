@@ -24,7 +24,7 @@ from typing import Any
 from PIL import Image
 
 from pipelines import samplers
-from pipelines.infotext import format_infotext
+from pipelines.infotext.codec import format_infotext
 
 log = logging.getLogger(__name__)
 

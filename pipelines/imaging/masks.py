@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
 from pipelines.errors import ValidationError
-from pipelines.image_ops import resize_image
+from pipelines.imaging.image_ops import resize_image
 
 Box = tuple[int, int, int, int]
 THRESHOLD = 128  # grey values from here up count as masked (A1111 rounds its masks the same way)

@@ -7,7 +7,7 @@ The mapping follows A1111's ``PasteField`` labels::
     Seed -> seed                     Size-1 / Size-2 -> width / height
     Batch size -> batch_size         Model hash / Model -> model (an installed checkpoint)
     Sampler (+ the pre-1.9 "DPM++ 2M Karras" split) and Schedule type -> sampler_name / scheduler
-    Denoising strength and the Hires keys -> hires (see :mod:`pipelines.paste_hires`)
+    Denoising strength and the Hires keys -> hires (see :mod:`pipelines.infotext.paste_hires`)
 
 A key the infotext lacks leaves the field as it is. A value Atelier cannot use is
 skipped with a note, never an error. The defaults A1111 inserts for missing keys
@@ -26,17 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines import samplers
 from pipelines.errors import ValidationError
-from pipelines.model_match import ModelMatch, match_checkpoint, match_loras
-from pipelines.paste_hires import paste_hires
+from pipelines.infotext.model_match import ModelMatch, match_checkpoint, match_loras
+from pipelines.infotext.paste_hires import paste_hires
 from pipelines.requests import Img2ImgRequest, Txt2ImgRequest
 
 if TYPE_CHECKING:
-    from pipelines.models.manager import ModelManager
+    from pipelines.models.store import ModelStore
 
 _PROMPT_KEYS = ("Prompt", "Negative prompt")
 _A1111_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 # Keys that change the image but that Atelier's txt2img cannot apply yet.
-# (The hires keys and "Denoising strength" are applied by pipelines.paste_hires.)
+# (The hires keys and "Denoising strength" are applied by pipelines.infotext.paste_hires.)
 NOT_APPLIED = ("Hires checkpoint", "First pass size", "Variation seed", "Variation seed strength",
                "Seed resize from", "VAE", "ENSD", "Eta", "Eta DDIM", "Refiner", "Tiling", "Face restoration",
                "Token merging ratio", "Distilled CFG Scale", "Noise multiplier", "TI hashes", "Module 1")
@@ -176,10 +176,10 @@ def _unapplied_notes(params: Mapping[str, str]) -> list[str]:
     return notes
 
 
-def paste_parameters(params: Mapping[str, str], manager: ModelManager | None = None) -> PastedParameters:
-    """Map a :func:`~pipelines.infotext.parse_infotext` result onto txt2img request fields.
+def paste_parameters(params: Mapping[str, str], store: ModelStore | None = None) -> PastedParameters:
+    """Map a :func:`~pipelines.infotext.codec.parse_infotext` result onto txt2img request fields.
 
-    With a ``manager``, the checkpoint and LoRAs the image names are looked up.
+    With a ``store``, the checkpoint and LoRAs the image names are looked up.
     """
     fields: dict[str, Any] = {}
     notes: list[str] = []
@@ -201,12 +201,12 @@ def paste_parameters(params: Mapping[str, str], manager: ModelManager | None = N
     _paste_sampler(params, fields, notes)
     paste_hires(params, fields, notes)  # txt2img's hires fix: on with its values, or off
     notes += _unapplied_notes(params)
-    if manager is None:
+    if store is None:
         return PastedParameters(fields, notes=tuple(notes))
-    status = match_checkpoint(manager, params.get("Model"), params.get("Model hash") or _civitai_model_hash(params))
+    status = match_checkpoint(store, params.get("Model"), params.get("Model hash") or _civitai_model_hash(params))
     if status.found:
         fields["model"] = status.name
-    loras = match_loras(manager.settings.models_dir / "Lora", params)
+    loras = match_loras(store.settings.models_dir / "Lora", params)
     return PastedParameters(fields, status, loras, tuple(notes))
 
 
@@ -219,9 +219,9 @@ def to_txt2img_request(pasted: PastedParameters, current: Txt2ImgRequest) -> Txt
 _IMG2IMG_FIELDS = frozenset(f.name for f in fields(Img2ImgRequest))
 
 
-def paste_img2img_parameters(params: Mapping[str, str], manager: ModelManager | None = None) -> PastedParameters:
+def paste_img2img_parameters(params: Mapping[str, str], store: ModelStore | None = None) -> PastedParameters:
     """:func:`paste_parameters` for the img2img form: "Denoising strength" is a field of its own there."""
-    pasted = paste_parameters({k: v for k, v in params.items() if k != "Denoising strength"}, manager)
+    pasted = paste_parameters({k: v for k, v in params.items() if k != "Denoising strength"}, store)
     raw = params.get("Denoising strength", "").strip()
     if not raw:
         return pasted

@@ -16,12 +16,21 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, *, offset: int = 0) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
+        fh.seek(offset)
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def addnet_sha256(path: Path) -> str:
+    """kohya's "addnet" hash of a safetensors file: the sha256 of the bytes after its header
+    (A1111's ``Lora hashes`` use its first 12 hex digits; Civitai indexes it)."""
+    with path.open("rb") as fh:
+        header_len = int.from_bytes(fh.read(8), "little")
+    return sha256_file(path, offset=8 + header_len)
 
 
 class HashCache:
@@ -30,15 +39,20 @@ class HashCache:
     def __init__(self, cache_file: Path) -> None:
         self._file = cache_file
         self._lock = threading.Lock()
-        self._entries: dict[str, dict] | None = None
+        self._sections: dict[str, dict[str, dict]] | None = None
 
-    def _load(self) -> dict[str, dict]:
-        if self._entries is None:
+    def _load(self, section: str = "sha256") -> dict[str, dict]:
+        if self._sections is None:
             try:
-                self._entries = json.loads(self._file.read_text()).get("sha256", {})
-            except (OSError, ValueError):
-                self._entries = {}
-        return self._entries
+                data = json.loads(self._file.read_text())
+                self._sections = {k: v for k, v in data.items() if isinstance(v, dict)}
+            except (OSError, ValueError, AttributeError):
+                self._sections = {}
+        return self._sections.setdefault(section, {})
+
+    def addnet(self, path: Path) -> str:
+        """The addnet hash of a safetensors file, computed once per (path, size, mtime)."""
+        return self._hash(path, "addnet", addnet_sha256)
 
     def cached(self, path: Path) -> str | None:
         """The sha256 remembered for this exact file (same size and mtime), without hashing."""
@@ -54,21 +68,24 @@ class HashCache:
 
     def sha256(self, path: Path) -> str:
         """Full-file sha256, computed once per (path, size, mtime)."""
+        return self._hash(path, "sha256", sha256_file)
+
+    def _hash(self, path: Path, section: str, compute) -> str:
         stat = path.stat()
         key = str(path.resolve())
         with self._lock:
-            entry = self._load().get(key)
+            entry = self._load(section).get(key)
             if entry and entry["size"] == stat.st_size and entry["mtime"] == stat.st_mtime:
                 return entry["sha256"]
-        log.info("hashing %s (%d bytes)", path, stat.st_size)
-        value = sha256_file(path)
+        log.info("hashing %s (%s, %d bytes)", path, section, stat.st_size)
+        value = compute(path)
         with self._lock:
-            self._load()[key] = {"size": stat.st_size, "mtime": stat.st_mtime, "sha256": value}
+            self._load(section)[key] = {"size": stat.st_size, "mtime": stat.st_mtime, "sha256": value}
             self._save()
         return value
 
     def _save(self) -> None:
         self._file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"sha256": self._entries}, indent=1))
+        tmp.write_text(json.dumps(self._sections, indent=1))
         tmp.replace(self._file)

@@ -7,13 +7,21 @@ names them in its errors, so the REST API reports the field a client sent and th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pipelines import samplers
 from pipelines.errors import ValidationError
 
-if TYPE_CHECKING:
-    from pipelines.requests import GenerationRequest
+
+class FirstPass(Protocol):
+    """What hires fix reads of the first pass's request (any generation request has these)."""
+
+    prompt: str
+    negative_prompt: str
+    sampler_name: str
+    scheduler: str
+    width: int
+    height: int
 
 SAME_SAMPLER = "Use same sampler"  # A1111's UI and infotext label for "as the first pass"
 SAME_SCHEDULER = "Use same scheduler"
@@ -80,16 +88,16 @@ class HiresFix:
         """Denoising steps the second pass runs."""
         return self.hr_second_pass_steps or first_pass_steps
 
-    def sampler_name(self, first: GenerationRequest) -> str:
+    def sampler_name(self, first: FirstPass) -> str:
         return _same(self.hr_sampler_name, SAME_SAMPLER) or first.sampler_name
 
-    def scheduler(self, first: GenerationRequest) -> str:
+    def scheduler(self, first: FirstPass) -> str:
         return _same(self.hr_scheduler, SAME_SCHEDULER) or first.scheduler
 
-    def prompts(self, first: GenerationRequest) -> tuple[str, str]:
+    def prompts(self, first: FirstPass) -> tuple[str, str]:
         return self.hr_prompt or first.prompt, self.hr_negative_prompt or first.negative_prompt
 
-    def validate(self, first: GenerationRequest) -> None:
+    def validate(self, first: FirstPass) -> None:
         """Raise :class:`ValidationError` naming the first bad field (A1111's API name).
 
         Whether ``hr_upscaler`` names an installed upscaler is checked when the job runs.
@@ -110,7 +118,7 @@ class HiresFix:
             field = "hr_sampler_name" if exc.field == "sampler_name" else "hr_scheduler"
             raise ValidationError(field, exc.message) from exc
 
-    def _validate_size(self, first: GenerationRequest) -> None:
+    def _validate_size(self, first: FirstPass) -> None:
         _whole("hr_resize_x", self.hr_resize_x, 0, MAX_SIDE)
         _whole("hr_resize_y", self.hr_resize_y, 0, MAX_SIDE)
         if not self.uses_resize and (not _is_number(self.hr_scale) or not 1 <= self.hr_scale <= 8):

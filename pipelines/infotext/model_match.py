@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pipelines.models.refs import ModelRecord, SourceKind
 
 if TYPE_CHECKING:
-    from pipelines.models.manager import ModelManager
+    from pipelines.models.store import ModelStore
 
 HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HEX = re.compile(r"^[0-9a-fA-F]{8,64}$")
@@ -57,8 +57,8 @@ def _label(name: str | None, hash_: str | None) -> str:
     return " ".join(part for part in (name, f"[{hash_}]" if hash_ else None) if part)
 
 
-def _hash_matches(manager: ModelManager, record: ModelRecord, wanted: str) -> bool:
-    sha256 = manager.known_sha256(record)
+def _hash_matches(store: ModelStore, record: ModelRecord, wanted: str) -> bool:
+    sha256 = store.known_sha256(record)
     if sha256 and sha256.startswith(wanted):
         return True
     if len(wanted) == 8 and record.ref.kind is SourceKind.SINGLE_FILE and record.path and record.path.is_file():
@@ -77,7 +77,7 @@ def _missing(wanted_name: str | None, wanted_hash: str | None, folder: str, kind
     return ModelMatch(False, None, wanted_name, wanted_hash, message + ".", repo, kind)
 
 
-def match_checkpoint(manager: ModelManager, wanted_name: str | None, wanted_hash: str | None) -> ModelMatch:
+def match_checkpoint(store: ModelStore, wanted_name: str | None, wanted_hash: str | None) -> ModelMatch:
     """Find the installed checkpoint an image names; a missing one gets a message saying so."""
     wanted_name = (wanted_name or "").strip() or None
     wanted_hash = (wanted_hash or "").strip().lower() or None
@@ -85,19 +85,19 @@ def match_checkpoint(manager: ModelManager, wanted_name: str | None, wanted_hash
         wanted_hash = None
     if not wanted_name and not wanted_hash:
         return ModelMatch(False)
-    usable = [r for r in manager.list_models() if r.installed and not r.problem]
-    by_hash = [r for r in usable if wanted_hash and _hash_matches(manager, r, wanted_hash)]
+    usable = [r for r in store.checkpoints() if r.installed and not r.problem]
+    by_hash = [r for r in usable if wanted_hash and _hash_matches(store, r, wanted_hash)]
     by_name = [r for r in usable if wanted_name and r.name == wanted_name]
     by_name = by_name or [r for r in usable if wanted_name and r.name.lower() == wanted_name.lower()]
     both = [r for r in by_hash if r in by_name]
     record = (both or by_hash or by_name or [None])[0]
     if record is None:
-        broken = [r for r in manager.list_models() if r.problem and wanted_name and r.name == wanted_name]
+        broken = [r for r in store.checkpoints() if r.problem and wanted_name and r.name == wanted_name]
         if broken:
             return ModelMatch(False, None, wanted_name, wanted_hash, f"{broken[0].name}: {broken[0].problem}")
         return _missing(wanted_name, wanted_hash, "Stable-diffusion", "checkpoint")
     message = f"Model: {record.title}"
-    sha256 = manager.known_sha256(record)
+    sha256 = store.known_sha256(record)
     if wanted_hash and record not in by_hash and sha256:
         message += (f" — the image names hash {wanted_hash}, this file has {sha256[:len(wanted_hash)]}; "
                     "the result may differ")

@@ -19,8 +19,8 @@ from typing import Any
 
 from pipelines import samplers
 from pipelines.errors import ValidationError
-from pipelines.hires_fix import SAME_SAMPLER, SAME_SCHEDULER, HiresFix
 from pipelines.requests import Txt2ImgRequest
+from pipelines.requests.hires import SAME_SAMPLER, SAME_SCHEDULER, HiresFix
 
 HIRES_KEYS = ("Denoising strength", "Hires upscale", "Hires resize", "Hires steps", "Hires upscaler",
               "Hires sampler", "Hires schedule type", "Hires prompt", "Hires negative prompt")

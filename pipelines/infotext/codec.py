@@ -14,7 +14,7 @@ The reader takes what A1111 (every version), Forge, SD.Next and Fooocus write:
 Windows line ends, keys it does not know, bare words, unterminated quotes and
 Civitai's unquoted JSON values (``Hashes: {"model": "..."}``). It inserts no
 defaults; what a missing key means for a request is decided in
-:mod:`pipelines.paste`.
+:mod:`pipelines.infotext.paste`.
 """
 
 from __future__ import annotations

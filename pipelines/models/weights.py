@@ -1,4 +1,4 @@
-"""Loading an upscaler model file with spandrel, safely.
+"""Reading weight files safely, and loading an upscaler file with spandrel.
 
 ``.safetensors`` files are always read; pickled ``.pth``/``.pt`` files only with ``allow_pickle`` and
 then with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
@@ -14,12 +14,13 @@ from typing import Any
 import torch
 
 from pipelines.errors import UnsafeFormatError, UnsupportedModelError
-from pipelines.upscalers.spandrel_import import Spandrel
+from pipelines.models.spandrel_import import Spandrel
 
 log = logging.getLogger(__name__)
 
 
 def read_state_dict(path: Path, *, allow_pickle: bool) -> dict[str, Any]:
+    """All tensors of a weights file, on the CPU; pickled files only with ``allow_pickle`` (weights only)."""
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         from safetensors.torch import load_file

@@ -1,0 +1,103 @@
+"""The fields every generation request shares, and the checks that name a bad field."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pipelines import samplers
+from pipelines.errors import ValidationError
+from pipelines.requests.hires import HiresFix
+
+MAX_SEED = 2**32 - 1
+# Input images above Pillow's decompression-bomb threshold are refused (Pillow itself only warns up to
+# twice this and refuses beyond); about 9459 x 9459.
+MAX_INPUT_PIXELS = 89_478_485
+
+
+def _check_image(field: str, image: Any) -> None:
+    """``image`` is a usable PIL image: not missing, not empty, not huge."""
+    if not hasattr(image, "size") or not hasattr(image, "convert"):
+        raise ValidationError(field, f"must be an image, got {type(image).__name__}")
+    width, height = image.size
+    if min(width, height) < 1:
+        raise ValidationError(field, f"is empty ({width}x{height})")
+    if width * height > MAX_INPUT_PIXELS:
+        raise ValidationError(field, f"is too large ({width}x{height}, {width * height / 1e6:.0f} megapixels); "
+                              f"the limit is {MAX_INPUT_PIXELS / 1e6:.0f} megapixels")
+
+
+def _check_range(field: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ValidationError(field, f"must be between {low:g} and {high:g}, got {value:g}")
+
+
+def _check_int(field: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be a whole number, got {value!r}")
+    _check_range(field, value, low, high)
+
+
+def _check_size(field: str, value: int) -> None:
+    if not isinstance(value, int):
+        raise ValidationError(field, f"must be a whole number of pixels, got {value!r}")
+    _check_range(field, value, 64, 4096)
+    if value % 8:
+        lower = value - value % 8
+        raise ValidationError(field, f"must be a multiple of 8, got {value} (try {lower} or {lower + 8})")
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """The fields every generation mode shares; field names follow A1111's API."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    sampler_name: str = samplers.DEFAULT_SAMPLER
+    scheduler: str = "Automatic"
+    steps: int = 20
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    seed: int = -1
+    batch_size: int = 1
+    n_iter: int = 1
+    model: str | None = None  # None: the model selected in the checkpoint bar
+    save_images: bool = True
+
+    mode = ""
+
+    def validate(self) -> None:
+        """Raise :class:`ValidationError` naming the first bad field."""
+        if not isinstance(self.prompt, str):
+            raise ValidationError("prompt", "must be text")
+        samplers.resolve(self.sampler_name, self.scheduler)
+        if not isinstance(self.steps, int):
+            raise ValidationError("steps", f"must be a whole number, got {self.steps!r}")
+        _check_range("steps", self.steps, 1, 150)
+        _check_range("cfg_scale", self.cfg_scale, 0, 30)
+        _check_size("width", self.width)
+        _check_size("height", self.height)
+        if not isinstance(self.seed, int) or not -1 <= self.seed <= MAX_SEED:
+            raise ValidationError("seed", f"must be -1 (random) or between 0 and {MAX_SEED}, got {self.seed!r}")
+        _check_range("batch_size", self.batch_size, 1, 8)
+        _check_range("n_iter", self.n_iter, 1, 100)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Txt2ImgRequest(GenerationRequest):
+    """Everything one txt2img job needs; ``hires`` adds A1111's hires fix (a second, upscaled pass)."""
+
+    hires: HiresFix | None = None
+
+    mode = "txt2img"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.hires is not None:
+            if not isinstance(self.hires, HiresFix):
+                raise ValidationError("hires", f"must be a HiresFix or None, got {type(self.hires).__name__}")
+            self.hires.validate(self)
