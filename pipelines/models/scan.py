@@ -139,9 +139,13 @@ def scan_files(folders: tuple[Path, ...], model_type: ModelType, result: ScanRes
     for folder in folders:
         if not folder.is_dir():
             continue
-        for path in walk(folder):
+        paths = walk(folder)
+        diffusers_dirs = {p.parent for p in paths if p.name == "config.json"}  # a folder is one model, not files
+        for path in paths:
             suffix = path.suffix.lower()
             if not path.is_file() or suffix not in SAFE_SUFFIXES + pickles or path.stem in seen:
+                continue
+            if any(parent in diffusers_dirs for parent in path.parents):
                 continue
             if suffix in pickles and not allow_pickle:
                 result.skip(model_type, path)

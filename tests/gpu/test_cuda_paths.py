@@ -49,3 +49,25 @@ def test_offload_modes_generate(tmp_path, model_store, mode, saving):
     loaded = ctx.selection.select("tiny-sd15")
     assert saving in loaded.optimizations.savings and "VAE tiling" in loaded.optimizations.savings
     assert ctx.engine.generate(Txt2ImgRequest(**REQUEST)).paths
+
+
+def test_two_tiers_park_in_ram_and_bring_back_on_cuda(tmp_path, model_store):
+    """With room on the GPU for one tiny model, the idle one is parked in RAM and comes back without disk reads."""
+    import shutil
+
+    from pipelines.models.memory_budget import Tier
+
+    install_models(model_store, tmp_path, ["tiny-sd15", "tiny-sd15-b"])
+    probe = AppContext.build(make_settings(tmp_path, device="cuda"))
+    one = sum(probe.selection.select("tiny-sd15").storages().values())
+    probe.store.unload()
+    ctx = AppContext.build(make_settings(tmp_path, device="cuda", vram_budget_bytes=int(one * 1.5)))
+    first = ctx.engine.generate(Txt2ImgRequest(**REQUEST))
+    ctx.engine.generate(Txt2ImgRequest(**{**REQUEST, "model": "tiny-sd15-b"}))
+    tiers = {e.name: e.tier for e in ctx.store.memory()}
+    assert tiers == {"tiny-sd15": Tier.RAM, "tiny-sd15-b": Tier.DEVICE}
+    assert ctx.store.loaded("tiny-sd15").pipeline.unet.device.type == "cpu"
+    shutil.rmtree(tmp_path / "models" / "Stable-diffusion" / "tiny-sd15")
+    again = ctx.engine.generate(Txt2ImgRequest(**REQUEST))
+    assert ctx.store.loaded("tiny-sd15").pipeline.unet.device.type == "cuda"
+    assert np.array_equal(np.asarray(first.images[0].image), np.asarray(again.images[0].image))
