@@ -309,4 +309,7 @@ class ModelStore:
             held += f", {fmt(self.cache.used_bytes(Tier.RAM))} parked in RAM"
         if loaded is None:
             return f"{base} · {held}"
-        return f"{base} · {loaded.optimizations.summary()} · memory: {loaded.plan.mode} ({loaded.plan.reason}) · {held}"
+        tier = self.cache.tier_of(loaded.record.ref.key)
+        where = f"{fmt(sum(loaded.storages().values()))} in {tier}" if tier else "not in memory"
+        return (f"{base} · {loaded.optimizations.summary()} · memory: {loaded.plan.mode} ({loaded.plan.reason}) · "
+                f"{where} · {held}")
