@@ -9,8 +9,7 @@ import gradio as gr
 
 from pipelines.context import AppContext
 from pipelines.models.refs import ModelRecord
-from webui.errors import user_error
-from webui.jobs import Finished, describe, stream
+from webui.jobs import run_job
 
 
 def checkpoint_choices(records: list[ModelRecord]) -> list[tuple[str, str]]:
@@ -51,16 +50,12 @@ def build(ctx: AppContext) -> CheckpointBar:
     status = gr.Markdown(f"`{store.status()}`", elem_id="model_status")
 
     def select_checkpoint(checkpoint: str, progress: gr.Progress = gr.Progress()):
-        for item in stream(lambda report: ctx.selection.select(checkpoint, report)):
-            if isinstance(item, Finished):
-                if item.error is not None:
-                    raise user_error(item.error, title="Cannot load model")
-                loaded = item.result
-                # remembered in config.json like A1111's setting, so the next start selects it again
-                ctx.options.update({"sd_model_checkpoint": loaded.record.title})
-                return (gr.Dropdown(choices=checkpoint_choices(store.checkpoints()), value=loaded.record.name),
-                        f"`{loaded.record.title}` · {loaded.record.kind.label} · `{store.status(loaded)}`")
-            progress(item.fraction, desc=describe(item))
+        loaded = run_job(lambda report: ctx.selection.select(checkpoint, report), progress,
+                         error_title="Cannot load model")
+        # remembered in config.json like A1111's setting, so the next start selects it again
+        ctx.options.update({"sd_model_checkpoint": loaded.record.title})
+        return (gr.Dropdown(choices=checkpoint_choices(store.checkpoints()), value=loaded.record.name),
+                f"`{loaded.record.title}` · {loaded.record.kind.label} · `{store.status(loaded)}`")
 
     def refresh_checkpoints():
         return gr.Dropdown(choices=checkpoint_choices(store.checkpoints(refresh=True)), value=ctx.selection.current)

@@ -12,8 +12,13 @@ class NamedForm:
     """Mixin for a dataclass whose fields are components named like request fields."""
 
     def named(self) -> dict[str, Component]:
-        """Field name -> component, for an event's ``inputs_kwargs``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        """Field name -> component, for an event's ``inputs_kwargs``; a field that is itself a form
+        (an accordion's inputs, say) adds its own names in its place."""
+        named: dict[str, Component] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            named.update(value.named() if isinstance(value, NamedForm) else {f.name: value})
+        return named
 
     def components(self) -> list[Component]:
         return list(self.named().values())

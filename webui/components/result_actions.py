@@ -17,10 +17,9 @@ from PIL import Image
 
 from pipelines.actions import VARY_DENOISING_STRENGTH, image_infotext, seed_of, vary_request
 from pipelines.context import AppContext
-from pipelines.requests import GenerationRequest
-from pipelines.results import GenerationResult
+from webui.components.gallery import first_infotext, gallery_items
 from webui.errors import user_error
-from webui.jobs import Finished, describe, stream
+from webui.jobs import run_job
 
 LABELS = {
     "vary_subtle": "Vary (subtle)",
@@ -92,21 +91,6 @@ def read_image(path: str) -> tuple[Image.Image, str]:
         raise gr.Error(f"The image cannot be read ({exc})", title="No image") from exc
 
 
-def run_job(ctx: AppContext, request: GenerationRequest, progress: gr.Progress, title: str) -> GenerationResult:
-    """Run ``request`` on the engine in a worker thread, reporting progress; errors as gr.Error."""
-    for item in stream(lambda report: ctx.engine.generate(request, on_progress=report)):
-        if isinstance(item, Finished):
-            if item.error is not None:
-                raise user_error(item.error, title=title)
-            return item.result
-        progress(item.fraction, desc=describe(item))
-    raise AssertionError("stream() always ends with Finished")
-
-
-def gallery_items(result: GenerationResult) -> list[tuple[Any, str]]:
-    return [(str(img.path) if img.path else img.image, f"Seed {img.seed}") for img in result.images]
-
-
 def vary_handler(ctx: AppContext, strength: str) -> Callable[..., tuple[list, str]]:
     """Vary (subtle/strong): img2img of the selected image with its own settings and a new seed."""
     if strength not in VARY_DENOISING_STRENGTH:
@@ -119,8 +103,9 @@ def vary_handler(ctx: AppContext, strength: str) -> Callable[..., tuple[list, st
             request.validate()
         except Exception as exc:
             raise user_error(exc, title="Cannot vary") from exc
-        result = run_job(ctx, request, progress, "Cannot vary")
-        return gallery_items(result), result.images[0].infotext if result.images else ""
+        result = run_job(lambda report: ctx.engine.generate(request, on_progress=report), progress,
+                         error_title="Cannot vary")
+        return gallery_items(result), first_infotext(result)
 
     vary.__name__ = f"vary_{strength}"
     vary.__doc__ = (f"Vary ({strength}): img2img of the selected image at denoising strength "

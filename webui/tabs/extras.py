@@ -16,10 +16,10 @@ from PIL import Image
 
 from pipelines.context import AppContext
 from pipelines.requests import ExtrasRequest
-from pipelines.results import GenerationResult
 from webui.components.forms import NamedForm
+from webui.components.gallery import first_infotext, gallery_items, output_gallery, size_caption
 from webui.errors import user_error
-from webui.jobs import Finished, describe, stream
+from webui.jobs import run_job
 
 SOURCES = ("Single image", "Batch")
 RESIZE_CHOICES = [("Scale by", 0), ("Scale to", 1)]
@@ -90,11 +90,6 @@ def request_from_form(*, source: str, image: Image.Image | None, batch_files: li
     )
 
 
-def gallery_items(result: GenerationResult) -> list[tuple[Any, str]]:
-    return [(str(img.path) if img.path else img.image, f"{img.image.width}x{img.image.height}")
-            for img in result.images]
-
-
 def _upscaler_dropdowns(ctx: AppContext, first: str | None = None, *,
                         rescan: bool = False) -> tuple[gr.Dropdown, gr.Dropdown]:
     """Both dropdowns with the current upscaler names (``rescan``: read the model folders again)."""
@@ -160,14 +155,10 @@ def _download_row(ctx: AppContext, form: ExtrasForm) -> None:
         if repo_id.count("/") != 1 or not filename:
             raise gr.Error("Give a Hub repo id such as org/name and the file to fetch from it",
                            title="Cannot download")
-        for item in stream(lambda report: ctx.upscalers.download(repo_id, filename, on_progress=report)):
-            if isinstance(item, Finished):
-                if item.error is not None:
-                    raise user_error(item.error, title="Cannot download")
-                name = item.result.name
-                first, second = _upscaler_dropdowns(ctx, first=name)
-                return f"Downloaded **{name}**", first, second
-            progress(item.fraction, desc=describe(item))
+        record = run_job(lambda report: ctx.upscalers.download(repo_id, filename, on_progress=report), progress,
+                         error_title="Cannot download")
+        first, second = _upscaler_dropdowns(ctx, first=record.name)
+        return f"Downloaded **{record.name}**", first, second
 
     download.click(download_upscaler, [repo_id, filename], [result, form.upscaler_1, form.upscaler_2],
                    api_name="download_upscaler")
@@ -183,8 +174,7 @@ def build(ctx: AppContext) -> ExtrasTab:
             with gr.Row():
                 upscale = gr.Button("Upscale", variant="primary", elem_id="extras_upscale")
                 interrupt = gr.Button("Interrupt", elem_id="extras_interrupt")
-            gallery = gr.Gallery(label="Output", format="png", columns=2, interactive=False, elem_id="extras_gallery",
-                                 buttons=["download", "fullscreen"])
+            gallery = output_gallery("extras_gallery")
             info = gr.Textbox(label="Info", lines=3, interactive=False, elem_id="extras_info")
 
     def extras(progress: gr.Progress = gr.Progress(), **form_values: Any):
@@ -194,14 +184,9 @@ def build(ctx: AppContext) -> ExtrasTab:
             request.validate(ctx.upscalers)
         except Exception as exc:
             raise user_error(exc, title="Cannot upscale") from exc
-        for item in stream(lambda report: engine.generate(request, on_progress=report)):
-            if isinstance(item, Finished):
-                if item.error is not None:
-                    raise user_error(item.error, title="Cannot upscale")
-                result = item.result
-                return gallery_items(result), result.images[0].infotext if result.images else ""
-            progress(item.fraction, desc=describe(item))
-        return gr.skip(), gr.skip()
+        result = run_job(lambda report: engine.generate(request, on_progress=report), progress,
+                         error_title="Cannot upscale")
+        return gallery_items(result, size_caption), first_infotext(result)
 
     upscale.click(extras, None, [gallery, info], inputs_kwargs=form.named(), api_name="extras",
                   concurrency_id="gpu", concurrency_limit=1)

@@ -17,11 +17,11 @@ from gradio.components import Component
 from pipelines import samplers
 from pipelines.context import AppContext
 from pipelines.requests import GenerationRequest, Img2ImgRequest
-from pipelines.results import GenerationResult
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import prompt_row
+from webui.components.gallery import ResultPanel, result_panel
 from webui.errors import user_error
-from webui.jobs import Finished, describe, stream
+from webui.jobs import run_streaming
 from webui.tabs import inpaint as inpaint_tab
 from webui.tabs import outpaint as outpaint_tab
 from webui.tabs.img2img_form import RESIZE_CHOICES, Img2ImgForm, request_from_form, size_of
@@ -112,10 +112,6 @@ def build_request(*, mode: str, **values: Any) -> GenerationRequest:
     return request
 
 
-def _gallery(result: GenerationResult) -> list[tuple[Any, str]]:
-    return [(str(img.path) if img.path else img.image, f"Seed {img.seed}") for img in result.images]
-
-
 def generate_handler(ctx: AppContext) -> Callable[..., Any]:
     """The page's Generate: yields live previews, then the saved images, the info and the seed."""
     engine = ctx.engine
@@ -123,17 +119,9 @@ def generate_handler(ctx: AppContext) -> Callable[..., Any]:
     def img2img(progress: gr.Progress = gr.Progress(), **values: Any):
         """Generate from the open sub-tab's image; yields live previews, then the saved images."""
         request = build_request(**values)
-        for item in stream(lambda report: engine.generate(request, on_progress=report)):
-            if isinstance(item, Finished):
-                if item.error is not None:
-                    raise user_error(item.error)
-                first = item.result.images[0] if item.result.images else None
-                yield (gr.Image(visible=False), _gallery(item.result), first.infotext if first else "",
-                       first.seed if first else -1)
-                return
-            progress(item.fraction, desc=describe(item))
-            if item.preview is not None:
-                yield gr.Image(value=item.preview, visible=True), gr.skip(), gr.skip(), gr.skip()
+        result = yield from run_streaming(lambda report: engine.generate(request, on_progress=report), progress,
+                                          error_title="Cannot generate", on_update=ResultPanel.preview_update)
+        yield ResultPanel.final_update(result)
 
     return img2img
 
@@ -196,10 +184,8 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Img2ImgTab:
                     outpaint = outpaint_tab.build_inputs()
             form, reuse_seed = _settings(bar, prompt, negative_prompt)
         with gr.Column(scale=1):
-            preview = gr.Image(label="Live preview", visible=False, interactive=False, elem_id="img2img_preview")
-            gallery = gr.Gallery(label="Output", format="png", columns=2, interactive=False, elem_id="img2img_gallery",
-                                 buttons=["download", "fullscreen"])
-            info = gr.Textbox(label="Generation info", lines=4, interactive=False, elem_id="img2img_info")
+            results = result_panel("img2img")
+    preview, gallery, info = results.preview, results.gallery, results.info
     tab = Img2ImgTab(form, sub_tabs, mode, init_image, inpaint, outpaint, gallery, info)
 
     img2img_sub.select(lambda: "img2img", None, mode, queue=False, api_name=False)

@@ -19,8 +19,7 @@ from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import PastedParameters, paste_parameters
 from pipelines.infotext.png_info import ImageMetadata, read_image_metadata
 from webui.components.checkpoint_bar import CheckpointBar, checkpoint_choices
-from webui.errors import user_error
-from webui.jobs import Finished, describe, stream
+from webui.jobs import run_job
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
 
@@ -101,13 +100,9 @@ def build(ctx: AppContext, bar: CheckpointBar) -> PngInfoTab:
         """Download the Hub repo the image names, then look its model up again."""
         if not repo_id:
             raise gr.Error("This image names no Hub repo", title="Cannot download")
-        for item in stream(lambda report: store.download(repo_id, report)):
-            if isinstance(item, Finished):
-                if item.error is not None:
-                    raise user_error(item.error, title="Cannot download")
-                message, button, repo = describe_parameters(text, f"Downloaded {_escape(repo_id)}.")
-                return message, button, repo, gr.Dropdown(choices=checkpoint_choices(store.checkpoints()))
-            progress(item.fraction, desc=describe(item))
+        run_job(lambda report: store.download(repo_id, report), progress, error_title="Cannot download")
+        message, button, repo = describe_parameters(text, f"Downloaded {_escape(repo_id)}.")
+        return message, button, repo, gr.Dropdown(choices=checkpoint_choices(store.checkpoints()))
 
     image.change(png_info, [image], [parameters, items, model, download, hub_repo], api_name="png_info")
     download.click(download_model, [hub_repo, parameters], [model, download, hub_repo, bar.dropdown],

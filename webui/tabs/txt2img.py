@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import gradio as gr
@@ -14,13 +14,19 @@ from pipelines.context import AppContext
 from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_parameters, to_txt2img_request
 from pipelines.requests import HiresFix, Txt2ImgRequest
-from pipelines.results import GenerationResult
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import NamedForm, prompt_row
+from webui.components.gallery import ResultPanel, result_panel
 from webui.errors import user_error
-from webui.jobs import Finished, describe, stream
+from webui.jobs import run_streaming
 from webui.tabs import txt2img_hires
-from webui.tabs.txt2img_hires import HIRES_INPUT_NAMES, hires_from_values, hires_values, upscaler_choices
+from webui.tabs.txt2img_hires import (
+    HIRES_INPUT_NAMES,
+    HiresInputs,
+    hires_from_values,
+    hires_values,
+    upscaler_choices,
+)
 
 
 @dataclass(frozen=True)
@@ -39,26 +45,20 @@ class Txt2ImgForm(NamedForm):
     seed: gr.Number
     batch_size: gr.Slider
     n_iter: gr.Slider
-    # the "Hires. fix" accordion (webui/tabs/txt2img_hires.py), named like the API fields
-    enable_hr: gr.Checkbox
-    hr_upscaler: gr.Dropdown
-    hr_second_pass_steps: gr.Slider
-    denoising_strength: gr.Slider
-    hr_scale: gr.Slider
-    hr_resize_x: gr.Slider
-    hr_resize_y: gr.Slider
-    hr_sampler_name: gr.Dropdown
-    hr_scheduler: gr.Dropdown
-    hr_prompt: gr.Textbox
-    hr_negative_prompt: gr.Textbox
+    hires: HiresInputs  # the "Hires. fix" accordion (txt2img_hires.py): enable_hr and the hr_* inputs
 
     def show(self, request: Txt2ImgRequest, *, hires_kept: HiresFix | None = None) -> dict[Component, Any]:
         """A value for every component, taken from ``request``; with hires fix off, the accordion shows
         ``hires_kept`` (the values it had) unticked."""
-        values = {name: getattr(request, name) for name in self.named()
+        named = self.named()
+        values = {name: getattr(request, name) for name in named
                   if name != "checkpoint" and name not in HIRES_INPUT_NAMES}
         values.update(hires_values(request.hires or hires_kept or HiresFix(), request.hires is not None))
-        return {self.checkpoint: request.model, **{getattr(self, k): v for k, v in values.items()}}
+        return {self.checkpoint: request.model, **{named[k]: v for k, v in values.items()}}
+
+
+# The form's input names in the order of form.components() (the outputs of Read parameters).
+INPUT_NAMES = (*(f.name for f in fields(Txt2ImgForm) if f.name != "hires"), *HIRES_INPUT_NAMES)
 
 
 def request_from_form(*, checkpoint: str | None, prompt: str | None, negative_prompt: str | None,
@@ -109,10 +109,6 @@ def paste_handler(ctx: AppContext, form: Txt2ImgForm) -> Callable[..., dict[Comp
     return paste
 
 
-def _gallery(result: GenerationResult) -> list[tuple[str, str]]:
-    return [(str(img.path) if img.path else img.image, f"Seed {img.seed}") for img in result.images]
-
-
 @dataclass(frozen=True)
 class Txt2ImgTab:
     """What the page wires across tabs: the form, and the gallery and info box the result actions act on."""
@@ -151,12 +147,10 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgTab:
                 reuse_seed = gr.Button("♻️ Reuse last", scale=1, min_width=60, elem_id="txt2img_reuse_seed")
             hires = txt2img_hires.build(ctx, width, height)
         with gr.Column(scale=1):
-            preview = gr.Image(label="Live preview", visible=False, interactive=False, elem_id="txt2img_preview")
-            gallery = gr.Gallery(label="Output", format="png", columns=2, interactive=False, elem_id="txt2img_gallery",
-                                 buttons=["download", "fullscreen"])
-            info = gr.Textbox(label="Generation info", lines=4, interactive=False, elem_id="txt2img_info")
+            results = result_panel("txt2img")
+    preview, gallery, info = results.preview, results.gallery, results.info
     form = Txt2ImgForm(bar.dropdown, prompt, negative_prompt, sampler_name, scheduler, steps, cfg_scale, width,
-                       height, seed, batch_size, n_iter, *(getattr(hires, n) for n in HIRES_INPUT_NAMES))
+                       height, seed, batch_size, n_iter, hires)
 
     def txt2img(progress: gr.Progress = gr.Progress(), **form_values: Any):
         """Generate images from a prompt; yields live previews, then the saved images."""
@@ -165,18 +159,9 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgTab:
             request.validate()
         except Exception as exc:
             raise user_error(exc) from exc
-        for item in stream(lambda report: engine.generate(request, on_progress=report)):
-            if isinstance(item, Finished):
-                if item.error is not None:
-                    raise user_error(item.error)
-                result = item.result
-                first = result.images[0] if result.images else None
-                yield (gr.Image(visible=False), _gallery(result), first.infotext if first else "",
-                       first.seed if first else -1)
-                return
-            progress(item.fraction, desc=describe(item))
-            if item.preview is not None:
-                yield gr.Image(value=item.preview, visible=True), gr.skip(), gr.skip(), gr.skip()
+        result = yield from run_streaming(lambda report: engine.generate(request, on_progress=report), progress,
+                                          error_title="Cannot generate", on_update=ResultPanel.preview_update)
+        yield ResultPanel.final_update(result)
 
     def txt2img_once(progress: gr.Progress = gr.Progress(), **form_values: Any):
         """Generate images from a prompt and return them when done (for API clients: no previews sent)."""
