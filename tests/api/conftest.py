@@ -3,21 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from pipelines.context import AppContext
 from tests.conftest import free_port, install_models, make_settings
+from tests.support.api import API_USER, FLAGS, UI_USER
 from webui.api import ApiConfig
-
-API_USER = ("api-user", "api-s3cret")
-UI_USER = ("ui-user", "ui-s3cret")
-FLAGS = {"api": True, "api_auth": "api-user:api-s3cret", "gradio_auth": "ui-user:ui-s3cret", "port": 0}
-FAST = {"prompt": "a teapot", "steps": 3, "width": 64, "height": 64, "seed": 11, "sampler_name": "Euler a"}
 
 
 @pytest.fixture(scope="session")
@@ -42,18 +36,3 @@ def api(api_app) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api_app["url"] + "sdapi/v1", auth=API_USER, timeout=120) as client:
         yield client
 
-
-def flatten(routes: Iterable) -> list[APIRoute]:
-    """Every APIRoute under ``routes``: FastAPI 0.165 keeps an included router as one entry of
-    ``app.routes`` (holding ``original_router``) instead of copying its routes in."""
-    out: list[APIRoute] = []
-    for route in routes:
-        if isinstance(route, APIRoute):
-            out.append(route)
-        elif hasattr(route, "original_router"):
-            out.extend(flatten(route.original_router.routes))
-    return out
-
-
-def sdapi_routes(app: FastAPI) -> list[APIRoute]:
-    return [route for route in flatten(app.routes) if route.path.startswith("/sdapi/")]

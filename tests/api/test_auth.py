@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.conftest import API_USER, UI_USER, sdapi_routes
+from tests.support.api import API_USER, UI_USER, sdapi_routes
 
 CHEAP_BODIES = {"/sdapi/v1/txt2img": {"steps": 0}, "/sdapi/v1/png-info": {"image": ""}}
 

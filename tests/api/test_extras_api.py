@@ -8,10 +8,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+import webuiapi
 from PIL import Image
 
 from pipelines.outputs import png_info
-from tests.api.conftest import API_USER
+from tests.support.api import API_USER
 from tests.support.tiny_upscalers import save_rrdbnet
 
 
@@ -100,7 +101,6 @@ def test_bad_input_is_422_naming_the_field(api, path, body, field):
 
 
 def test_webuiapi_client_extras(api_app, esrgan):
-    webuiapi = pytest.importorskip("webuiapi")
     url = urlparse(api_app["url"])
     client = webuiapi.WebUIApi(host=url.hostname, port=url.port, username=API_USER[0], password=API_USER[1])
     source = Image.new("RGB", (12, 10), (90, 90, 10))

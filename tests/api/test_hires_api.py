@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
-from tests.api.conftest import FAST
+from tests.support.api import FAST
 
 HIRES = {"enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent", "hr_second_pass_steps": 2,
          "denoising_strength": 0.6}

@@ -9,7 +9,7 @@ import json
 import pytest
 from PIL import Image
 
-from tests.api.conftest import FAST
+from tests.support.api import FAST
 
 
 def b64_png(image: Image.Image) -> str:

@@ -10,10 +10,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+import webuiapi
 from PIL import Image
 
 from pipelines.imaging import masks
-from tests.api.conftest import API_USER, FAST
+from tests.support.api import API_USER, FAST
 
 
 def b64_png(image: Image.Image) -> str:
@@ -91,7 +92,6 @@ def test_bad_inpaint_fields_are_4xx_naming_them(api, fields, field, status):
 
 
 def test_webuiapi_client_inpaints_with_mask_image(api_app):
-    webuiapi = pytest.importorskip("webuiapi")
     url = urlparse(api_app["url"])
     client = webuiapi.WebUIApi(host=url.hostname, port=url.port, sampler="Euler a", steps=3,
                                username=API_USER[0], password=API_USER[1])

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
+import torch
+from fastapi.testclient import TestClient
 
 from pipelines import samplers
-from tests.api.conftest import FLAGS
-from tests.conftest import install_models
+from pipelines.context import AppContext
+from tests.conftest import install_models, make_settings
+from tests.support.api import FLAGS
+from webui.api import ApiConfig, create_api_app, routes_models
 
 
 def _title(api, name: str) -> str:
@@ -26,11 +31,15 @@ def test_sd_models_lists_installed_checkpoints_with_a1111_titles(api, api_app):
     assert "stable-diffusion-v1-5/stable-diffusion-v1-5" not in models  # not downloaded: not listed
 
 
-def test_refresh_checkpoints_finds_new_files(api, api_app, model_store):
-    install_models(model_store, api_app["data_dir"], ["tiny-sd15-file.safetensors"])
-    assert "tiny-sd15-file" not in {m["model_name"] for m in api.get("/sd-models").json()}
-    assert api.post("/refresh-checkpoints").json() is None
-    models = {m["model_name"]: m for m in api.get("/sd-models").json()}
+def test_refresh_checkpoints_finds_new_files(tmp_path, model_store):
+    # Its own data dir and app: a checkpoint added to the shared server would show in every later test.
+    install_models(model_store, tmp_path, ["tiny-sd15"])
+    app = create_api_app(AppContext.build(make_settings(tmp_path)), ApiConfig())
+    with TestClient(app, base_url="http://testserver/sdapi/v1") as api:
+        install_models(model_store, tmp_path, ["tiny-sd15-file.safetensors"])
+        assert "tiny-sd15-file" not in {m["model_name"] for m in api.get("/sd-models").json()}
+        assert api.post("/refresh-checkpoints").json() is None
+        models = {m["model_name"]: m for m in api.get("/sd-models").json()}
     assert models["tiny-sd15-file"]["filename"].endswith("tiny-sd15-file.safetensors")
     assert models["tiny-sd15-file"]["config"].endswith("tiny-sd15-file.config")
 
@@ -151,16 +160,17 @@ def test_unload_and_reload_checkpoint(api, api_app):
 
 
 def test_memory_report_reads_the_cuda_allocator_when_there_is_a_gpu(monkeypatch):
-    from webui.api import routes_models
-
     stats = {"active_bytes.all.current": 1, "active_bytes.all.peak": 2, "allocated_bytes.all.current": 3,
              "allocated_bytes.all.peak": 4, "reserved_bytes.all.current": 5, "reserved_bytes.all.peak": 6,
              "inactive_split_bytes.all.current": 7, "inactive_split_bytes.all.peak": 8, "num_alloc_retries": 9,
              "num_ooms": 10}
-    monkeypatch.setattr(routes_models.torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(routes_models.torch.cuda, "mem_get_info", lambda: (30, 100))
-    monkeypatch.setattr(routes_models.torch.cuda, "memory_stats", lambda: stats)
+    # A stand-in for ``torch`` in routes_models' namespace only: the real torch.cuda is never touched, so
+    # nothing else in the process (the shared servers' threads, later tests) can see a fake GPU.
+    fake_cuda = SimpleNamespace(is_available=lambda: True, mem_get_info=lambda: (30, 100), memory_stats=lambda: stats)
+    real_is_available = torch.cuda.is_available
+    monkeypatch.setattr(routes_models, "torch", SimpleNamespace(cuda=fake_cuda))
     cuda = routes_models.memory_report().cuda
     assert cuda["system"] == {"free": 30, "used": 70, "total": 100}
     assert cuda["allocated"] == {"current": 3, "peak": 4} and cuda["inactive"] == {"current": 7, "peak": 8}
     assert cuda["events"] == {"retries": 9, "oom": 10}
+    assert torch.cuda.is_available is real_is_available  # the real module is untouched

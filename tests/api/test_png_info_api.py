@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from tests.api.conftest import FAST
+from tests.support.api import FAST
 
 INFOTEXT = ("a lighthouse, at dusk\nNegative prompt: people\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, "
             "CFG scale: 7, Seed: 1234, Size: 512x768, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly")

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from starlette.routing import Match
 
-from tests.api.conftest import flatten, sdapi_routes
+from tests.support.api import flatten, sdapi_routes
 from webui.api import models
 
 # Section 2.3: StableDiffusionTxt2ImgProcessingAPI, every field with A1111 1.10's default.

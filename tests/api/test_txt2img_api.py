@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.api.conftest import FAST
+from tests.support.api import FAST
 
 PROCESSED_JS_KEYS = {
     "prompt", "all_prompts", "negative_prompt", "all_negative_prompts", "seed", "all_seeds", "subseed",

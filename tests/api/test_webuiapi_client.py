@@ -5,11 +5,10 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pytest
+import webuiapi
 from PIL import Image
 
-from tests.api.conftest import API_USER
-
-webuiapi = pytest.importorskip("webuiapi")
+from tests.support.api import API_USER
 
 
 @pytest.fixture(scope="module")

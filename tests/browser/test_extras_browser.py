@@ -1,6 +1,6 @@
 """End-to-end: the Upscale tab and a result action, driven in Debian's chromium through Playwright.
 
-The fixtures and helpers are the txt2img browser test's (skips the same way without chromium).
+Fixtures in tests/browser/conftest.py; helpers and the skip without chromium in tests/support/browser.py.
 """
 
 from __future__ import annotations
@@ -11,23 +11,23 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from pipelines.infotext.codec import parse_infotext
 from pipelines.requests import Txt2ImgRequest
-from tests.browser import test_txt2img_browser as txt2img_ui
+from tests.support.browser import BROWSER_MARKS, GENERATE_TIMEOUT_MS, saved_pngs, set_slider
 from tests.support.tiny_upscalers import save_rrdbnet
 
-browser, page, pytestmark = txt2img_ui.browser, txt2img_ui.page, txt2img_ui.pytestmark
-expect, GENERATE_TIMEOUT_MS = txt2img_ui.expect, txt2img_ui.GENERATE_TIMEOUT_MS
+pytestmark = BROWSER_MARKS
 
 
 def test_vary_subtle_under_the_txt2img_gallery_shows_a_new_image(page, live_app):
     made = live_app["ctx"].engine.generate(Txt2ImgRequest(prompt="a brass lamp", steps=3, width=64, height=64,
                                                           seed=97531, model="tiny-sd15")).images[0]
     page.locator("#txt2img_prompt textarea").fill("a brass lamp")
-    txt2img_ui.set_slider(page, "Width", 64)
-    txt2img_ui.set_slider(page, "Height", 64)
-    txt2img_ui.set_slider(page, "Sampling steps", 3)
+    set_slider(page, "Width", 64)
+    set_slider(page, "Height", 64)
+    set_slider(page, "Sampling steps", 3)
     seed = page.locator("#txt2img_seed input")
     seed.fill("97531")
     seed.press("Enter")
@@ -56,10 +56,6 @@ def test_vary_subtle_under_the_txt2img_gallery_shows_a_new_image(page, live_app)
     # Reuse seed puts the varied image's seed into the form.
     page.locator("#txt2img_action_reuse_seed").click()
     expect(seed).to_have_value(varied["Seed"])
-
-
-def extras_pngs(data_dir: Path) -> set[Path]:
-    return set((data_dir / "outputs" / "extras-images").glob("*/*.png"))
 
 
 @pytest.fixture
@@ -91,15 +87,15 @@ def test_upscale_tab_runs_the_esrgan_model_4x(page, live_app, esrgan, tmp_path):
     expect(upscaler_1).to_have_value(esrgan)
     page.locator("#extras_image input[type=file]").set_input_files(str(source))
     expect(page.locator("#extras_image img")).to_be_visible()
-    txt2img_ui.set_slider(page, "Scale by", 4)
+    set_slider(page, "Scale by", 4)
 
-    before = extras_pngs(live_app["data_dir"])
+    before = saved_pngs(live_app["data_dir"], "extras")
     page.locator("#extras_upscale").click()
     image = page.locator("#extras_gallery img").first
     expect(image).to_be_visible(timeout=GENERATE_TIMEOUT_MS)
     assert natural_size(page, image) == [192, 128]
     expect(page.locator("#extras_info textarea")).to_have_value(re.compile(esrgan))
-    new = extras_pngs(live_app["data_dir"]) - before
+    new = saved_pngs(live_app["data_dir"], "extras") - before
     assert len(new) == 1, sorted(map(str, new))
     saved = new.pop()
     with Image.open(saved) as png:
@@ -127,10 +123,10 @@ def test_upscale_action_switches_to_the_upscale_tab_and_runs_2x(page, live_app):
 
 def test_actions_follow_the_image_clicked_in_the_gallery(page, live_app):
     page.locator("#txt2img_prompt textarea").fill("two pebbles")
-    txt2img_ui.set_slider(page, "Width", 64)
-    txt2img_ui.set_slider(page, "Height", 64)
-    txt2img_ui.set_slider(page, "Sampling steps", 2)
-    txt2img_ui.set_slider(page, "Batch size", 2)
+    set_slider(page, "Width", 64)
+    set_slider(page, "Height", 64)
+    set_slider(page, "Sampling steps", 2)
+    set_slider(page, "Batch size", 2)
     seed = page.locator("#txt2img_seed input")
     seed.fill("5550")
     seed.press("Enter")

@@ -1,24 +1,25 @@
 """End-to-end: the txt2img tab's "Hires. fix" accordion driven in Debian's chromium through Playwright.
 
-The fixtures and helpers are the txt2img browser test's (skips the same way without chromium).
+Fixtures in tests/browser/conftest.py; helpers and the skip without chromium in tests/support/browser.py.
 """
 
 from __future__ import annotations
 
 import re
 
-from pipelines.infotext.codec import parse_infotext
-from tests.browser import test_txt2img_browser as txt2img_ui
+from playwright.sync_api import expect
 
-browser, page, pytestmark = txt2img_ui.browser, txt2img_ui.page, txt2img_ui.pytestmark
-expect, GENERATE_TIMEOUT_MS = txt2img_ui.expect, txt2img_ui.GENERATE_TIMEOUT_MS
+from pipelines.infotext.codec import parse_infotext
+from tests.support.browser import BROWSER_MARKS, GENERATE_TIMEOUT_MS, set_slider
+
+pytestmark = BROWSER_MARKS
 
 
 def test_ticking_hires_fix_generates_the_upscaled_image(page, live_app):
     page.locator("#txt2img_prompt textarea").fill("a lighthouse at dusk")
-    txt2img_ui.set_slider(page, "Width", 64)
-    txt2img_ui.set_slider(page, "Height", 64)
-    txt2img_ui.set_slider(page, "Sampling steps", 2)
+    set_slider(page, "Width", 64)
+    set_slider(page, "Height", 64)
+    set_slider(page, "Sampling steps", 2)
 
     # Closed by default; opening it shows the checkbox, unticked.
     enable = page.locator("#txt2img_enable_hr input[type=checkbox]")
@@ -28,8 +29,8 @@ def test_ticking_hires_fix_generates_the_upscaled_image(page, live_app):
     expect(enable).not_to_be_checked()
     enable.check()
     expect(page.locator("#txt2img_hr_summary")).to_contain_text("from 64x64 to 128x128")
-    txt2img_ui.set_slider(page, "Hires steps", 2)
-    txt2img_ui.set_slider(page, "Resize width to", 96)
+    set_slider(page, "Hires steps", 2)
+    set_slider(page, "Resize width to", 96)
     expect(page.locator("#txt2img_hr_summary")).to_contain_text("from 64x64 to 96x96")
 
     page.locator("#txt2img_generate").click()

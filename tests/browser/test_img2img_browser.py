@@ -1,6 +1,6 @@
 """End-to-end: the img2img tab and its Inpaint sub-tab, driven in Debian's chromium through Playwright.
 
-The fixtures and helpers are the txt2img browser test's (skips the same way without chromium).
+Fixtures in tests/browser/conftest.py; helpers and the skip without chromium in tests/support/browser.py.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from playwright.sync_api import expect
 
-from tests.browser import test_txt2img_browser as txt2img_ui
+from tests.support.browser import BROWSER_MARKS, GENERATE_TIMEOUT_MS, saved_pngs
 
-browser, page, pytestmark = txt2img_ui.browser, txt2img_ui.page, txt2img_ui.pytestmark
-expect, GENERATE_TIMEOUT_MS = txt2img_ui.expect, txt2img_ui.GENERATE_TIMEOUT_MS
+pytestmark = BROWSER_MARKS
 
 WIDTH, HEIGHT = 96, 80  # the source picture's size, which the upload puts into Width/Height
 
@@ -30,10 +30,6 @@ def source_picture(folder: Path, width: int = WIDTH, height: int = HEIGHT) -> Pa
     return path
 
 
-def saved_pngs(data_dir: Path, mode: str) -> set[Path]:
-    return set((data_dir / "outputs" / f"{mode}-images").glob("*/*.png"))
-
-
 def open_img2img(page) -> None:
     page.get_by_role("tab", name="img2img", exact=True).first.click()
     expect(page.locator("#img2img_generate")).to_be_visible()
@@ -45,7 +41,7 @@ def slider(page, elem_id: str, label: str):
 
 
 def set_slider(page, elem_id: str, label: str, value: int) -> None:
-    """Type into the slider's number input and press Enter, as txt2img_ui.set_slider does."""
+    """Type into the slider's number input and press Enter, as tests/support/browser.py's set_slider does."""
     number = page.locator(f"#{elem_id}").get_by_label(f"number input for {label}", exact=True)
     number.fill(str(value))
     number.press("Enter")

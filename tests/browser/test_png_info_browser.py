@@ -1,7 +1,7 @@
 """End-to-end: an image made by the app goes through PNG Info back into txt2img and is made again.
 
-Debian's chromium through Playwright, on the session's ``live_app``; the fixtures and
-helpers are the txt2img browser test's (skips the same way without chromium).
+Debian's chromium through Playwright, on the session's ``live_app``. Fixtures in tests/browser/conftest.py;
+helpers and the skip without chromium in tests/support/browser.py.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from playwright.sync_api import expect
 
 from pipelines.infotext.codec import parse_infotext
 from pipelines.requests import Txt2ImgRequest
-from tests.browser import test_txt2img_browser as txt2img_ui
+from tests.support.browser import BROWSER_MARKS, GENERATE_TIMEOUT_MS, saved_pngs
 
-# The txt2img browser test's fixtures, markers (skip without chromium) and helpers.
-browser, page, pytestmark = txt2img_ui.browser, txt2img_ui.page, txt2img_ui.pytestmark
-expect, saved_pngs, GENERATE_TIMEOUT_MS = txt2img_ui.expect, txt2img_ui.saved_pngs, txt2img_ui.GENERATE_TIMEOUT_MS
+pytestmark = BROWSER_MARKS
 
 # Every value differs from the form's defaults, and the model from the selected one, so each must be pasted.
 ORIGINAL = Txt2ImgRequest(prompt="a copper kettle, steam", negative_prompt="blurry, dark", sampler_name="DPM++ 2M",

@@ -3,167 +3,34 @@
 These tests use the session's ``live_app`` (the real Gradio app on tiny models) and a
 real browser, so they catch what the Python-level UI tests cannot: the page's markup,
 the Svelte components wiring values to the backend, files served back to the browser.
-
-Chromium comes from Debian (``apt-get install chromium``), never from ``playwright
-install``; without ``/usr/bin/chromium`` (or ``$ATELIER_CHROMIUM``) the tests skip.
-On failure a screenshot and the browser console are written under pytest's base
-temp folder (``.../browser-artifacts/<test>.png``) and the path is printed.
+The fixtures are in tests/browser/conftest.py, the helpers and the skip without chromium
+in tests/support/browser.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import os
 import re
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
-CHROMIUM = Path(os.environ.get("ATELIER_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.support.browser import (
+    BROWSER_MARKS,
+    GENERATE_TIMEOUT_MS,
+    GradioTraffic,
+    saved_pngs,
+    set_slider,
+    wait_for_load_events,
+)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.is_file(),
-        reason=f"chromium not found at {CHROMIUM} (install it with `apt-get install -y chromium`, "
-        "or `bash tests/run.sh` as root does it; set ATELIER_CHROMIUM to use another binary)",
-    ),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
-expect = sync_api.expect
+pytestmark = BROWSER_MARKS
 
 # Small and quick: a 64x64, 3-step image on the tiny model takes well under a second.
 WIDTH, HEIGHT, STEPS, SEED = 64, 64, 3, 1234
 PROMPT = "a watercolor fox in a misty forest"
-GENERATE_TIMEOUT_MS = 60_000  # the first generation also loads the model
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class GradioTraffic:
-    """Counts the page's calls to the Gradio API (the heartbeat stream aside), so a test can
-    wait for the page's load events to finish before it touches a component they update."""
-
-    def __init__(self, page) -> None:
-        self.started: list[str] = []
-        self.in_flight = 0
-        page.on("request", self._on_request)
-        page.on("requestfinished", self._on_done)
-        page.on("requestfailed", self._on_done)
-
-    @staticmethod
-    def _is_api(request) -> bool:
-        return (
-            "/gradio_api/" in request.url
-            and "/heartbeat/" not in request.url
-            and not request.url.endswith((".js", ".css"))
-        )
-
-    def _on_request(self, request) -> None:
-        if self._is_api(request):
-            self.started.append(request.url)
-            self.in_flight += 1
-
-    def _on_done(self, request) -> None:
-        if self._is_api(request):
-            self.in_flight -= 1
-
-    def calls(self) -> int:
-        return sum("/queue/join" in url or "/run/" in url or "/call/" in url for url in self.started)
-
-
-def wait_for_load_events(page, traffic: GradioTraffic, timeout_s: float = 30.0) -> None:
-    """``demo.load`` handlers (the checkpoint bar re-reads the shared selection) update
-    components after the page shows; typing into one before they finish would be undone.
-    Playwright's "networkidle" never comes (Gradio keeps a heartbeat stream open), so count
-    the load events in the page's config and wait for their calls to be made and answered."""
-    expected = page.evaluate(
-        """() => (window.gradio_config?.dependencies ?? []).filter(
-               d => (d.targets ?? []).some(t => t[1] === "load")).length"""
-    )
-    deadline = time.monotonic() + timeout_s
-    while traffic.calls() < expected or traffic.in_flight > 0:
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"page load events did not finish in {timeout_s:g} s: "
-                f"{traffic.calls()}/{expected} calls, {traffic.in_flight} in flight"
-            )
-        page.wait_for_timeout(50)
-
-
-@pytest.fixture
-def page(browser, live_app, request, tmp_path_factory) -> Iterator:
-    """A fresh page on the live app, loaded and settled; on failure a screenshot and the
-    browser console are kept."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    expect.set_options(timeout=15_000)  # assertions too (5 s by default): the suite runs on 2 busy cores
-    console: list[str] = []
-    page.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))
-    page.on("pageerror", lambda exc: console.append(f"[pageerror] {exc}"))
-    traffic = GradioTraffic(page)
-
-    def keep_artifacts() -> None:
-        folder = tmp_path_factory.getbasetemp() / "browser-artifacts"
-        folder.mkdir(parents=True, exist_ok=True)
-        shot = folder / f"{request.node.name}.png"
-        try:
-            page.screenshot(path=str(shot), full_page=True)
-            (folder / f"{request.node.name}.console.txt").write_text("\n".join(console))
-            print(f"\nbrowser screenshot: {shot}\nbrowser console: {shot.with_suffix('.console.txt')}")
-        except Exception as exc:  # the page may be gone; never hide the real failure
-            print(f"\ncould not take a screenshot: {exc}")
-
-    try:
-        try:
-            page.goto(live_app["url"])
-            page.locator("#txt2img_generate").wait_for(state="visible")
-            wait_for_load_events(page, traffic)
-        except BaseException:
-            keep_artifacts()
-            raise
-        failed_before = request.session.testsfailed
-        yield page
-        if request.session.testsfailed > failed_before:  # the test body failed (counted before teardown)
-            keep_artifacts()
-    finally:
-        context.close()
-
-
-def set_slider(page, label: str, value: int) -> None:
-    """Gradio 6 sliders pair a range input with a number input; typing into the number
-    input and pressing Enter commits the value (and moves the range thumb)."""
-    number = page.get_by_label(f"number input for {label}", exact=True)
-    number.fill(str(value))
-    number.press("Enter")
-    expect(page.get_by_label(f"range slider for {label}", exact=True)).to_have_value(str(value))
-
-
-def saved_pngs(data_dir: Path) -> set[Path]:
-    return set((data_dir / "outputs" / "txt2img-images").glob("*/*.png"))
 
 
 def test_generate_shows_image_info_and_saves_png(page, live_app):

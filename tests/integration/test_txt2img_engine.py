@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from pipelines.infotext.codec import parse_infotext
 from pipelines.outputs import read_infotext
 from pipelines.requests import Txt2ImgRequest
-from tests.unit.test_samplers import REQUIRED
+from tests.support.samplers import REQUIRED_SAMPLERS
 
 BASE = dict(prompt="a red fox", negative_prompt="blurry", width=64, height=64, steps=4, model="tiny-sd15")
 
@@ -29,7 +30,7 @@ def test_same_seed_same_image_other_seed_other_image(app_context):
     assert not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("sampler", REQUIRED)
+@pytest.mark.parametrize("sampler", REQUIRED_SAMPLERS)
 def test_every_sampler_generates(app_context, sampler):
     result = app_context.engine.generate(Txt2ImgRequest(**{**BASE, "steps": 3, "sampler_name": sampler, "seed": 3}))
     assert result.images[0].image.size == (64, 64)
@@ -102,19 +103,32 @@ def test_concurrent_requests_do_not_corrupt_each_other(app_context):
                 Txt2ImgRequest(**BASE, seed=22, sampler_name="DPM++ 2M"),
                 Txt2ImgRequest(**{**BASE, "model": "tiny-sd15-b"}, seed=23, sampler_name="UniPC")]
     expected = [pixels(app_context.engine.generate(r).images[0].image) for r in requests]
-    results: dict[int, np.ndarray] = {}
+    # Two threads per request, each with its own slot: a thread that fails or hangs cannot hide behind its twin.
+    jobs = [(i, twin) for i in range(3) for twin in range(2)]
+    results: dict[tuple[int, int], np.ndarray] = {}
+    errors: dict[tuple[int, int], BaseException] = {}
 
-    def worker(i):
-        results[i] = pixels(app_context.engine.generate(requests[i]).images[0].image)
+    def worker(job: tuple[int, int]) -> None:
+        try:
+            results[job] = pixels(app_context.engine.generate(requests[job[0]]).images[0].image)
+        except BaseException as exc:  # re-raised below: pytest only warns about exceptions in threads
+            errors[job] = exc
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3) for _ in range(2)]
+    threads = [threading.Thread(target=worker, args=(job,), name=f"request {job[0]} #{job[1]}", daemon=True)
+               for job in jobs]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 120
     for t in threads:
-        t.join(timeout=120)
-    assert sorted(results) == [0, 1, 2]
-    for i in range(3):
-        assert np.array_equal(results[i], expected[i])
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    hung = [t.name for t in threads if t.is_alive()]
+    assert not hung, f"threads still running after 120 s: {hung}"
+    if errors:
+        job, first = next(iter(errors.items()))
+        raise AssertionError(f"{len(errors)} thread(s) failed: {sorted(errors)}; the first, {job}, with:") from first
+    assert sorted(results) == jobs
+    for (i, twin), image in results.items():
+        assert np.array_equal(image, expected[i]), f"request {i} (thread #{twin}) gave a different image"
 
 
 def test_skip_cuts_the_current_image_short_and_the_batch_goes_on(app_context):

@@ -3,17 +3,16 @@ import pytest
 
 from pipelines import samplers
 from pipelines.errors import ValidationError
+from tests.support.samplers import REQUIRED_SAMPLERS
 
 SD15_SCHEDULER_CONFIG = {
     "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
     "skip_prk_steps": True, "set_alpha_to_one": False, "steps_offset": 1, "prediction_type": "epsilon",
     "use_karras_sigmas": True,  # a model config may carry flags; the menu choice must win
 }
-REQUIRED = ["Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM++ 2M", "DPM++ 2M SDE", "DPM++ SDE",
-            "DDIM", "PLMS", "UniPC", "LCM"]
 
 
-@pytest.mark.parametrize("name", REQUIRED)
+@pytest.mark.parametrize("name", REQUIRED_SAMPLERS)
 def test_every_required_sampler_builds_its_diffusers_scheduler(name):
     spec, schedule = samplers.resolve(name, "Automatic")
     scheduler = samplers.build_scheduler(SD15_SCHEDULER_CONFIG, spec, schedule)
