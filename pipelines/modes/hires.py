@@ -60,31 +60,10 @@ def schedule_length(steps: int, strength: float) -> int:
     return total
 
 
-def hires_params(request: Txt2ImgRequest) -> dict[str, Any]:
-    """A1111's hires infotext keys, in its order; optional ones only when they differ from the first pass."""
-    hires = request.hires
-    params: dict[str, Any] = {}
-    if hires.uses_resize:
-        params["Hires resize"] = f"{hires.hr_resize_x}x{hires.hr_resize_y}"
-    else:
-        params["Hires upscale"] = hires.hr_scale
-    params["Hires steps"] = hires.hr_second_pass_steps or None
-    params["Hires upscaler"] = hires.hr_upscaler
-    # compared as resolved, so the schedule "Automatic" picks for another sampler is written too
-    first_spec, first_schedule = samplers.resolve(request.sampler_name, request.scheduler)
-    spec, schedule = samplers.resolve(hires.sampler_name(request), hires.scheduler(request))
-    params["Hires sampler"] = spec.name if spec.name != first_spec.name else None
-    params["Hires schedule type"] = schedule.label if schedule.label != first_schedule.label else None
-    prompt, negative = hires.prompts(request)
-    params["Hires prompt"] = prompt if prompt != request.prompt else None
-    params["Hires negative prompt"] = negative if negative != request.negative_prompt else None
-    return params
-
-
 def infotext_params(request: Txt2ImgRequest, ctx: JobContext, seed: int, batch_pos: int) -> dict:
     # A1111's order: Size stays the first pass's; "Denoising strength" after Model, the hires keys before Version
     return {**base_params(request, ctx, seed), "Denoising strength": request.hires.denoising_strength,
-            **tail_params(request, batch_pos, extra=hires_params(request))}
+            **tail_params(request, batch_pos, extra=request.hires.infotext_params(request))}
 
 
 def decode_latents(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:

@@ -97,6 +97,25 @@ class HiresFix:
     def prompts(self, first: FirstPass) -> tuple[str, str]:
         return self.hr_prompt or first.prompt, self.hr_negative_prompt or first.negative_prompt
 
+    def infotext_params(self, first: FirstPass) -> dict[str, object]:
+        """A1111's hires infotext keys, in its order; optional ones are None unless they differ from the first pass."""
+        params: dict[str, object] = {}
+        if self.uses_resize:
+            params["Hires resize"] = f"{self.hr_resize_x}x{self.hr_resize_y}"
+        else:
+            params["Hires upscale"] = self.hr_scale
+        params["Hires steps"] = self.hr_second_pass_steps or None
+        params["Hires upscaler"] = self.hr_upscaler
+        # compared as resolved, so the schedule "Automatic" picks for another sampler is written too
+        first_spec, first_schedule = samplers.resolve(first.sampler_name, first.scheduler)
+        spec, schedule = samplers.resolve(self.sampler_name(first), self.scheduler(first))
+        params["Hires sampler"] = spec.name if spec.name != first_spec.name else None
+        params["Hires schedule type"] = schedule.label if schedule.label != first_schedule.label else None
+        prompt, negative = self.prompts(first)
+        params["Hires prompt"] = prompt if prompt != first.prompt else None
+        params["Hires negative prompt"] = negative if negative != first.negative_prompt else None
+        return params
+
     def validate(self, first: FirstPass) -> None:
         """Raise :class:`ValidationError` naming the first bad field (A1111's API name).
 

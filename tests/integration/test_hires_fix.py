@@ -9,7 +9,7 @@ from pipelines.context import AppContext
 from pipelines.errors import ValidationError
 from pipelines.infotext.codec import format_infotext, format_value, parse_infotext
 from pipelines.infotext.paste import paste_parameters, to_txt2img_request
-from pipelines.modes.hires import hires_params, schedule_length
+from pipelines.modes.hires import schedule_length
 from pipelines.outputs import read_infotext
 from pipelines.requests import HiresFix, Txt2ImgRequest
 from tests.conftest import install_models, make_settings
@@ -185,7 +185,7 @@ def test_image_is_reproduced_from_its_own_infotext(app_context):
 def test_hires_keys_round_trip_through_format_parse_paste(hires):
     request = Txt2ImgRequest(prompt="a castle", negative_prompt="fog", hires=hires)
     params = {"Steps": 20, "Sampler": "Euler a", "Seed": 1, "Size": "512x512",
-              "Denoising strength": hires.denoising_strength, **hires_params(request)}
+              "Denoising strength": hires.denoising_strength, **request.hires.infotext_params(request)}
     parsed = parse_infotext(format_infotext(request.prompt, request.negative_prompt, params))
     written = {k: format_value(v) for k, v in params.items() if v is not None}
     assert {k: parsed[k] for k in written} == written

@@ -18,7 +18,6 @@ from pipelines import samplers
 from pipelines.errors import ValidationError
 from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_parameters
-from pipelines.modes.hires import hires_params
 from pipelines.options import OptionsStore
 from pipelines.requests import GenerationRequest, Txt2ImgRequest
 from pipelines.requests.hires import HiresFix
@@ -203,7 +202,7 @@ def _extra_generation_params(request: GenerationRequest) -> dict[str, Any]:
     """A1111's ``extra_generation_params``: the hires keys of the infotext, when hires fix ran."""
     if getattr(request, "hires", None) is None:
         return {}
-    return {key: value for key, value in hires_params(request).items() if value is not None}
+    return {key: value for key, value in request.hires.infotext_params(request).items() if value is not None}
 
 
 def generation_response(

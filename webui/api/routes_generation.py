@@ -17,8 +17,8 @@ from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.png_info import read_image_metadata
 from pipelines.options import OptionsStore
 from pipelines.progress import JobState
-from webui.api import extras
 from webui.api.errors import not_implemented
+from webui.api.extras import batch_request, encoded_images, html_info, single_image_request
 from webui.api.generation import apply_infotext, to_core_request, txt2img_response
 from webui.api.images import decode_image, encode_png
 from webui.api.img2img import img2img_response, to_img2img_request
@@ -94,15 +94,15 @@ def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsSt
     @router.post("/extra-single-image", response_model=ExtrasSingleImageResponse, responses=CLIENT_ERRORS)
     def extra_single_image(body: ExtrasSingleImageRequest) -> ExtrasSingleImageResponse:
         """Upscale one image with one or two upscalers (A1111's ``ExtrasSingleImageRequest``)."""
-        result = engine.generate(extras.single_image_request(body))
-        images = extras.encoded_images(result)
-        return ExtrasSingleImageResponse(html_info=extras.html_info(result), image=images[0] if images else None)
+        result = engine.generate(single_image_request(body))
+        images = encoded_images(result)
+        return ExtrasSingleImageResponse(html_info=html_info(result), image=images[0] if images else None)
 
     @router.post("/extra-batch-images", response_model=ExtrasBatchImagesResponse, responses=CLIENT_ERRORS)
     def extra_batch_images(body: ExtrasBatchImagesRequest) -> ExtrasBatchImagesResponse:
         """Upscale every image of ``imageList`` (A1111's ``ExtrasBatchImagesRequest``)."""
-        result = engine.generate(extras.batch_request(body))
-        return ExtrasBatchImagesResponse(html_info=extras.html_info(result), images=extras.encoded_images(result))
+        result = engine.generate(batch_request(body))
+        return ExtrasBatchImagesResponse(html_info=html_info(result), images=encoded_images(result))
 
     @router.get("/progress", response_model=ProgressResponse)
     async def progress(skip_current_image: bool = False) -> ProgressResponse:
