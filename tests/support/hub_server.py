@@ -7,6 +7,12 @@ resume with ``Range``, offline fallback, tokens) with ``HF_ENDPOINT`` pointing a
 
 Endpoints served (model repos only, ``repo_id`` is ``name`` or ``namespace/name``):
 
+* ``GET  /api/models?search=...&author=...&filter=...&sort=...&direction=...&limit=...&expand=...&full=...``:
+  model search (``list_models``): repos whose id contains ``search`` (case-insensitive), with every
+  ``filter`` tag, sorted descending by ``sort`` (``downloads``, ``likes``, ``createdAt``, ``lastModified``,
+  ``trendingScore``; ``direction=1`` ascends), at most ``limit``; entries carry the Hub's default list
+  fields, or only ``expand``/``expand[]`` fields (plus ``_id``, ``id``), or everything with ``full=true``;
+  siblings list ``rfilename`` only, as on the Hub.
 * ``GET  /api/models/{repo_id}`` and ``/api/models/{repo_id}/revision/{rev}``:
   model info (``model_info``, ``repo_info``, ``resolve_revision``);
   ``?blobs=true`` adds size/blobId/lfs to siblings, ``?expand=...`` filters fields.
@@ -18,6 +24,11 @@ Endpoints served (model repos only, ``repo_id`` is ``name`` or ``namespace/name`
   also get ``X-Linked-Etag`` / ``X-Linked-Size``), ``Content-Length``,
   ``Accept-Ranges``; ``GET`` honours ``Range: bytes=a-b`` / ``bytes=a-`` / ``bytes=-n``
   (206 + ``Content-Range``; 416 when unsatisfiable).
+
+Repo metadata is the Hub's: ``tags``, ``license``, ``pipeline_tag`` and ``library_name`` come from the YAML
+front matter of the repo's ``README.md`` (its model card, also served as ``cardData``), plus the tags the
+Hub derives from the files (``diffusers``, ``diffusers:<_class_name>``, ``safetensors``, ``license:<id>``);
+``downloads`` and ``likes`` are set with :meth:`LocalHub.add_repo`.
 
 Errors use the ``X-Error-Code`` header values that ``huggingface_hub`` maps to
 exception types: ``RepoNotFound`` (-> ``RepositoryNotFoundError``),
@@ -42,6 +53,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import yaml
 
 from tests.support.hub_repo import (
     FIXED_DATE,
@@ -131,6 +144,7 @@ class LocalHub:
         self._port = port
         self._lock = threading.RLock()
         self._repos: dict[str, dict[str, Snapshot]] = {}
+        self._stats: dict[str, tuple[int, int]] = {}  # repo id -> (downloads, likes)
         self._failures: dict[tuple[str, str], _Failure] = {}
         self._token: str | None = None
         self._gated = False
@@ -143,21 +157,26 @@ class LocalHub:
         self._started = False
         #: (method, percent-decoded path without query string, Range header or "") per request received.
         self.requests_log: list[tuple[str, str, str]] = []
+        #: The query of each model search (``GET /api/models``), as parsed lists of values.
+        self.search_log: list[dict[str, list[str]]] = []
         #: Requests that matched no endpoint (method, raw target): handy while extending the server.
         self.unknown_requests: list[tuple[str, str]] = []
 
     # ---- repos -----------------------------------------------------------------------
-    def add_repo(self, repo_id: str, folder: Path, *, revision: str = "main") -> str:
+    def add_repo(self, repo_id: str, folder: Path, *, revision: str = "main", downloads: int = 0,
+                 likes: int = 0) -> str:
         """Serve every file under ``folder`` as ``repo_id`` at ``revision``; return its commit sha.
 
         The sha is deterministic (sha1 over repo id, revision and the files' git blob ids).
         The files are hashed now and streamed from disk on each request, so they must not
         change afterwards. Adding the same repo/revision again replaces it. The commit sha is
-        accepted as a revision too.
+        accepted as a revision too. ``downloads`` and ``likes`` are what the API reports (and
+        what search sorts by).
         """
         snapshot = build_snapshot(repo_id, Path(folder), revision)
         with self._lock:
             self._repos.setdefault(repo_id, {})[revision] = snapshot
+            self._stats[repo_id] = (downloads, likes)
         return snapshot.commit
 
     # ---- fault injection / switches -------------------------------------------------
@@ -216,6 +235,7 @@ class LocalHub:
     def clear_log(self) -> None:
         with self._lock:
             self.requests_log.clear()
+            self.search_log.clear()
             self.unknown_requests.clear()
 
     def log_snapshot(self) -> list[tuple[str, str, str]]:
@@ -368,6 +388,9 @@ class LocalHub:
 
     # /api/models/...
     def _api_models(self, h: _Handler, method: str, rest: list[str], query: dict, body: bytes) -> None:
+        if not rest and method in ("GET", "HEAD"):
+            self._send_json(h, method, 200, self._search(query))
+            return
         repo_id, tail = self._split_repo(rest, ("revision", "tree", "paths-info"))
         if repo_id is None:
             if not rest:
@@ -422,29 +445,50 @@ class LocalHub:
         self._unknown(h, method)
 
     def _model_info(self, snap: Snapshot, query: dict) -> dict:
-        files = list(snap.files.values())
         blobs = (query.get("blobs", ["false"])[0]).lower() in ("1", "true")
+        info = self._repo_fields(snap, file_sizes=blobs)
+        for key in ("pipeline_tag", "cardData", "library_name"):
+            if info[key] is None:
+                del info[key]
+        expand = query.get("expand") or query.get("expand[]")
+        if expand:
+            wanted = set(expand)
+            info = {k: v for k, v in info.items() if k in wanted or k in ("_id", "id")}
+        return info
+
+    def _repo_fields(self, snap: Snapshot, *, file_sizes: bool) -> dict[str, Any]:
+        """Everything the Hub knows of a repo, with its API field names."""
+        files = list(snap.files.values())
         siblings = []
         for f in files:
             s: dict[str, Any] = {"rfilename": f.path}
-            if blobs:
+            if file_sizes:
                 s["size"] = f.size
                 s["blobId"] = f.blob_id
                 if f.is_lfs:
                     s["lfs"] = {"sha256": f.sha256, "size": f.size, "pointerSize": f.pointer_size}
             siblings.append(s)
-        names = set(snap.files)
-        tags: list[str] = []
-        library = None
-        if "model_index.json" in names:
-            library = "diffusers"
-            tags.append("diffusers")
-        if any(n.endswith(".safetensors") for n in names):
+        card = _model_card(snap)
+        tags = [str(t) for t in _as_list(card.get("tags"))]
+        library = card.get("library_name")
+        pipeline_tag = card.get("pipeline_tag")
+        if "model_index.json" in snap.files:
+            library = library or "diffusers"
+            cls = _json_class_name(snap.files["model_index.json"].disk_path)
+            tags += ["diffusers"] + ([f"diffusers:{cls}"] if cls else [])
+            if pipeline_tag is None:
+                pipeline_tag = "image-to-image" if cls == "StableDiffusionUpscalePipeline" else "text-to-image"
+        if any(n.endswith(".safetensors") for n in snap.files):
             tags.append("safetensors")
+        if pipeline_tag:
+            tags.append(str(pipeline_tag))
+        tags += [f"license:{lic}" for lic in _as_list(card.get("license"))]
+        tags = list(dict.fromkeys(tags))
         with self._lock:
             private = self._token is not None and not self._gated
             gated: Any = "auto" if (self._token is not None and self._gated) else False
-        info: dict[str, Any] = {
+            downloads, likes = self._stats.get(snap.repo_id, (0, 0))
+        return {
             "_id": snap.commit[:24],
             "id": snap.repo_id,
             "modelId": snap.repo_id,
@@ -455,21 +499,63 @@ class LocalHub:
             "private": private,
             "gated": gated,
             "disabled": False,
-            "downloads": 0,
-            "likes": 0,
+            "downloads": downloads,
+            "likes": likes,
+            "trendingScore": 0,
             "tags": tags,
+            "pipeline_tag": pipeline_tag,
             "library_name": library,
+            "cardData": card or None,
             "siblings": siblings,
             "spaces": [],
             "usedStorage": sum(f.size for f in files),
         }
-        if library is None:
-            del info["library_name"]
-        expand = query.get("expand")
+
+    # GET /api/models?search=...
+    _LIST_DEFAULT = ("_id", "id", "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
+                     "library_name", "createdAt", "modelId")
+    _SORT_KEYS = {"downloads", "likes", "createdAt", "lastModified", "trendingScore"}
+
+    def _search(self, query: dict) -> list[dict]:
+        """The Hub's model search over the repos served (default revision of each)."""
+        def first(name: str, default: str = "") -> str:
+            return (query.get(name) or [default])[0]
+
+        with self._lock:
+            self.search_log.append({k: list(v) for k, v in query.items()})
+        search = first("search").lower()
+        author = first("author")
+        wanted_tags = set(query.get("filter", []) + query.get("filter[]", []))
+        expand = query.get("expand", []) + query.get("expand[]", [])
+        full = first("full").lower() in ("1", "true")
+        with self._lock:
+            repo_ids = sorted(self._repos)
+        entries = []
+        for repo_id in repo_ids:
+            snap = self._snapshot(repo_id, self._default_revision(repo_id))
+            if snap is None or search not in repo_id.lower():
+                continue
+            if author and repo_id.split("/")[0] != author:
+                continue
+            fields = self._repo_fields(snap, file_sizes=False)
+            if not wanted_tags <= set(fields["tags"]) | {fields["library_name"], fields["pipeline_tag"]}:
+                continue
+            entries.append(fields)
+        sort = first("sort")
+        if sort in self._SORT_KEYS:
+            entries.sort(key=lambda e: e[sort], reverse=first("direction", "-1") != "1")
+        limit = first("limit")
+        if limit.isdigit():
+            entries = entries[: int(limit)]
         if expand:
-            wanted = set(expand)
-            info = {k: v for k, v in info.items() if k in wanted or k in ("_id", "id")}
-        return info
+            keep = set(expand) | {"_id", "id"}
+        elif full:
+            keep = set(self._LIST_DEFAULT) | {"author", "sha", "lastModified", "gated", "disabled", "siblings"}
+        else:
+            keep = set(self._LIST_DEFAULT)
+        if first("cardData").lower() in ("1", "true"):
+            keep.add("cardData")
+        return [{k: v for k, v in e.items() if k in keep and not (v is None and k not in expand)} for e in entries]
 
     # /{repo_id}/resolve/{revision}/{filename}
     def _resolve(self, h: _Handler, method: str, segments: list[str], range_header: str) -> None:
@@ -597,3 +683,33 @@ class LocalHub:
         h.end_headers()
         if method != "HEAD":
             h.wfile.write(data)
+
+
+def _model_card(snap: Snapshot) -> dict[str, Any]:
+    """The YAML front matter of the repo's README.md (the Hub's ``cardData``), or {}."""
+    readme = snap.files.get("README.md")
+    if readme is None:
+        return {}
+    text = readme.disk_path.read_text(encoding="utf-8", errors="replace")
+    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", text, re.DOTALL)
+    if match is None:
+        return {}
+    try:
+        data = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _json_class_name(path: Path) -> str | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("_class_name") if isinstance(data, dict) else None

@@ -43,6 +43,10 @@ Protocol facts pinned down by these tests (huggingface_hub 2.4.0, httpx2 transpo
 * ``DiffusionPipeline.from_pretrained(repo)``: ``GET /api/models/{repo}`` (resolve_revision) ->
   ``GET /api/models/{repo}/revision/main`` (model_info) -> HEAD+GET ``model_index.json`` at the sha ->
   ``GET /api/models/{repo}/tree/{sha}`` -> HEAD+GET of each allowed file at the sha.
+* ``HfApi().list_models(search=, sort="downloads", limit=N, expand=[...])``: one ``GET /api/models`` with
+  ``search``, ``sort``, ``limit`` and ``expand`` repeated once per field (no ``direction``: the Hub sorts
+  descending); ``full=True`` is sent as ``full=true``; the client stops after ``limit`` entries. The list
+  API's siblings carry file names only (``size`` is None); ``usedStorage`` is the only size it gives.
 * Token: missing -> ``RepositoryNotFoundError`` (401 + X-Error-Code RepoNotFound) or ``GatedRepoError``
   (X-Error-Code GatedRepo); wrong token -> ``HfHubHTTPError`` status 401; ``HF_TOKEN`` set -> works.
 """
@@ -648,4 +652,64 @@ def test_diffusers_from_pretrained_through_hub(hub, tmp_path):
     ]
     downloaded = {e[1].split(f"/resolve/{sha}/", 1)[1] for e in log if e[0] == "GET" and "/resolve/" in e[1]}
     assert downloaded == set(_files(folder))
+    assert hub.unknown_requests == []
+
+
+# ----------------------------------------------------------------------------------------------- 7. search
+def test_model_search_as_list_models_asks(hub, repo_dir, tmp_path):
+    lora = tmp_path / "lora"
+    lora.mkdir()
+    (lora / "README.md").write_text("---\nlicense: openrail++\ntags:\n- lora\n- stable-diffusion\n"
+                                    "library_name: diffusers\npipeline_tag: text-to-image\n---\n# A LoRA\n")
+    _save_random_safetensors(lora / "pixel.safetensors", 1000, seed=4)
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    hub.add_repo("someone/pixel-lora", lora, downloads=500, likes=7)
+    hub.add_repo("atelier/tiny-pipe", pipe, downloads=900, likes=1)
+    hub.add_repo(REPO, repo_dir, downloads=20)
+    hub.clear_log()
+    result = _run(hub, tmp_path / "hf", """
+        from huggingface_hub import HfApi
+        api = HfApi()
+        fields = ["downloads", "likes", "cardData", "tags", "pipeline_tag", "library_name", "siblings", "usedStorage"]
+        def row(m):
+            return {"id": m.id, "downloads": m.downloads, "likes": m.likes, "tags": m.tags,
+                    "pipeline_tag": m.pipeline_tag, "library": m.library_name, "used": m.used_storage,
+                    "license": m.card_data.license if m.card_data else None,
+                    "files": None if m.siblings is None else [s.rfilename for s in m.siblings],
+                    "sizes": None if m.siblings is None else [s.size for s in m.siblings]}
+        emit({
+            "expanded": [row(m) for m in api.list_models(search="PI", sort="downloads", limit=5, expand=fields)],
+            "default": [row(m) for m in api.list_models(search="atelier")],
+            "full": [row(m) for m in api.list_models(search="lora", full=True)],
+            "limited": [m.id for m in api.list_models(sort="likes", limit=2)],
+            "filtered": [m.id for m in api.list_models(filter="lora")],
+            "none": [m.id for m in api.list_models(search="nothing-like-this")],
+        })
+    """)
+    expanded = result["expanded"]
+    assert [m["id"] for m in expanded] == ["atelier/tiny-pipe", "someone/pixel-lora"]  # id contains "pi"
+    pipe_row, lora_row = expanded
+    assert pipe_row["library"] == "diffusers" and pipe_row["pipeline_tag"] == "text-to-image"
+    assert "diffusers:StableDiffusionPipeline" in pipe_row["tags"] and pipe_row["files"] == ["model_index.json"]
+    assert lora_row == {
+        "id": "someone/pixel-lora", "downloads": 500, "likes": 7, "library": "diffusers",
+        "pipeline_tag": "text-to-image", "license": "openrail++",
+        "tags": ["lora", "stable-diffusion", "safetensors", "text-to-image", "license:openrail++"],
+        "used": sum(p.stat().st_size for p in lora.iterdir()),
+        "files": ["README.md", "pixel.safetensors"], "sizes": [None, None],  # the list API gives no file sizes
+    }
+    # Without expand: the Hub's default list fields, no files, no card.
+    assert [m["id"] for m in result["default"]] == ["atelier/big-weight", "atelier/tiny-files", "atelier/tiny-pipe"]
+    assert all(m["files"] is None and m["license"] is None and m["used"] is None for m in result["default"])
+    assert result["full"][0]["files"] == ["README.md", "pixel.safetensors"]
+    assert result["limited"] == ["someone/pixel-lora", "atelier/tiny-pipe"]
+    assert result["filtered"] == ["someone/pixel-lora"] and result["none"] == []
+
+    # What huggingface_hub 2.4 sends: search, sort, limit, expand (repeated); no direction.
+    first = hub.search_log[0]
+    assert first == {"search": ["PI"], "sort": ["downloads"], "limit": ["5"], "expand": [
+        "downloads", "likes", "cardData", "tags", "pipeline_tag", "library_name", "siblings", "usedStorage"]}
+    assert hub.search_log[2] == {"search": ["lora"], "full": ["true"]}
     assert hub.unknown_requests == []

@@ -314,9 +314,20 @@ class ExtensionItem(ApiModel):
     enabled: bool
 
 
+class MemoryModelItem(ApiModel):
+    """One model in memory (Atelier's addition to A1111's memory report)."""
+
+    name: str
+    type: str = Field(description="checkpoint, vae, lora, embedding, upscaler or sd_x4_upscaler")
+    bytes: int = Field(description="bytes its tensors take")
+    tier: str = Field(description="device (where models run) or ram (parked off the accelerator)")
+    in_use: bool = Field(description="held by a running job; cannot be unloaded now")
+
+
 class MemoryResponse(ApiModel):
     ram: dict[str, Any] = Field(description="free, used, total (bytes)")
     cuda: dict[str, Any] = Field(description="system, active, allocated, reserved, inactive, events; or error")
+    models: list[MemoryModelItem] = Field(default_factory=list, description="models in memory, in bytes, by tier")
 
 
 class FlagsModel(ApiModel):

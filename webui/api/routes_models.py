@@ -11,7 +11,7 @@ import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 import torch
@@ -20,6 +20,7 @@ from fastapi import APIRouter, Body
 from pipelines import samplers
 from pipelines.context import AppContext
 from pipelines.models.refs import ModelRecord
+from pipelines.models.store import ModelStore
 from pipelines.options import OptionsStore
 from webui.api.models import (
     EmbeddingsResponse,
@@ -29,6 +30,7 @@ from webui.api.models import (
     HypernetworkItem,
     LatentUpscalerModeItem,
     LoraItem,
+    MemoryModelItem,
     MemoryResponse,
     OptionsModel,
     PromptStyleItem,
@@ -66,26 +68,42 @@ def redact_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def memory_report() -> MemoryResponse:
-    """RAM of this process and of the machine; CUDA allocator statistics when there is a GPU."""
+class CudaStats(Protocol):
+    """The parts of ``torch.cuda`` the memory report reads (tests pass a fake)."""
+
+    def is_available(self) -> bool: ...
+
+    def mem_get_info(self) -> tuple[int, int]: ...
+
+    def memory_stats(self) -> dict[str, Any]: ...
+
+
+def memory_report(store: ModelStore | None = None, *, cuda: CudaStats | None = None) -> MemoryResponse:
+    """RAM of this process and of the machine; CUDA allocator statistics when there is a GPU; and the
+    models in the store's memory, with their bytes and tier (A1111 has no ``models``; clients ignore it).
+
+    ``cuda`` is ``torch.cuda`` unless a test passes a stand-in; without a ``store``, ``models`` is empty."""
+    cuda = torch.cuda if cuda is None else cuda
     process = psutil.Process(os.getpid()).memory_info()
     total = psutil.virtual_memory().total
     ram = {"free": total - process.rss, "used": process.rss, "total": total}
-    if not torch.cuda.is_available():
-        return MemoryResponse(ram=ram, cuda={"error": "CUDA is not available on this machine"})
-    free, total_vram = torch.cuda.mem_get_info()
-    stats = torch.cuda.memory_stats()
+    models = [MemoryModelItem(name=e.name, type=e.type.value, bytes=e.size_bytes, tier=e.tier.value, in_use=e.in_use)
+              for e in (store.memory() if store is not None else [])]
+    if not cuda.is_available():
+        return MemoryResponse(ram=ram, cuda={"error": "CUDA is not available on this machine"}, models=models)
+    free, total_vram = cuda.mem_get_info()
+    stats = cuda.memory_stats()
 
     def pair(name: str) -> dict[str, int]:
         return {"current": stats.get(f"{name}.all.current", 0), "peak": stats.get(f"{name}.all.peak", 0)}
 
-    cuda = {
+    cuda_report = {
         "system": {"free": free, "used": total_vram - free, "total": total_vram},
         "active": pair("active_bytes"), "allocated": pair("allocated_bytes"),
         "reserved": pair("reserved_bytes"), "inactive": pair("inactive_split_bytes"),
         "events": {"retries": stats.get("num_alloc_retries", 0), "oom": stats.get("num_ooms", 0)},
     }
-    return MemoryResponse(ram=ram, cuda=cuda)
+    return MemoryResponse(ram=ram, cuda=cuda_report, models=models)
 
 
 def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, cmd_flags: Mapping[str, Any]) -> None:
@@ -156,7 +174,8 @@ def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, 
 
     @router.get("/memory", response_model=MemoryResponse)
     def memory() -> MemoryResponse:
-        return memory_report()
+        """A1111's ``ram`` and ``cuda``, plus ``models``: each model in memory with its bytes and tier."""
+        return memory_report(store)
 
     _add_empty_lists(router)
 
