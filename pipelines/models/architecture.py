@@ -53,13 +53,13 @@ class ModelKind:
         return self.architecture.value
 
 
-_SD_PIPELINES = {
+SD_PIPELINES = {
     "StableDiffusionPipeline",
     "StableDiffusionImg2ImgPipeline",
     "StableDiffusionInpaintPipeline",
 }
-_UPSCALE_PIPELINES = {"StableDiffusionUpscalePipeline"}  # SD 2-based, 4x, text-conditioned
-_SDXL_PIPELINES = {
+UPSCALE_PIPELINES = {"StableDiffusionUpscalePipeline"}  # SD 2-based, 4x, text-conditioned
+SDXL_PIPELINES = {
     "StableDiffusionXLPipeline",
     "StableDiffusionXLImg2ImgPipeline",
     "StableDiffusionXLInpaintPipeline",
@@ -90,11 +90,11 @@ def detect_folder(folder: Path, *, name_hint: str = "") -> ModelKind:
     unet = _read_json(folder / "unet" / "config.json")
     inpainting = unet.get("in_channels") == 9
     turbo = _is_turbo_name(name_hint or folder.name)
-    if cls in _SDXL_PIPELINES:
+    if cls in SDXL_PIPELINES:
         return ModelKind(Architecture.SDXL, inpainting, turbo)
-    if cls in _UPSCALE_PIPELINES:
+    if cls in UPSCALE_PIPELINES:
         return ModelKind(Architecture.SD2, upscaler=True)
-    if cls in _SD_PIPELINES:
+    if cls in SD_PIPELINES:
         text = _read_json(folder / "text_encoder" / "config.json")
         is_sd2 = bool(unet.get("use_linear_projection")) or text.get("hidden_act") == "gelu"
         return ModelKind(Architecture.SD2 if is_sd2 else Architecture.SD1, inpainting, turbo)

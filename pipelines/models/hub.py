@@ -168,6 +168,34 @@ class HubClient:
         on_progress(ProgressUpdate("download", total, total, "bytes", f"Downloaded {repo_id}"))
         return Path(path)
 
+    def download_model_folder(self, repo_id: str, *, prefer_fp16: bool,
+                              on_progress: ProgressFn = ignore_progress) -> Path:
+        """A one-model repo in diffusers layout (``config.json`` + weights at the top, e.g. a VAE) into the HF cache."""
+        from huggingface_hub import HfApi, snapshot_download
+
+        if self._settings.hub_offline:
+            raise ModelUnavailableError(f"{repo_id} is not downloaded and Hub access is off (HF_HUB_OFFLINE)")
+        common = self._common()
+        try:
+            info = HfApi(endpoint=common.get("endpoint")).model_info(repo_id, files_metadata=True)
+            files = {s.rfilename: (s.size or 0) for s in info.siblings or []}
+            if "config.json" not in files:
+                raise ModelNotFoundError(f"{repo_id} is not a diffusers model folder (no config.json)")
+            # the same choice of weights as for a pipeline component, with the repo's top level as the component
+            as_component = {f"model/{f}": n for f, n in files.items() if "/" not in f}
+            chosen = select_files(as_component, {"model": ["diffusers", "AutoencoderKL"]}, prefer_fp16=prefer_fp16,
+                                  allow_pickle=self._settings.allow_pickle)
+            wanted = sorted({f.removeprefix("model/") for f in chosen if f.startswith("model/")} | {"config.json"})
+            total = sum(files[f] for f in wanted)
+            counter = _ByteCounter(total, on_progress, f"Downloading {repo_id}")
+            path = snapshot_download(repo_id, allow_patterns=wanted, tqdm_class=_tqdm_class(counter), **common)
+        except (ModelNotFoundError, UnsafeFormatError):
+            raise
+        except Exception as exc:
+            raise self._map_error(repo_id, exc) from exc
+        on_progress(ProgressUpdate("download", total, total, "bytes", f"Downloaded {repo_id}"))
+        return Path(path)
+
     def config_folder(self, repo_id: str) -> Path:
         """Config files (no weights) of a reference repo, from the cache or the Hub."""
         from huggingface_hub import snapshot_download

@@ -17,8 +17,8 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pipelines.errors import ModelUnavailableError, ValidationError
-from pipelines.models.architecture import _SD_PIPELINES, _SDXL_PIPELINES, _UPSCALE_PIPELINES
+from pipelines.errors import ModelNotFoundError, ModelUnavailableError, ValidationError
+from pipelines.models.architecture import SD_PIPELINES, SDXL_PIPELINES, UPSCALE_PIPELINES
 from pipelines.models.kinds import ModelType
 from pipelines.models.refs import ModelRecord
 from pipelines.models.scan import CHECKPOINT_PICKLES, NETWORK_PICKLES, SAFE_SUFFIXES, UPSCALER_PICKLES
@@ -38,7 +38,7 @@ _VAE_TAGS = {"vae", "autoencoder"}
 _UPSCALER_TAGS = {"super-resolution", "image-super-resolution", "upscaler", "upscaling", "esrgan", "real-esrgan",
                   "realesrgan", "swinir", "spandrel"}
 _SD_TAGS = {"stable-diffusion", "stable-diffusion-xl", "stable-diffusion-diffusers", "sdxl", "sd-1.5", "sd1.5"}
-_RUNNABLE_PIPELINES = _SD_PIPELINES | _SDXL_PIPELINES
+_RUNNABLE_PIPELINES = SD_PIPELINES | SDXL_PIPELINES
 _IMAGE_TASKS = {None, "text-to-image", "image-to-image", "unconditional-image-generation"}
 _DIFFUSERS_WEIGHTS = "diffusion_pytorch_model"
 _PICKLES = {ModelType.UPSCALER: UPSCALER_PICKLES, ModelType.CHECKPOINT: CHECKPOINT_PICKLES}
@@ -94,7 +94,7 @@ def classify(repo_id: str, *, tags: Iterable[str], library: str | None, pipeline
     names = list(files) if files is not None else None
     classes = {t.split(":", 1)[1] for t in tag_list if t.startswith("diffusers:")}
     if (names is not None and "model_index.json" in names) or classes:
-        if classes & _UPSCALE_PIPELINES:
+        if classes & UPSCALE_PIPELINES:
             return ModelType.SD_X4_UPSCALER, True, "diffusers StableDiffusionUpscalePipeline"
         if classes and not classes & _RUNNABLE_PIPELINES:
             return None, True, f"{', '.join(sorted(classes))}: Atelier runs Stable Diffusion 1.x, 2.x and SDXL"
@@ -246,5 +246,10 @@ def install(store: ModelStore, model: HubModel, on_progress: ProgressFn = ignore
         raise ValidationError("repo_id", f"{model.repo_id} cannot be installed: {model.problem}")
     if model.pipeline:
         return store.download(model.repo_id, on_progress, model_type=model.model_type)
+    if model.model_type is ModelType.VAE and filename is None:
+        try:  # a diffusers-layout VAE repo (config.json + weights) is kept whole, so it loads without guessing
+            return store.download(model.repo_id, on_progress, model_type=ModelType.VAE)
+        except ModelNotFoundError:
+            pass  # no config.json: one weights file into models/VAE
     chosen = pick_file(model, store.settings, filename)
     return store.download(model.repo_id, on_progress, filename=chosen, model_type=model.model_type)

@@ -84,6 +84,11 @@ class Installer:
         return self._once(("repo", repo_id), on_progress, lambda report: self._hub.download_model(
             repo_id, prefer_fp16=prefer_fp16, allow_pickle=self._settings.allow_pickle, on_progress=report))
 
+    def download_model_folder(self, repo_id: str, *, prefer_fp16: bool, on_progress: ProgressFn) -> Path:
+        """A one-model diffusers repo (a VAE: ``config.json`` + weights) into the HF cache."""
+        return self._once(("folder", repo_id), on_progress, lambda report: self._hub.download_model_folder(
+            repo_id, prefer_fp16=prefer_fp16, on_progress=report))
+
     def download_file(self, repo_id: str, filename: str, folder: Path, model_type: ModelType,
                       on_progress: ProgressFn) -> Path:
         """``repo_id``/``filename`` saved as ``folder/<basename>``; pickled files need ``allow_pickle``."""

@@ -285,9 +285,13 @@ class ModelStore:
     def download(self, repo_id: str, on_progress: ProgressFn = ignore_progress, *, filename: str | None = None,
                  model_type: ModelType = ModelType.CHECKPOINT) -> ModelRecord:
         """Fetch a Hub repo (into the HF cache) or one file of it (into the kind's folder), then list it."""
+        fp16 = self.dtype == torch.float16
+        if filename is None and model_type is ModelType.VAE:  # a diffusers VAE repo: config.json + weights
+            self.installer.download_model_folder(repo_id, prefer_fp16=fp16, on_progress=on_progress)
+            self.registry.refresh()
+            return self.registry.find(repo_id, model_type)
         if filename is None:
-            path = self.installer.download_repo(repo_id, prefer_fp16=self.dtype == torch.float16,
-                                                on_progress=on_progress)
+            path = self.installer.download_repo(repo_id, prefer_fp16=fp16, on_progress=on_progress)
             self.registry.refresh()
             return self.registry.find(repo_id, model_type) if path else self.registry.hub_record(repo_id)
         folder = self.registry.folders(model_type)[0]

@@ -226,3 +226,17 @@ def test_two_concurrent_downloads_of_one_file_fetch_it_once(tmp_path):
     assert len(results) == 2 and results[0].path == results[1].path == data / "models" / "ESRGAN" / "4x-hub.safetensors"
     assert all(p and p[-1].step == p[-1].total == size for p in progress)  # both callers saw the bytes
     assert [p.name for p in (data / "models" / "ESRGAN").iterdir()] == ["4x-hub.safetensors"]  # no .part left
+
+
+def test_a_diffusers_vae_repo_installs_whole_and_loads(tmp_path):
+    repo = save_vae_folder(tmp_path / "vae-repo")
+    data = tmp_path / "data"
+    with LocalHub() as hub:
+        hub.add_repo("atelier-test/tiny-vae", repo)
+        store = ModelStore(make_settings(data, hub_offline=False, hf_endpoint=hub.endpoint))
+        updates = []
+        record = store.download("atelier-test/tiny-vae", updates.append, model_type=ModelType.VAE)
+    assert record.type is ModelType.VAE and record.name == "atelier-test/tiny-vae"
+    assert updates and updates[-1].unit == "bytes" and updates[-1].step == updates[-1].total > 0
+    with store.use(record, model_type=ModelType.VAE) as vae:  # offline now: from the HF cache
+        assert type(vae.model).__name__ == "AutoencoderKL"

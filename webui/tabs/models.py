@@ -12,7 +12,7 @@ from pipelines.models.refs import ModelRecord
 from pipelines.models.store import MemoryEntry, ModelStore
 from webui.components.checkpoint_bar import CheckpointBar, checkpoint_choices
 from webui.errors import user_error
-from webui.jobs import Finished, describe, stream
+from webui.jobs import run_job
 
 COLUMNS = ["Name", "Architecture", "Source", "Type", "Size", "In memory", "In use", "Location / problem"]
 RESULT_COLUMNS = ["Repo", "Installs as", "Downloads", "Likes", "Licence", "Size", "Pipeline / library", "Note"]
@@ -108,26 +108,19 @@ def build(ctx: AppContext, bar: CheckpointBar) -> None:
         if model is None:
             raise gr.Error("Search the Hub and pick a result to install", title="Cannot install")
         chosen = None if filename in (None, "", LARGEST) else filename
-        for item in stream(lambda report: hub_search.install(store, model, report, filename=chosen)):
-            if isinstance(item, Finished):
-                if item.error is not None:
-                    raise user_error(item.error, title="Cannot install")
-                record = item.result
-                return (model_rows(store), f"Installed **{record.name}** as {record.type.label} "
-                        f"({fmt(record.size_bytes)})", gr.Dropdown(choices=checkpoint_choices(store.checkpoints())))
-            progress(item.fraction, desc=describe(item))
+        record = run_job(lambda report: hub_search.install(store, model, report, filename=chosen), progress,
+                         error_title="Cannot install")
+        return (model_rows(store), f"Installed **{record.name}** as {record.type.label} ({fmt(record.size_bytes)})",
+                gr.Dropdown(choices=checkpoint_choices(store.checkpoints())))
 
     def download_model(repo_id: str, progress: gr.Progress = gr.Progress()):
         """Fetch a Hub repo into the HF cache, reporting bytes."""
         if not repo_id or repo_id.count("/") != 1:
             raise gr.Error("Give a Hub repo id such as org/name", title="Cannot download")
-        for item in stream(lambda report: store.download(repo_id.strip(), report)):
-            if isinstance(item, Finished):
-                if item.error is not None:
-                    raise user_error(item.error, title="Cannot download")
-                return (model_rows(store), f"Downloaded **{item.result.name}**",
-                        gr.Dropdown(choices=checkpoint_choices(store.checkpoints())))
-            progress(item.fraction, desc=describe(item))
+        record = run_job(lambda report: store.download(repo_id.strip(), report), progress,
+                         error_title="Cannot download")
+        return (model_rows(store), f"Downloaded **{record.name}**",
+                gr.Dropdown(choices=checkpoint_choices(store.checkpoints())))
 
     def rescan_models():
         store.refresh()
