@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 from pipelines.context import AppContext  # noqa: E402
-from pipelines.settings import Settings  # noqa: E402
+from tests.support.apps import free_port, install_models, make_settings  # noqa: E402
 from tests.support.ldm_export import export_sd15_single_file, write_sidecar_config  # noqa: E402
 from tests.support.tiny_models import save_sd15_folder, save_sdxl_folder  # noqa: E402
 
@@ -35,38 +33,11 @@ def model_store(tmp_path_factory) -> Path:
     return root
 
 
-def install_models(model_store: Path, data_dir: Path, names: list[str]) -> None:
-    """Copy models from the store into ``data_dir/models/Stable-diffusion``."""
-    target = data_dir / "models" / "Stable-diffusion"
-    target.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        src = model_store / name
-        if src.is_dir():
-            shutil.copytree(src, target / name)
-        else:
-            shutil.copy2(src, target / name)
-        sidecar = src.with_name(src.stem + ".config")
-        if src.is_file() and sidecar.is_dir():
-            shutil.copytree(sidecar, target / sidecar.name)
-
-
-def make_settings(data_dir: Path, **overrides) -> Settings:
-    base = dict(data_dir=data_dir, hf_cache_dir=data_dir / "hf-cache", hub_offline=True, live_preview_every=2)
-    base.update(overrides)
-    return Settings(**base)
-
-
 @pytest.fixture
 def app_context(tmp_path, model_store) -> AppContext:
     """A fresh data dir holding tiny-sd15 (folder), tiny-sd15-b and the single file."""
     install_models(model_store, tmp_path, ["tiny-sd15", "tiny-sd15-b", "tiny-sd15-file.safetensors"])
     return AppContext.build(make_settings(tmp_path))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from pipelines.context import AppContext
-from tests.conftest import free_port, install_models, make_settings
 from tests.support.api import API_USER, FLAGS, UI_USER
+from tests.support.apps import free_port, install_models, make_settings
 from webui.api import ApiConfig
 
 

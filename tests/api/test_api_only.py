@@ -14,7 +14,7 @@ import pytest
 
 from launch import build_api_config, build_parser, build_settings, server_port
 from pipelines.context import AppContext
-from tests.conftest import free_port, install_models, make_settings
+from tests.support.apps import free_port, install_models, make_settings
 from webui.api import ApiConfig
 
 ROOT = Path(__file__).resolve().parents[2]

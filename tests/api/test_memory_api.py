@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from pipelines.context import AppContext
 from pipelines.models.kinds import ModelType
 from pipelines.models.store import ModelStore
-from tests.conftest import install_models, make_settings
+from tests.support.apps import install_models, make_settings
 from tests.support.tiny_networks import save_kohya_lora
 from webui.api import ApiConfig, create_api_app
 from webui.api.routes_models import memory_report

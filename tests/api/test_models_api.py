@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from pipelines import samplers
 from pipelines.context import AppContext
-from tests.conftest import install_models, make_settings
 from tests.support.api import FLAGS
+from tests.support.apps import install_models, make_settings
 from webui.api import ApiConfig, create_api_app, routes_models
 
 

@@ -10,7 +10,7 @@ import torch
 
 from pipelines.context import AppContext
 from pipelines.requests import Txt2ImgRequest
-from tests.conftest import install_models, make_settings
+from tests.support.apps import install_models, make_settings
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 REQUEST = dict(prompt="a cat", width=64, height=64, steps=4, seed=1, model="tiny-sd15")

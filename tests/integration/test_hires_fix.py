@@ -12,7 +12,7 @@ from pipelines.infotext.paste import paste_parameters, to_txt2img_request
 from pipelines.modes.hires import schedule_length
 from pipelines.outputs import read_infotext
 from pipelines.requests import HiresFix, Txt2ImgRequest
-from tests.conftest import install_models, make_settings
+from tests.support.apps import install_models, make_settings
 
 BASE = dict(prompt="a red fox", negative_prompt="blurry", width=64, height=64, steps=4, model="tiny-sd15")
 

@@ -15,7 +15,7 @@ from pipelines.models.hub_search import HubSearchUnavailable, classify
 from pipelines.models.kinds import ModelType
 from pipelines.models.store import ModelStore
 from pipelines.progress import ProgressUpdate
-from tests.conftest import make_settings
+from tests.support.apps import make_settings
 from tests.support.hub_server import LocalHub
 from tests.support.tiny_networks import save_embedding, save_kohya_lora
 from tests.support.tiny_upscalers import save_rrdbnet, save_sd_x4_upscaler

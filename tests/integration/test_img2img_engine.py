@@ -15,7 +15,7 @@ from pipelines.infotext.codec import parse_infotext
 from pipelines.modes import img2img
 from pipelines.outputs import read_infotext
 from pipelines.requests import Img2ImgRequest, Txt2ImgRequest
-from tests.conftest import install_models
+from tests.support.apps import install_models
 
 BASE = dict(prompt="a red fox", negative_prompt="blurry", width=64, height=64, steps=4, model="tiny-sd15")
 

@@ -21,7 +21,7 @@ from pipelines.models.architecture import Architecture
 from pipelines.models.hub import select_files
 from pipelines.outputs import read_infotext
 from pipelines.requests import Txt2ImgRequest
-from tests.conftest import install_models, make_settings
+from tests.support.apps import install_models, make_settings
 from tests.support.hf_cache import install_into_hf_cache
 from tests.support.hub_server import LocalHub
 

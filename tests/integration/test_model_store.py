@@ -23,7 +23,7 @@ from pipelines.models.memory_budget import Tier
 from pipelines.models.store import ModelStore
 from pipelines.requests import Txt2ImgRequest
 from pipelines.settings import Settings
-from tests.conftest import install_models, make_settings
+from tests.support.apps import install_models, make_settings
 from tests.support.hub_server import LocalHub
 from tests.support.tiny_networks import save_embedding, save_kohya_lora, save_vae_file, save_vae_folder
 from tests.support.tiny_upscalers import save_rrdbnet

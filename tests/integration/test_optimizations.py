@@ -6,7 +6,7 @@ import numpy as np
 
 from pipelines.context import AppContext
 from pipelines.requests import Txt2ImgRequest
-from tests.conftest import install_models, make_settings
+from tests.support.apps import install_models, make_settings
 
 REQUEST = dict(prompt="a cat", width=64, height=64, steps=3, seed=4, model="tiny-sd15")
 

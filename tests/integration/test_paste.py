@@ -17,7 +17,7 @@ from pipelines.infotext.model_match import legacy_hash
 from pipelines.infotext.paste import paste_parameters, to_txt2img_request
 from pipelines.infotext.png_info import read_image_metadata
 from pipelines.requests import Txt2ImgRequest
-from tests.conftest import make_settings
+from tests.support.apps import make_settings
 from tests.support.hf_cache import install_into_hf_cache
 from tests.support.hub_server import LocalHub
 

@@ -11,7 +11,7 @@ from pipelines.context import AppContext
 from pipelines.errors import UnsupportedModelError
 from pipelines.models.kinds import ModelType
 from pipelines.upscalers.records import UpscalerKind
-from tests.conftest import install_models, make_settings
+from tests.support.apps import install_models, make_settings
 from tests.support.hf_cache import install_into_hf_cache
 from tests.support.tiny_upscalers import save_sd_x4_upscaler
 

@@ -10,7 +10,7 @@ from pipelines.errors import UnsafeFormatError, ValidationError
 from pipelines.models.store import ModelStore
 from pipelines.upscalers.records import UpscalerKind
 from pipelines.upscalers.registry import UpscalerRegistry
-from tests.conftest import make_settings
+from tests.support.apps import make_settings
 from tests.support.hub_server import LocalHub
 from tests.support.tiny_upscalers import save_rrdbnet
 

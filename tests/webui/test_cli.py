@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
-from tests.conftest import install_models
+from tests.support.apps import install_models
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from pipelines.context import AppContext
-from tests.conftest import free_port, install_models, make_settings
+from tests.support.apps import free_port, install_models, make_settings
 from tests.support.hub_server import LocalHub
 from tests.support.tiny_upscalers import save_rrdbnet
 

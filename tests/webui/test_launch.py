@@ -14,7 +14,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from launch import missing_requirements, parse_auth
-from tests.conftest import free_port
+from tests.support.apps import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

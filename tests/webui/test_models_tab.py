@@ -7,7 +7,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from pipelines.context import AppContext
-from tests.conftest import free_port, install_models, make_settings
+from tests.support.apps import free_port, install_models, make_settings
 from tests.support.hub_server import LocalHub
 from webui.server import serve
 

@@ -9,7 +9,7 @@ from gradio_client.exceptions import AppError
 
 from pipelines.context import AppContext
 from pipelines.models.kinds import ModelType
-from tests.conftest import free_port, install_models, make_settings
+from tests.support.apps import free_port, install_models, make_settings
 from tests.support.hub_server import LocalHub
 from tests.support.tiny_networks import save_embedding, save_kohya_lora, save_vae_file
 from tests.support.tiny_upscalers import save_rrdbnet

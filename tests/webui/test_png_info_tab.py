@@ -115,7 +115,7 @@ def test_values_beyond_the_form_sliders_are_kept_out(client):
 
 def test_hub_model_named_by_an_image_is_offered_and_downloaded(tmp_path, model_store):
     from pipelines.context import AppContext
-    from tests.conftest import free_port, make_settings
+    from tests.support.apps import free_port, make_settings
     from tests.support.hub_server import LocalHub
     from webui.server import serve
 

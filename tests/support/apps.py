@@ -1,0 +1,36 @@
+"""Building apps for tests: copying tiny models into a data dir, test settings, a free port."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+from pipelines.settings import Settings
+
+
+def install_models(model_store: Path, data_dir: Path, names: list[str]) -> None:
+    """Copy models from the store into ``data_dir/models/Stable-diffusion``."""
+    target = data_dir / "models" / "Stable-diffusion"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        src = model_store / name
+        if src.is_dir():
+            shutil.copytree(src, target / name)
+        else:
+            shutil.copy2(src, target / name)
+        sidecar = src.with_name(src.stem + ".config")
+        if src.is_file() and sidecar.is_dir():
+            shutil.copytree(sidecar, target / sidecar.name)
+
+
+def make_settings(data_dir: Path, **overrides) -> Settings:
+    base = dict(data_dir=data_dir, hf_cache_dir=data_dir / "hf-cache", hub_offline=True, live_preview_every=2)
+    base.update(overrides)
+    return Settings(**base)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
