@@ -287,8 +287,32 @@ def _rest_contender(args: argparse.Namespace, endpoints: Endpoints, model: str, 
 
 
 # ---------------------------------------------------------------------------- model swap
-def _time_swap(args: argparse.Namespace, models: Models, selection, endpoints: Endpoints) -> dict[str, Any]:
-    """Cold load of B vs raw ``from_pretrained``, then cached A/B switches in process and over HTTP."""
+def _time_to_first_step(ctx, args: argparse.Namespace, names: list[str]) -> list[float]:
+    """Milliseconds from ``engine.generate`` to the first sampling step's callback, model by model
+    (the job is interrupted there and saves nothing)."""
+    from pipelines.requests import Txt2ImgRequest
+
+    times = []
+    for name in names:
+        marks: list[float] = []
+        start = now()
+
+        def first_step(update, marks=marks, start=start) -> None:
+            if update.unit == "steps" and update.step >= 1 and not marks:
+                marks.append(since(start)[0] * 1e3)
+                ctx.engine.interrupt()
+
+        request = Txt2ImgRequest(prompt=args.prompt, width=args.width, height=args.height, steps=args.steps,
+                                 seed=args.seed, model=name, save_images=False)
+        ctx.engine.generate(request, on_progress=first_step)
+        times.append(marks[0])
+    return times
+
+
+def _time_swap(args: argparse.Namespace, models: Models, ctx, endpoints: Endpoints) -> dict[str, Any]:
+    """Cold load of B vs raw ``from_pretrained``, then cached A/B switches in process and over HTTP, and
+    a cached swap up to the first sampling step against the same job without a swap."""
+    selection = ctx.selection
     import gc
 
     from diffusers import StableDiffusionPipeline
@@ -313,6 +337,11 @@ def _time_swap(args: argparse.Namespace, models: Models, selection, endpoints: E
     swap["cached_median_ms"] = statistics.median(times)
     swap["cached_max_ms"] = max(times)
     swap["cached_iterations"] = len(times)
+    rounds = 10
+    swapped = _time_to_first_step(ctx, args, [name_a, name_b] * rounds)  # every job on the other model
+    same = _time_to_first_step(ctx, args, [name_a] * (2 * rounds))  # every job on the model it has
+    swap["swap_first_step_median_ms"] = statistics.median(swapped[1:])
+    swap["same_first_step_median_ms"] = statistics.median(same[1:])
     selection.select(name_a)
     client = endpoints.clients.get("e2e_on")
     if client is not None:
@@ -445,7 +474,7 @@ def _measure(args: argparse.Namespace, data_dir: Path, models: Models, servers: 
 
     reference = contenders[-1].images[0]  # every image of every contender against raw's first
     diffs, worst, verdict = identity(reference, contenders)
-    swap = _time_swap(args, models, ctx_off.selection, endpoints) if models.name_b else {}
+    swap = _time_swap(args, models, ctx_off, endpoints) if models.name_b else {}
     breakdown = {} if args.no_breakdown else _breakdown(ctx_on, models.name_a, args, shared.infotext or "",
                                                         reference)
     endpoints.close()
