@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pipelines.engine import Engine
 from pipelines.models.store import ModelStore
 from pipelines.options import OptionsStore
+from pipelines.prompts.styles import StyleStore
 from pipelines.selection import CheckpointSelection
 from pipelines.settings import Settings
 from pipelines.upscalers.registry import UpscalerRegistry
@@ -20,6 +21,7 @@ class AppContext:
     upscalers: UpscalerRegistry  # the upscaler list (built-ins, model files, SD x4) over the store
     engine: Engine
     options: OptionsStore  # A1111's options (config.json), shared by the UI and the API
+    styles: StyleStore  # A1111's styles.csv
 
     @classmethod
     def build(cls, settings: Settings, *, store: ModelStore | None = None) -> AppContext:
@@ -28,6 +30,7 @@ class AppContext:
         store = store or ModelStore(settings)
         selection = CheckpointSelection(store, settings.initial_model)
         upscalers = UpscalerRegistry(settings, store)
-        engine = Engine(settings, store, selection, upscalers)
+        styles = StyleStore(settings.styles_file)
+        engine = Engine(settings, store, selection, upscalers, styles)
         return cls(settings=settings, store=store, selection=selection, upscalers=upscalers, engine=engine,
-                   options=OptionsStore(settings, selection))
+                   options=OptionsStore(settings, selection), styles=styles)

@@ -11,14 +11,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from pipelines.errors import ValidationError
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
 from pipelines.modes import extras, img2img, outpaint, txt2img
 from pipelines.modes.common import JobContext
 from pipelines.progress import JobState, ProgressFn, ignore_progress
+from pipelines.prompts.styles import StyleStore
 from pipelines.requests import GenerationRequest
 from pipelines.results import GenerationResult
 from pipelines.selection import CheckpointSelection
@@ -46,8 +48,9 @@ class Engine:
     """Runs generation requests one at a time on the shared model store."""
 
     def __init__(self, settings: Settings, store: ModelStore, selection: CheckpointSelection,
-                 upscalers: UpscalerRegistry) -> None:
+                 upscalers: UpscalerRegistry, styles: StyleStore | None = None) -> None:
         self.settings = settings
+        self.styles = styles
         self.store = store
         self.selection = selection
         self.upscalers = upscalers
@@ -79,11 +82,22 @@ class Engine:
             state.skip()
         return state is not None
 
+    def _with_styles(self, request: Any) -> Any:
+        """The request with its ``styles`` applied to both prompts (A1111's styles.csv); unknown names are refused."""
+        styles = getattr(request, "styles", ())
+        if not styles:
+            return request
+        if self.styles is None or not isinstance(styles, tuple):
+            raise ValidationError("styles", "styles are not available here")
+        prompt, negative = self.styles.apply(request.prompt, request.negative_prompt, styles)
+        return replace(request, prompt=prompt, negative_prompt=negative, styles=())
+
     def _job(self, loaded: LoadedModel | None, state: JobState, on_progress: ProgressFn) -> JobContext:
         return JobContext(loaded, state, on_progress, self.settings, self.store, self.upscalers)
 
     def generate(self, request: GenerationRequest, *, on_progress: ProgressFn = ignore_progress) -> GenerationResult:
-        """Validate, wait for the device, load the model, run the mode."""
+        """Apply the request's styles, validate, wait for the device, load the model, run the mode."""
+        request = self._with_styles(request)
         request.validate()
         mode = MODES[request.mode]
         with self._state_lock:

@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol
 
 from pipelines.errors import ValidationError
 from pipelines.progress import ProgressFn, ignore_progress
+from pipelines.requests.base import EMPHASIS_MODES
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ def option_specs(settings: Settings) -> tuple[OptionSpec, ...]:
         OptionSpec("live_previews_enable", bool, True, "Show live previews (/progress current_image)"),
         OptionSpec("show_progress_every_n_steps", int, settings.live_preview_every,
                    "Live preview period in steps (set at start-up)", "fixed"),
-        OptionSpec("CLIP_stop_at_last_layers", int, 1, "Clip skip (not supported yet)", "fixed"),
+        OptionSpec("CLIP_stop_at_last_layers", int, 1, "Clip skip (1-12; SDXL ignores it, as A1111 does)",
+                   choices=tuple(range(1, 13))),
+        OptionSpec("emphasis", str, "Original", "Emphasis: how (word:1.2) weights apply", choices=EMPHASIS_MODES),
         OptionSpec("sd_vae", str, "Automatic", "SD VAE (the checkpoint's own VAE)", "stored",
                    choices=("Automatic", "None")),
         OptionSpec("sd_checkpoints_limit", int, 1,
@@ -136,6 +139,12 @@ class OptionsStore:
         out["sd_checkpoint_hash"] = (record.sha256 or "") if record is not None else ""
         out.update({key: value for key, value in stored.items() if key not in self._specs})
         return out
+
+    def prompt_settings(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The request fields the options decide (clip skip, emphasis), with ``overrides`` (a request's
+        already checked ``override_settings``) taking precedence."""
+        values = {**self.values(), **(overrides or {})}
+        return {"clip_skip": values["CLIP_stop_at_last_layers"], "emphasis": values["emphasis"]}
 
     def check(self, changes: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:
         """Validate ``changes`` without applying them; returns the values to store.

@@ -97,6 +97,11 @@ class Settings:
         return self.data_dir / "outputs"
 
     @property
+    def styles_file(self) -> Path:
+        """A1111's ``styles.csv`` (name, prompt, negative_prompt)."""
+        return self.data_dir / "styles.csv"
+
+    @property
     def hash_cache_file(self) -> Path:
         return self.data_dir / "cache.json"
 

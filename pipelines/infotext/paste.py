@@ -8,12 +8,14 @@ The mapping follows A1111's ``PasteField`` labels::
     Batch size -> batch_size         Model hash / Model -> model (an installed checkpoint)
     Sampler (+ the pre-1.9 "DPM++ 2M Karras" split) and Schedule type -> sampler_name / scheduler
     Denoising strength and the Hires keys -> hires (see :mod:`pipelines.infotext.paste_hires`)
+    Clip skip -> clip_skip           Emphasis -> emphasis (A1111 settings, applied to the job)
 
 A key the infotext lacks leaves the field as it is. A value Atelier cannot use is
 skipped with a note, never an error. The defaults A1111 inserts for missing keys
 are applied here, where they change the request: "Schedule type" is Automatic
 (except for A1111/Forge images from before 1.9, see :func:`schedule_for`),
-"Clip skip" is 1, and "RNG" is GPU for A1111 and Forge images.
+"Clip skip" is 1, "Emphasis" is Original, and "RNG" is GPU for A1111 and Forge images.
+``TI hashes`` need nothing: an embedding is used by its name in the prompt.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ _A1111_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 # (The hires keys and "Denoising strength" are applied by pipelines.infotext.paste_hires.)
 NOT_APPLIED = ("Hires checkpoint", "First pass size", "Variation seed", "Variation seed strength",
                "Seed resize from", "VAE", "ENSD", "Eta", "Eta DDIM", "Refiner", "Tiling", "Face restoration",
-               "Token merging ratio", "Distilled CFG Scale", "Noise multiplier", "TI hashes", "Module 1")
-_DEFAULT_VALUES = {"Clip skip": "1", "Beta schedule alpha": "0.6", "Beta schedule beta": "0.6"}
+               "Token merging ratio", "Distilled CFG Scale", "Noise multiplier", "Module 1")
+_DEFAULT_VALUES = {"Beta schedule alpha": "0.6", "Beta schedule beta": "0.6"}
+# Settings an infotext carries, with the value A1111 assumes when the key is missing.
+_SETTINGS = (("Clip skip", "clip_skip", "1"), ("Emphasis", "emphasis", "Original"))
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,20 @@ def _paste_sampler(params: Mapping[str, str], fields: dict[str, Any], notes: lis
     fields["sampler_name"], fields["scheduler"] = spec.name, schedule
 
 
+def _paste_settings(params: Mapping[str, str], fields: dict[str, Any], notes: list[str]) -> None:
+    """Clip skip and Emphasis: the image's value, or A1111's default when the key is missing."""
+    for label, name, default in _SETTINGS:
+        raw = params.get(label, default).strip()
+        try:
+            value = _to_int(raw) if name == "clip_skip" else raw
+            _checked(name, value)
+        except (ValueError, ValidationError) as exc:
+            reason = exc.message if isinstance(exc, ValidationError) else str(exc)
+            notes.append(f"{label} {raw!r} skipped: {reason}.")
+            continue
+        fields[name] = value
+
+
 def _civitai_model_hash(params: Mapping[str, str]) -> str | None:
     """Civitai adds ``Hashes: {"model": "<hash10>", ...}`` to images it serves."""
     try:
@@ -199,6 +217,7 @@ def paste_parameters(params: Mapping[str, str], store: ModelStore | None = None)
     if not has_params_line:
         return PastedParameters(fields)
     _paste_sampler(params, fields, notes)
+    _paste_settings(params, fields, notes)
     paste_hires(params, fields, notes)  # txt2img's hires fix: on with its values, or off
     notes += _unapplied_notes(params)
     if store is None:

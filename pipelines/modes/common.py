@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -17,11 +18,16 @@ from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
 from pipelines.outputs import save_image
 from pipelines.progress import JobState, ProgressFn, ProgressUpdate
+from pipelines.prompts.conditioning import Conditioning, build_conditioning
+from pipelines.prompts.embeddings import EmbeddingUse, embeddings_for
+from pipelines.prompts.encode import PromptEncoder
 from pipelines.requests import MAX_SEED, GenerationRequest
 from pipelines.results import GeneratedImage, GenerationResult
 from pipelines.settings import Settings
 from pipelines.upscalers.registry import UpscalerRegistry
 from pipelines.version import VERSION
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,6 +40,7 @@ class JobContext:
     settings: Settings
     store: ModelStore | None = None  # for modes that load models of their own
     upscalers: UpscalerRegistry | None = None  # hires fix and extras upscale through it
+    prompt_params: dict[str, Any] = field(default_factory=dict)  # infotext keys the conditioning adds (TI hashes)
 
 
 def job_pipeline(base: Any, scheduler: Any, cls: type | None = None) -> Any:
@@ -68,8 +75,10 @@ def previewer(loaded: LoadedModel) -> LatentPreviewer:
     return loaded.extras["previewer"]
 
 
-def step_callback(ctx: JobContext, *, steps: int, size: tuple[int, int], text: str, offset: int = 0) -> Callable:
-    """diffusers ``callback_on_step_end``: progress, live previews, interrupt and skip.
+def step_callback(ctx: JobContext, *, steps: int, size: tuple[int, int], text: str, offset: int = 0,
+                  conditioning: Conditioning | None = None) -> Callable:
+    """diffusers ``callback_on_step_end``: progress, live previews, interrupt and skip, and the
+    prompt embeddings of the next step when prompt editing or alternation changes them.
 
     ``steps`` is the job's total per batch; a later pass of the same batch (hires fix) starts
     counting at ``offset``, so one step bar covers every pass.
@@ -92,9 +101,28 @@ def step_callback(ctx: JobContext, *, steps: int, size: tuple[int, int], text: s
             ctx.on_progress(ProgressUpdate(ctx.job.job, done, steps, "steps", text, preview))
         if job.interrupted or job.take_skip():
             pipe._interrupt = True  # diffusers' documented way to stop the denoising loop early
+        if conditioning is not None:
+            tensors = conditioning.step_tensors(pipe, step, tensors)
         return tensors
 
     return on_step_end
+
+
+def job_conditioning(ctx: JobContext, pipe: Any, request: GenerationRequest, *, prompt: str, negative_prompt: str,
+                     steps: int, first_pass_steps: int | None = None) -> Conditioning:
+    """The text conditioning of one pass: A1111's prompt language, the embeddings it names, clip skip."""
+    texts = [prompt, negative_prompt]
+    embeddings = EmbeddingUse()
+    architecture = ctx.loaded.record.architecture
+    if ctx.store is not None and architecture is not None:
+        widths = [int(enc.model.config.hidden_size) for enc in PromptEncoder.from_pipeline(pipe).encoders]
+        embeddings = embeddings_for(ctx.store, architecture, texts, widths=widths)
+    for name, why in embeddings.skipped.items():
+        log.warning("embedding %s skipped: %s", name, why)
+    ctx.prompt_params.update(embeddings.infotext())
+    return build_conditioning(pipe, prompt=prompt, negative_prompt=negative_prompt, steps=steps,
+                              clip_skip=request.clip_skip, emphasis=request.emphasis,
+                              embeddings=embeddings.vectors, first_pass_steps=first_pass_steps)
 
 
 def model_params(loaded: LoadedModel) -> dict[str, Any]:
@@ -115,14 +143,22 @@ def base_params(request: GenerationRequest, ctx: JobContext, seed: int) -> dict[
     }
 
 
-def tail_params(request: GenerationRequest, batch_pos: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def tail_params(request: GenerationRequest, ctx: JobContext, batch_pos: int,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Infotext keys every mode writes after its own ones; ``extra`` (A1111's ``extra_generation_params``,
-    e.g. the hires keys) goes between them and ``Version``, where A1111 writes it."""
-    params: dict[str, Any] = {"RNG": "CPU"}
+    e.g. the hires keys) goes between them and ``Version``, where A1111 writes it, followed by the
+    conditioning's own (``Emphasis`` when not the default, ``TI hashes``)."""
+    params: dict[str, Any] = {}
+    if request.clip_skip > 1:
+        params["Clip skip"] = request.clip_skip
+    params["RNG"] = "CPU"
     if request.batch_size > 1:
         params["Batch size"] = request.batch_size
         params["Batch pos"] = batch_pos
     params.update(extra or {})
+    if request.emphasis != "Original":
+        params["Emphasis"] = request.emphasis
+    params.update(ctx.prompt_params)
     params["Version"] = VERSION
     return params
 
@@ -154,6 +190,8 @@ def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: ty
     first_seed = resolve_seed(request.seed)
     base = ctx.loaded.pipeline
     ctx.job.job_count = request.n_iter
+    conditioning = job_conditioning(ctx, base, request, prompt=request.prompt, negative_prompt=request.negative_prompt,
+                                    steps=request.steps)
     images: list[GeneratedImage] = []
     for iteration in range(request.n_iter):
         if ctx.job.interrupted:
@@ -163,15 +201,15 @@ def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: ty
         pipe = job_pipeline(base, samplers.build_scheduler(base.scheduler.config, spec, schedule), cls=pipeline_cls)
         label = f"Batch {iteration + 1}/{request.n_iter}"
         total = denoising_steps + (second_pass.steps if second_pass else 0)
-        callback = step_callback(ctx, steps=total, size=(request.width, request.height), text=label)
+        callback = step_callback(ctx, steps=total, size=(request.width, request.height), text=label,
+                                 conditioning=conditioning)
         output = pipe(
-            prompt=[request.prompt] * request.batch_size,
-            negative_prompt=[request.negative_prompt] * request.batch_size,
+            **conditioning.call_kwargs(request.batch_size),
             num_inference_steps=request.steps,
             guidance_scale=request.cfg_scale,
             generator=generators(seeds),
             callback_on_step_end=callback,
-            callback_on_step_end_tensor_inputs=["latents"],
+            callback_on_step_end_tensor_inputs=["latents", *conditioning.tensor_inputs],
             **call_kwargs,
             **(batch_inputs(pipe, seeds) if batch_inputs else {}),
         )

@@ -28,12 +28,14 @@ from pipelines.modes.common import (
     SecondPass,
     base_params,
     generators,
+    job_conditioning,
     job_pipeline,
     run_batches,
     step_callback,
     tail_params,
 )
 from pipelines.modes.img2img import img2img_class
+from pipelines.prompts.conditioning import Conditioning
 from pipelines.requests import Txt2ImgRequest
 from pipelines.results import GenerationResult
 
@@ -63,7 +65,7 @@ def schedule_length(steps: int, strength: float) -> int:
 def infotext_params(request: Txt2ImgRequest, ctx: JobContext, seed: int, batch_pos: int) -> dict:
     # A1111's order: Size stays the first pass's; "Denoising strength" after Model, the hires keys before Version
     return {**base_params(request, ctx, seed), "Denoising strength": request.hires.denoising_strength,
-            **tail_params(request, batch_pos, extra=request.hires.infotext_params(request))}
+            **tail_params(request, ctx, batch_pos, extra=request.hires.infotext_params(request))}
 
 
 def decode_latents(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
@@ -103,8 +105,8 @@ def upscale_image(image: Image.Image, request: Txt2ImgRequest, ctx: JobContext) 
     return upscaled.crop((left, top, left + target[0], top + target[1]))
 
 
-def second_pass(request: Txt2ImgRequest, ctx: JobContext, cls: type, first_pipe: Any, first: Any,
-                seeds: list[int], label: str) -> list[Image.Image]:
+def second_pass(request: Txt2ImgRequest, ctx: JobContext, cls: type, conditioning: Conditioning, first_pipe: Any,
+                first: Any, seeds: list[int], label: str) -> list[Image.Image]:
     """Upscale one batch's first pass and denoise it again at the target size."""
     hires = request.hires
     latent = is_latent_mode(hires.hr_upscaler)
@@ -128,19 +130,17 @@ def second_pass(request: Txt2ImgRequest, ctx: JobContext, cls: type, first_pipe:
     spec, schedule = samplers.resolve(hires.sampler_name(request), hires.scheduler(request))
     pipe = job_pipeline(base, samplers.build_scheduler(base.scheduler.config, spec, schedule), cls=cls)
     steps = hires.steps(request.steps)
-    prompt, negative = hires.prompts(request)
     callback = step_callback(ctx, steps=request.steps + steps, size=target, text=f"{label} · hires fix",
-                             offset=request.steps)
+                             offset=request.steps, conditioning=conditioning)
     output = pipe(
-        prompt=[prompt] * len(seeds),
-        negative_prompt=[negative] * len(seeds),
+        **conditioning.call_kwargs(len(seeds)),
         image=init,
         strength=hires.denoising_strength,
         num_inference_steps=schedule_length(steps, hires.denoising_strength),
         guidance_scale=request.cfg_scale,
         generator=generators(seeds),
         callback_on_step_end=callback,
-        callback_on_step_end_tensor_inputs=["latents"],
+        callback_on_step_end_tensor_inputs=["latents", *conditioning.tensor_inputs],
     )
     return output.images
 
@@ -151,8 +151,12 @@ def run(request: Txt2ImgRequest, ctx: JobContext) -> GenerationResult:
     request.validate()
     check_upscaler(request.hires.hr_upscaler, ctx)
     cls = img2img_class(ctx.loaded.pipeline)
-    # 2. The second pass each batch runs before its images are saved
-    hires_pass = SecondPass(steps=request.hires.steps(request.steps), run=partial(second_pass, request, ctx, cls))
+    # 2. The second pass each batch runs before its images are saved, with its own prompt schedule (encoded once)
+    prompt, negative = request.hires.prompts(request)
+    steps = request.hires.steps(request.steps)
+    conditioning = job_conditioning(ctx, ctx.loaded.pipeline, request, prompt=prompt, negative_prompt=negative,
+                                    steps=steps, first_pass_steps=request.steps)
+    hires_pass = SecondPass(steps=steps, run=partial(second_pass, request, ctx, cls, conditioning))
     # 3. Batches: the first pass at the base size hands over latents (latent modes) or images
     output_type = "latent" if is_latent_mode(request.hires.hr_upscaler) else "pil"
     return run_batches(

@@ -43,7 +43,7 @@ def img2img_class(base: Any) -> type:
 def infotext_params(request: Img2ImgRequest, ctx: JobContext, seed: int, batch_pos: int) -> dict:
     # A1111's order: "Denoising strength" comes after Size/Model and before RNG
     return {**base_params(request, ctx, seed), "Denoising strength": request.denoising_strength,
-            **tail_params(request, batch_pos)}
+            **tail_params(request, ctx, batch_pos)}
 
 
 def latent_upscaled_init(request: Img2ImgRequest) -> BatchInputs:

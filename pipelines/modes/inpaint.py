@@ -158,7 +158,7 @@ def mask_params(request: Img2ImgRequest) -> dict[str, Any]:
 def infotext_params(extra: dict[str, Any]) -> InfotextParams:
     def params(request: Img2ImgRequest, ctx: JobContext, seed: int, batch_pos: int) -> dict[str, Any]:
         return {**base_params(request, ctx, seed), "Denoising strength": request.denoising_strength,
-                **tail_params(request, batch_pos, extra={**mask_params(request), **extra})}
+                **tail_params(request, ctx, batch_pos, extra={**mask_params(request), **extra})}
 
     return params
 

@@ -16,7 +16,7 @@ from pipelines.results import GenerationResult
 
 
 def infotext_params(request: Txt2ImgRequest, ctx: JobContext, seed: int, batch_pos: int) -> dict:
-    return {**base_params(request, ctx, seed), **tail_params(request, batch_pos)}
+    return {**base_params(request, ctx, seed), **tail_params(request, ctx, batch_pos)}
 
 
 def blank_canvas(width: int, height: int) -> dict[str, Any]:

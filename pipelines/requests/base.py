@@ -10,6 +10,7 @@ from pipelines.errors import ValidationError
 from pipelines.requests.hires import HiresFix
 
 MAX_SEED = 2**32 - 1
+EMPHASIS_MODES = ("Original", "No norm", "None")  # A1111's emphasis setting
 # Input images above Pillow's decompression-bomb threshold are refused (Pillow itself only warns up to
 # twice this and refuses beyond); about 9459 x 9459.
 MAX_INPUT_PIXELS = 89_478_485
@@ -64,6 +65,10 @@ class GenerationRequest:
     n_iter: int = 1
     model: str | None = None  # None: the model selected in the checkpoint bar
     save_images: bool = True
+    # how the prompt reaches the model (A1111's settings CLIP_stop_at_last_layers and emphasis)
+    clip_skip: int = 1
+    emphasis: str = "Original"  # EMPHASIS_MODES
+    styles: tuple[str, ...] = ()  # names in styles.csv, applied to both prompts before anything else
 
     mode = ""
 
@@ -82,6 +87,13 @@ class GenerationRequest:
             raise ValidationError("seed", f"must be -1 (random) or between 0 and {MAX_SEED}, got {self.seed!r}")
         _check_range("batch_size", self.batch_size, 1, 8)
         _check_range("n_iter", self.n_iter, 1, 100)
+        if not isinstance(self.negative_prompt, str):
+            raise ValidationError("negative_prompt", "must be text")
+        _check_int("clip_skip", self.clip_skip, 1, 12)
+        if self.emphasis not in EMPHASIS_MODES:
+            raise ValidationError("emphasis", f"must be one of {list(EMPHASIS_MODES)}, got {self.emphasis!r}")
+        if not isinstance(self.styles, tuple) or not all(isinstance(s, str) for s in self.styles):
+            raise ValidationError("styles", f"must be a list of style names, got {self.styles!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -43,7 +43,8 @@ def test_update_swaps_the_model_and_persists_with_unknown_keys(store, app_contex
     ({"sd_checkpoints_limit": 2.5}, "sd_checkpoints_limit"),
     ({"samples_format": "webp"}, "samples_format"),
     ({"sd_vae": "kl-f8.safetensors"}, "sd_vae"),
-    ({"CLIP_stop_at_last_layers": 2}, "CLIP_stop_at_last_layers"),
+    ({"CLIP_stop_at_last_layers": 13}, "CLIP_stop_at_last_layers"),
+    ({"emphasis": "Strong"}, "emphasis"),
     ({"outdir_txt2img_samples": "/elsewhere"}, "outdir_txt2img_samples"),
 ])
 def test_bad_values_name_the_key_and_change_nothing(store, changes, field):
@@ -55,7 +56,7 @@ def test_bad_values_name_the_key_and_change_nothing(store, changes, field):
 
 def test_values_atelier_cannot_use_in_an_a1111_config_file_read_as_the_default(app_context):
     path = app_context.settings.data_dir / "config.json"
-    path.write_text(json.dumps({"samples_format": "jpg", "sd_vae": "kl-f8.safetensors", "CLIP_stop_at_last_layers": 2,
+    path.write_text(json.dumps({"samples_format": "jpg", "sd_vae": "kl-f8.safetensors", "CLIP_stop_at_last_layers": 0,
                                 "sd_checkpoints_limit": 4, "quicksettings_list": ["sd_model_checkpoint"]}))
     store = OptionsStore(app_context.settings, app_context.selection)
     values = store.values()
@@ -65,7 +66,7 @@ def test_values_atelier_cannot_use_in_an_a1111_config_file_read_as_the_default(a
 
 
 def test_fixed_keys_accept_their_value_and_derived_keys_are_ignored(store):
-    assert store.check({"CLIP_stop_at_last_layers": 1, "sd_checkpoint_hash": "abc", "randn_source": "CPU"}) == {}
+    assert store.check({"randn_source": "CPU", "sd_checkpoint_hash": "abc"}) == {}
     assert store.check({"sd_vae": "None"}, prefix="override_settings.") == {"sd_vae": "None"}
     with pytest.raises(ValidationError, match="override_settings.randn_source"):
         store.check({"randn_source": "GPU"}, prefix="override_settings.")
@@ -100,3 +101,11 @@ def test_a_failed_write_keeps_the_old_file_and_values(store):
     assert read_config(store.path) == {"api_useragent": "first"}
     assert store.values()["api_useragent"] == "first" and "ext_key" not in store.values()
     assert [p.name for p in store.path.parent.glob("config.json*")] == ["config.json"]
+
+
+def test_clip_skip_and_emphasis_are_settings_a_job_reads(store):
+    assert store.prompt_settings() == {"clip_skip": 1, "emphasis": "Original"}
+    store.update({"CLIP_stop_at_last_layers": 2, "emphasis": "No norm"})
+    assert store.prompt_settings() == {"clip_skip": 2, "emphasis": "No norm"}
+    overrides = store.check({"CLIP_stop_at_last_layers": 3}, prefix="override_settings.")
+    assert store.prompt_settings(overrides) == {"clip_skip": 3, "emphasis": "No norm"}

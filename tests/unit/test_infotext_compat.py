@@ -17,7 +17,7 @@ from pipelines import samplers
 from pipelines.infotext.codec import format_infotext, parse_infotext
 from pipelines.infotext.paste import a1111_version, paste_parameters, to_txt2img_request, writer
 from pipelines.modes.txt2img import infotext_params
-from pipelines.requests import HiresFix, Txt2ImgRequest
+from pipelines.requests import EMPHASIS_MODES, HiresFix, Txt2ImgRequest
 
 A1111_1_10 = """masterpiece, a (red:1.2) fox, <lora:add_detail:0.6>
 Negative prompt: blurry, lowres
@@ -65,11 +65,10 @@ def test_a1111_1_10():
     pasted = paste(A1111_1_10)
     assert pasted.fields == {"prompt": p["Prompt"], "negative_prompt": "blurry, lowres", "steps": 28,
                              "cfg_scale": 6.5, "seed": 3052345201, "width": 512, "height": 768,
-                             "sampler_name": "DPM++ 2M", "scheduler": "Karras",
+                             "sampler_name": "DPM++ 2M", "scheduler": "Karras", "clip_skip": 2, "emphasis": "Original",
                              "hires": HiresFix(hr_scale=2.0, hr_upscaler="R-ESRGAN 4x+", hr_second_pass_steps=10,
                                                denoising_strength=0.45)}
-    unapplied = next(n for n in pasted.notes if n.startswith("Not applied"))
-    assert "Clip skip: 2" in unapplied and "Hires" not in unapplied and "Denoising" not in unapplied
+    assert not any(n.startswith("Not applied") for n in pasted.notes)  # clip skip, emphasis and hires all apply
     assert any("RNG: GPU" in n for n in pasted.notes)  # A1111's default when RNG is absent
 
 
@@ -91,7 +90,7 @@ def test_a1111_2022_without_version_or_model_name():
     assert p["Model hash"] == "925997e9" and "Model" not in p and "Version" not in p
     pasted = paste(A1111_2022)
     assert pasted.fields["batch_size"] == 4 and pasted.fields["scheduler"] == "Automatic"
-    assert "Clip skip: 2" in pasted.notes[0] and "ENSD: 31337" in pasted.notes[0]
+    assert pasted.fields["clip_skip"] == 2 and "ENSD: 31337" in pasted.notes[0]
 
 
 def test_forge_flux_keys_are_kept_and_unknown_schedule_falls_back():
@@ -171,6 +170,7 @@ def test_prompt_only_text_maps_prompt_and_nothing_else():
 def test_bad_values_are_skipped_with_a_note_never_raised():
     pasted = paste("p\nSteps: many, Sampler: Restart, CFG scale: 99, Seed: 1, Size: 100x64")
     assert pasted.fields == {"prompt": "p", "negative_prompt": "", "seed": 1, "height": 64,
+                             "clip_skip": 1, "emphasis": "Original",  # A1111's values for missing keys
                              "hires": None}  # no hires keys: hires fix off, as A1111's paste unticks it
     notes = " ".join(pasted.notes)
     for part in ("Steps 'many' skipped", "CFG scale '99' skipped", "Width '100' skipped: must be a multiple of 8",
@@ -190,8 +190,10 @@ def test_round_trip_of_every_field_atelier_writes():
         model = _random_text(rng).strip() or "m"
         sampler = rng.choice(samplers.SAMPLERS)
         schedules = [s.label for s in sampler.supported_schedules()]
-        ctx = SimpleNamespace(loaded=SimpleNamespace(record=SimpleNamespace(short_hash="0123456789", name=model)))
+        ctx = SimpleNamespace(loaded=SimpleNamespace(record=SimpleNamespace(short_hash="0123456789", name=model)),
+                              prompt_params={})
         request = Txt2ImgRequest(
+            clip_skip=rng.randint(1, 12), emphasis=rng.choice(EMPHASIS_MODES),
             prompt=(_random_text(rng) + "p").strip(), negative_prompt=_random_text(rng).strip(),
             sampler_name=sampler.name, scheduler=rng.choice(["Automatic", *schedules]), steps=rng.randint(1, 150),
             cfg_scale=rng.choice([0.0, 1.5, 7.0, 12.25, 30.0]), width=8 * rng.randint(8, 256),
