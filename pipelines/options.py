@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pipelines.errors import ValidationError
+from pipelines.files import write_text_atomically
 from pipelines.progress import ProgressFn, ignore_progress
 from pipelines.requests.base import EMPHASIS_MODES
 from pipelines.settings import Settings
@@ -201,17 +200,7 @@ def read_config(path: Path) -> dict[str, Any]:
 
 def write_config(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as JSON atomically: readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(data), fh, indent=4, ensure_ascii=False, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, json.dumps(dict(data), indent=4, ensure_ascii=False, default=str))
 
 
 def saved_checkpoint(data_dir: Path) -> str | None:

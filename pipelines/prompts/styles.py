@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.errors import ValidationError
+from pipelines.files import write_text_atomically
 
 PROMPT_PLACEHOLDER = "{prompt}"
 CSV_FIELDS = ("name", "prompt", "negative_prompt")
@@ -141,17 +140,7 @@ def write_styles_csv(path: Path, styles: Iterable[PromptStyle]) -> None:
     writer.writeheader()
     for style in styles:
         writer.writerow({"name": style.name, "prompt": style.prompt, "negative_prompt": style.negative_prompt})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as file:
-            file.write(buffer.getvalue())
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, buffer.getvalue(), encoding="utf-8-sig")
 
 
 class StyleStore:
