@@ -9,6 +9,8 @@ The mapping follows A1111's ``PasteField`` labels::
     Sampler (+ the pre-1.9 "DPM++ 2M Karras" split) and Schedule type -> sampler_name / scheduler
     Denoising strength and the Hires keys -> hires (see :mod:`pipelines.infotext.paste_hires`)
     Clip skip -> clip_skip           Emphasis -> emphasis (A1111 settings, applied to the job)
+    Variation seed / Variation seed strength / Seed resize from-1, -2 -> subseed / subseed_strength /
+    seed_resize_from_w, _h
 
 A key the infotext lacks leaves the field as it is. A value Atelier cannot use is
 skipped with a note, never an error. The defaults A1111 inserts for missing keys
@@ -39,9 +41,8 @@ _PROMPT_KEYS = ("Prompt", "Negative prompt")
 _A1111_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 # Keys that change the image but that Atelier's txt2img cannot apply yet.
 # (The hires keys and "Denoising strength" are applied by pipelines.infotext.paste_hires.)
-NOT_APPLIED = ("Hires checkpoint", "First pass size", "Variation seed", "Variation seed strength",
-               "Seed resize from", "VAE", "ENSD", "Eta", "Eta DDIM", "Refiner", "Tiling", "Face restoration",
-               "Token merging ratio", "Distilled CFG Scale", "Noise multiplier", "Module 1")
+NOT_APPLIED = ("Hires checkpoint", "First pass size", "VAE", "ENSD", "Eta", "Eta DDIM", "Refiner", "Tiling",
+               "Face restoration", "Token merging ratio", "Distilled CFG Scale", "Noise multiplier", "Module 1")
 _DEFAULT_VALUES = {"Beta schedule alpha": "0.6", "Beta schedule beta": "0.6"}
 # Settings an infotext carries, with the value A1111 assumes when the key is missing.
 _SETTINGS = (("Clip skip", "clip_skip", "1"), ("Emphasis", "emphasis", "Original"))
@@ -105,6 +106,10 @@ _SIMPLE: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("Size-1", "width", _to_int),
     ("Size-2", "height", _to_int),
     ("Batch size", "batch_size", _to_int),
+    ("Variation seed", "subseed", _to_int),
+    ("Variation seed strength", "subseed_strength", float),
+    ("Seed resize from-1", "seed_resize_from_w", _to_int),
+    ("Seed resize from-2", "seed_resize_from_h", _to_int),
 )
 
 
@@ -210,7 +215,8 @@ def paste_parameters(params: Mapping[str, str], store: ModelStore | None = None)
             _checked(name, value)
         except (ValueError, ValidationError) as exc:
             reason = exc.message if isinstance(exc, ValidationError) else str(exc)
-            shown = {"Size-1": "Width", "Size-2": "Height"}.get(label, label)
+            shown = {"Size-1": "Width", "Size-2": "Height", "Seed resize from-1": "Seed resize from width",
+                     "Seed resize from-2": "Seed resize from height"}.get(label, label)
             notes.append(f"{shown} {params[label]!r} skipped: {reason}.")
             continue
         fields[name] = value

@@ -6,12 +6,13 @@ import inspect
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from pipelines import samplers
+from pipelines.imaging.noise import initial_noise
 from pipelines.imaging.preview import LatentPreviewer, fit_previewer
 from pipelines.infotext.codec import format_infotext
 from pipelines.models.loaded import LoadedModel
@@ -125,6 +126,40 @@ def job_conditioning(ctx: JobContext, pipe: Any, request: GenerationRequest, *, 
                               embeddings=embeddings.vectors, first_pass_steps=first_pass_steps)
 
 
+def variation_params(request: GenerationRequest, seed: int) -> dict[str, Any]:
+    """A1111's variation keys for the image of ``seed``, written when used (seeds resolved: see
+    :func:`with_resolved_seeds`; image *i* has seed + *i* and variation seed + *i*)."""
+    variation = request.variation
+    params: dict[str, Any] = {}
+    if variation.strength > 0:
+        params["Variation seed"] = request.subseed + seed - request.seed
+        params["Variation seed strength"] = variation.strength
+    if variation.resize_from is not None:
+        params["Seed resize from"] = f"{variation.resize_from[0]}x{variation.resize_from[1]}"
+    return params
+
+
+def with_resolved_seeds(request: Any) -> Any:
+    """``request`` with a random seed (-1) and a random variation seed drawn now, so every image's pair is known."""
+    return replace(request, seed=resolve_seed(request.seed), subseed=resolve_seed(request.subseed))
+
+
+def variation_noise(request: GenerationRequest) -> BatchInputs | None:
+    """``batch_inputs`` giving the pipeline its initial ``latents`` when a variation seed or seed resize is used
+    (``request`` with resolved seeds)."""
+    if not request.variation.active:
+        return None  # the pipeline draws each image's noise from its own generator, as ever
+
+    def latents(pipe: Any, seeds: list[int]) -> dict[str, Any]:
+        subseeds = [request.subseed + seed - request.seed for seed in seeds]
+        noise = initial_noise(seeds, subseeds, request.variation, channels=pipe.unet.config.in_channels,
+                              size=(request.width, request.height), scale=pipe.vae_scale_factor,
+                              dtype=pipe.unet.dtype)
+        return {"latents": noise}
+
+    return latents
+
+
 def model_params(loaded: LoadedModel) -> dict[str, Any]:
     return {"Model hash": loaded.record.short_hash, "Model": loaded.record.name}
 
@@ -140,6 +175,7 @@ def base_params(request: GenerationRequest, ctx: JobContext, seed: int) -> dict[
         "Seed": seed,
         "Size": f"{request.width}x{request.height}",
         **model_params(ctx.loaded),
+        **variation_params(request, seed),
     }
 
 

@@ -33,6 +33,7 @@ from pipelines.modes.common import (
     run_batches,
     step_callback,
     tail_params,
+    variation_noise,
 )
 from pipelines.modes.img2img import img2img_class
 from pipelines.prompts.conditioning import Conditioning
@@ -166,4 +167,5 @@ def run(request: Txt2ImgRequest, ctx: JobContext) -> GenerationResult:
         denoising_steps=request.steps,
         infotext_params=infotext_params,
         second_pass=hires_pass,
+        batch_inputs=variation_noise(request),
     )

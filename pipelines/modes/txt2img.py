@@ -9,7 +9,14 @@ from PIL import Image
 
 from pipelines.errors import UnsupportedModelError
 from pipelines.modes import hires
-from pipelines.modes.common import JobContext, base_params, run_batches, tail_params
+from pipelines.modes.common import (
+    JobContext,
+    base_params,
+    run_batches,
+    tail_params,
+    variation_noise,
+    with_resolved_seeds,
+)
 from pipelines.modes.inpaint import is_inpainting_model
 from pipelines.requests import Txt2ImgRequest
 from pipelines.results import GenerationResult
@@ -34,6 +41,7 @@ def run(request: Txt2ImgRequest, ctx: JobContext) -> GenerationResult:
     if inpainting_model and request.hires is not None:
         raise UnsupportedModelError(f"{ctx.loaded.record.name} is an inpainting checkpoint: hires fix needs an "
                                     "ordinary one (use it in img2img / inpaint, or turn hires fix off)")
+    request = with_resolved_seeds(request)  # variation seeds are per image: the pairs must be known
     # 2. With hires fix, the two-pass job (pipelines/modes/hires.py)
     if request.hires is not None:
         return hires.run(request, ctx)
@@ -47,4 +55,5 @@ def run(request: Txt2ImgRequest, ctx: JobContext) -> GenerationResult:
         call_kwargs=call_kwargs,
         denoising_steps=request.steps,
         infotext_params=infotext_params,
+        batch_inputs=variation_noise(request),
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from pipelines import samplers
 from pipelines.errors import ValidationError
+from pipelines.imaging.noise import Variation
 from pipelines.requests.hires import HiresFix
 
 MAX_SEED = 2**32 - 1
@@ -69,6 +70,11 @@ class GenerationRequest:
     clip_skip: int = 1
     emphasis: str = "Original"  # EMPHASIS_MODES
     styles: tuple[str, ...] = ()  # names in styles.csv, applied to both prompts before anything else
+    # A1111's variation seed (txt2img): noise slerped towards the subseed's; "resize seed from" W x H
+    subseed: int = -1
+    subseed_strength: float = 0.0
+    seed_resize_from_w: int = 0  # 0 (or -1): off
+    seed_resize_from_h: int = 0
 
     mode = ""
 
@@ -92,8 +98,30 @@ class GenerationRequest:
         _check_int("clip_skip", self.clip_skip, 1, 12)
         if self.emphasis not in EMPHASIS_MODES:
             raise ValidationError("emphasis", f"must be one of {list(EMPHASIS_MODES)}, got {self.emphasis!r}")
+        self._validate_variation()
         if not isinstance(self.styles, tuple) or not all(isinstance(s, str) for s in self.styles):
             raise ValidationError("styles", f"must be a list of style names, got {self.styles!r}")
+
+    def _validate_variation(self) -> None:
+        if not isinstance(self.subseed, int) or not -1 <= self.subseed <= MAX_SEED:
+            raise ValidationError("subseed", f"must be -1 (random) or between 0 and {MAX_SEED}, got {self.subseed!r}")
+        if isinstance(self.subseed_strength, bool) or not isinstance(self.subseed_strength, int | float):
+            raise ValidationError("subseed_strength", f"must be a number, got {self.subseed_strength!r}")
+        _check_range("subseed_strength", self.subseed_strength, 0, 1)
+        resize = (self.seed_resize_from_w, self.seed_resize_from_h)
+        for name, value in zip(("seed_resize_from_w", "seed_resize_from_h"), resize, strict=True):
+            _check_int(name, value, -1, 4096)  # 0 or -1: off (A1111 uses the pair only when both are set)
+            if value > 0 and value % 8:
+                raise ValidationError(name, f"must be a multiple of 8, got {value}")
+        if self.variation.active and self.mode != "txt2img":
+            raise ValidationError("subseed_strength", f"variation seeds apply to txt2img; {self.mode} draws its noise "
+                                  "from the init image (send 0 and no seed resize)")
+
+    @property
+    def variation(self) -> Variation:
+        resize = (self.seed_resize_from_w, self.seed_resize_from_h)
+        return Variation(self.subseed, float(self.subseed_strength),
+                         resize if all(v > 0 for v in resize) and resize != (self.width, self.height) else None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
