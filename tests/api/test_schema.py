@@ -56,6 +56,7 @@ MODEL_FIELDS = {
     models.PromptStyleItem: {"name", "prompt", "negative_prompt"},
     models.EmbeddingsResponse: {"loaded", "skipped"},
     models.EmbeddingItem: {"step", "sd_checkpoint", "sd_checkpoint_name", "shape", "vectors"},
+    models.SkippedEmbeddingItem: {"step", "sd_checkpoint", "sd_checkpoint_name", "shape", "vectors", "reason"},
     models.MemoryResponse: {"ram", "cuda", "models"},  # + Atelier's list of models in memory
     models.ScriptsList: {"txt2img", "img2img"},
     models.ExtensionItem: {"name", "remote", "branch", "commit_hash", "commit_date", "version", "enabled"},

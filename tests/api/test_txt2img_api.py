@@ -122,8 +122,10 @@ def test_override_settings_unknown_model_is_a_404(api):
 
 def test_override_settings_checks_known_options_and_ignores_unknown_ones(api):
     _, info = _txt2img(api, override_settings={"CLIP_stop_at_last_layers": 1, "some_extension_option": 3})
-    assert info["clip_skip"] == 1
-    response = api.post("/txt2img", json={**FAST, "override_settings": {"CLIP_stop_at_last_layers": 2}})
+    assert info["clip_skip"] == 1 and "Clip skip" not in info["infotexts"][0]
+    _, info = _txt2img(api, override_settings={"CLIP_stop_at_last_layers": 2})
+    assert info["clip_skip"] == 2 and "Clip skip: 2" in info["infotexts"][0]
+    response = api.post("/txt2img", json={**FAST, "override_settings": {"CLIP_stop_at_last_layers": 13}})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("override_settings.CLIP_stop_at_last_layers:")
 

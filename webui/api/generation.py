@@ -1,10 +1,13 @@
 """Generation over the API: A1111's request body -> a core request, the result -> A1111's response.
 
 The body -> request steps are shared by txt2img and img2img (:mod:`webui.api.img2img` adds the image).
-Order as in A1111's ``text2imgapi``: apply ``infotext`` to the fields the request leaves unset,
-refuse what Atelier cannot do yet, resolve the sampler (legacy ``sampler_index`` and
-"DPM++ 2M Karras"-style names included; unknown -> 400 "Sampler not found"), check
-``override_settings``, then build the core request, whose ``validate()`` names any bad field.
+Order as in A1111's ``text2imgapi``: apply ``infotext`` to the fields the request leaves unset
+(and its Clip skip / Emphasis to ``override_settings``), refuse what Atelier cannot do yet, resolve
+the sampler (legacy ``sampler_index`` and "DPM++ 2M Karras"-style names included; unknown -> 400
+"Sampler not found"), check ``override_settings``, then build the core request, whose
+``validate()`` names any bad field. ``styles`` are applied by the engine (unknown names -> 422
+naming ``styles``); clip skip and emphasis come from the options, overridden per request by
+``override_settings`` (``CLIP_stop_at_last_layers``, ``emphasis``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ Body = TypeVar("Body", bound=ProcessingAPI)
 Request = TypeVar("Request", bound=GenerationRequest)
 Response = TypeVar("Response", bound=TextToImageResponse)
 API_DEFAULT_SAMPLER = "Euler"  # A1111's API: sampler_index defaults to "Euler" when sampler_name is empty
+# Infotext keys that are settings in A1111 (``OptionInfo(infotext=...)``): pasted field -> option key.
+INFOTEXT_SETTINGS = (("clip_skip", "CLIP_stop_at_last_layers"), ("emphasis", "emphasis"))
 
 
 def apply_infotext(body: Body) -> Body:
@@ -39,7 +44,10 @@ def apply_infotext(body: Body) -> Body:
     The mapping is the UI's "Read parameters" one (:func:`pipelines.infotext.paste.paste_parameters`):
     legacy sampler names, the schedule of pre-1.9 images, and values Atelier cannot use are
     skipped (and logged) rather than refused. As with A1111's default
-    (``disable_weights_auto_swap``), the model the infotext names is not loaded.
+    (``disable_weights_auto_swap``), the model the infotext names is not loaded. Clip skip and
+    Emphasis are settings in A1111: they go into ``override_settings`` (as
+    ``CLIP_stop_at_last_layers`` / ``emphasis``, with A1111's defaults 1 / Original when the
+    infotext has a parameters line without them) unless the client set those keys itself.
     """
     if not body.infotext:
         return body
@@ -52,13 +60,14 @@ def apply_infotext(body: Body) -> Body:
     if hires is not None and "enable_hr" in type(body).model_fields:  # the flat A1111 fields of its hires fix
         flat = {"enable_hr": True, **asdict(hires)}
         updates.update({name: value for name, value in flat.items() if name not in body.model_fields_set})
+    settings = {key: pasted.fields[name] for name, key in INFOTEXT_SETTINGS if name in pasted.fields}
+    if settings:
+        updates["override_settings"] = {**settings, **(body.override_settings or {})}  # the client's keys win
     return body.model_copy(update=updates)
 
 
 def refuse_unsupported(body: ProcessingAPI) -> None:
     """Fields that ask for something Atelier cannot do yet get a 422 naming them, never a silent no-op."""
-    if body.styles:
-        raise ValidationError("styles", f"no prompt style named {body.styles[0]!r}; Atelier has no styles yet")
     if (body.subseed_strength or 0) > 0:
         raise ValidationError("subseed_strength", "variation seeds are not supported yet; send 0")
     for field in ("seed_resize_from_w", "seed_resize_from_h"):
@@ -107,6 +116,7 @@ def core_request(body: ProcessingAPI, options: OptionsStore, cls: type[Request],
     sampler_name, scheduler = _sampler(body)
     overrides = options.check(body.override_settings or {}, prefix="override_settings.")
     model = overrides.get("sd_model_checkpoint")
+    prompt_settings = options.prompt_settings(overrides)  # clip_skip, emphasis
     request = cls(
         prompt=_value(body, "prompt"),
         negative_prompt=_value(body, "negative_prompt"),
@@ -121,6 +131,9 @@ def core_request(body: ProcessingAPI, options: OptionsStore, cls: type[Request],
         n_iter=_value(body, "n_iter"),
         model=model or None,
         save_images=bool(_value(body, "save_images")),
+        clip_skip=prompt_settings["clip_skip"],
+        emphasis=prompt_settings["emphasis"],
+        styles=tuple(body.styles or ()),
         **mode_fields,
     )
     request.validate()
@@ -151,15 +164,18 @@ def to_core_request(body: ProcessingAPI, options: OptionsStore) -> Txt2ImgReques
 
 def processed_info(body: ProcessingAPI, request: GenerationRequest, result: GenerationResult,
                    job_timestamp: str) -> dict[str, Any]:
-    """A1111's ``Processed.js()`` keys that Atelier knows, from the core's result."""
+    """A1111's ``Processed.js()`` keys that Atelier knows, from the core's result.
+
+    As in A1111, ``prompt``/``negative_prompt`` are the request's and ``all_prompts``/``all_negative_prompts``
+    the ones the images were made from (with ``styles`` applied)."""
     core = result.info
     count = len(result.images)
     subseed = _value(body, "subseed")
     return {
         "prompt": request.prompt,
-        "all_prompts": [request.prompt] * count,
+        "all_prompts": [core.get("prompt", request.prompt)] * count,
         "negative_prompt": request.negative_prompt,
-        "all_negative_prompts": [request.negative_prompt] * count,
+        "all_negative_prompts": [core.get("negative_prompt", request.negative_prompt)] * count,
         "seed": core.get("seed", request.seed),
         "all_seeds": core.get("all_seeds", [img.seed for img in result.images]),
         "subseed": subseed,
@@ -184,9 +200,9 @@ def processed_info(body: ProcessingAPI, request: GenerationRequest, result: Gene
         "extra_generation_params": _extra_generation_params(request),
         "index_of_first_image": 0,
         "infotexts": [img.infotext for img in result.images],
-        "styles": [],
+        "styles": list(request.styles),
         "job_timestamp": job_timestamp,
-        "clip_skip": 1,
+        "clip_skip": request.clip_skip,
         "is_using_inpainting_conditioning": False,
         "version": core.get("version", ""),
     }

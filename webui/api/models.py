@@ -4,16 +4,19 @@ Every request field is optional with A1111 1.10's default, so existing clients' 
 unchanged; fields A1111 does not define are ignored. What Atelier does with each txt2img field
 (img2img shares them; its own are listed on :class:`StableDiffusionImg2ImgProcessingAPI`):
 
-- honoured: prompt, negative_prompt, seed, sampler_name, sampler_index (legacy, used when
+- honoured: prompt, negative_prompt, styles (names from styles.csv, applied to both prompts;
+  an unknown name is a 422 naming ``styles``), seed, sampler_name, sampler_index (legacy, used when
   sampler_name is empty; "DPM++ 2M Karras"-style names are split), scheduler (label or name),
   batch_size, n_iter, steps, cfg_scale, width, height, send_images, save_images,
-  override_settings (sd_model_checkpoint for this request only; other known options must keep
-  their value, see pipelines/options.py; unknown keys are ignored), infotext (fills the fields
-  the request does not set, with the UI's paste mapping: pipelines/paste.py), enable_hr with
-  hr_scale, hr_upscaler, hr_second_pass_steps, hr_resize_x/y, hr_sampler_name, hr_scheduler,
-  hr_prompt, hr_negative_prompt and denoising_strength (hires fix: pipelines/hires_fix.py);
-- refused with 422 naming the field when asking for something Atelier cannot do yet: styles (there
-  are none), subseed_strength > 0, seed_resize_from_w/h > 0, restore_faces, tiling,
+  override_settings (for this request only: sd_model_checkpoint, CLIP_stop_at_last_layers 1-12,
+  emphasis; other known options must keep their value, see pipelines/options.py; unknown keys are
+  ignored), infotext (fills the fields the request does not set, with the UI's paste mapping:
+  pipelines/infotext/paste.py; its Clip skip and Emphasis go to override_settings, as in A1111),
+  enable_hr with hr_scale, hr_upscaler, hr_second_pass_steps, hr_resize_x/y, hr_sampler_name,
+  hr_scheduler, hr_prompt, hr_negative_prompt and denoising_strength (hires fix:
+  pipelines/requests/hires.py);
+- refused with 422 naming the field when asking for something Atelier cannot do yet:
+  subseed_strength > 0, seed_resize_from_w/h > 0, restore_faces, tiling,
   refiner_checkpoint, hr_checkpoint_name, firstpass_image, script_name, alwayson_scripts;
 - accepted and ignored (no effect on the image Atelier makes): subseed, eta, s_*, denoising_strength (txt2img
   without enable_hr), refiner_switch_at, hr_* and firstphase_* (without enable_hr), do_not_save_samples/grid
@@ -272,9 +275,16 @@ class EmbeddingItem(ApiModel):
     vectors: int
 
 
+class SkippedEmbeddingItem(EmbeddingItem):
+    """An embedding a job on the current checkpoint would skip; ``reason`` is Atelier's addition."""
+
+    reason: str = Field(default="", description="why it cannot be used with the current checkpoint")
+
+
 class EmbeddingsResponse(ApiModel):
-    loaded: dict[str, EmbeddingItem] = Field(default_factory=dict)
-    skipped: dict[str, EmbeddingItem] = Field(default_factory=dict)
+    loaded: dict[str, EmbeddingItem] = Field(default_factory=dict, description="usable with the current checkpoint")
+    skipped: dict[str, SkippedEmbeddingItem] = Field(
+        default_factory=dict, description="made for another architecture, the wrong width, or unreadable")
 
 
 class PromptStyleItem(ApiModel):

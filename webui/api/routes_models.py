@@ -1,13 +1,25 @@
-"""Model, option and status routes: sd-models, options, samplers, schedulers, upscalers, memory, ...
+"""Model, option and status routes: sd-models, options, samplers, schedulers, upscalers, embeddings,
+prompt-styles, memory, ...
 
-Lists of things Atelier does not have yet (VAEs, LoRAs, embeddings, styles, scripts, extensions)
-are answered with empty lists rather than 404s, so clients that read them at start-up work; the
-features that would *use* them are refused where they are asked for (see webui/api/generation.py).
+Lists of things the API does not list yet (VAEs, LoRAs, hypernetworks, scripts, extensions) are
+answered with empty lists rather than 404s, so clients that read them at start-up work; the
+features that would *use* the missing ones are refused where they are asked for (see
+webui/api/generation.py). Every refresh-* route rescans the model store (all kinds at once).
+
+``/embeddings`` sorts the textual-inversion files as a job on the selected checkpoint would
+(:func:`pipelines.prompts.embeddings.embeddings_for`): ``loaded`` when the file is not made for
+another architecture and its vectors are as wide as the checkpoint's text encoders, else
+``skipped`` with a ``reason``. Shapes come from the safetensors header, never the weights (a
+pickled file, allowed only with --allow-pickle, is read through the store as a job would). The
+encoders' widths come from the checkpoint's ``text_encoder*/config.json`` (its folder, or the
+sidecar config of a single file), else from its architecture's reference models.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,10 +31,14 @@ from fastapi import APIRouter, Body
 
 from pipelines import samplers
 from pipelines.context import AppContext
+from pipelines.models.architecture import Architecture, read_safetensors_shapes
+from pipelines.models.kinds import ModelType
 from pipelines.models.refs import ModelRecord
 from pipelines.models.store import ModelStore
 from pipelines.options import OptionsStore
+from pipelines.prompts.embeddings import compatible, per_encoder
 from webui.api.models import (
+    EmbeddingItem,
     EmbeddingsResponse,
     ExtensionItem,
     FaceRestorerItem,
@@ -40,12 +56,16 @@ from webui.api.models import (
     ScriptsList,
     SDModelItem,
     SDVaeItem,
+    SkippedEmbeddingItem,
     UpscalerItem,
 )
 from webui.api.routes_generation import CLIENT_ERRORS
 
 SECRET_MARKERS = ("auth", "password", "token", "secret")
 REDACTED = "<redacted>"
+# Text-encoder widths of each architecture's reference models: CLIP-L; OpenCLIP-H; CLIP-L + OpenCLIP-bigG.
+REFERENCE_WIDTHS = {Architecture.SD1: [768], Architecture.SD2: [1024], Architecture.SDXL: [768, 1280]}
+Parts = list[tuple[int, ...]]  # (vectors, width) per text encoder, as per_encoder reads an embedding
 
 
 def sd_model_item(record: ModelRecord) -> SDModelItem:
@@ -106,6 +126,88 @@ def memory_report(store: ModelStore | None = None, *, cuda: CudaStats | None = N
     return MemoryResponse(ram=ram, cuda=cuda_report, models=models)
 
 
+def encoder_widths(checkpoint: ModelRecord) -> list[int]:
+    """The widths of ``checkpoint``'s text encoders, from its ``text_encoder*/config.json`` when it has a
+    folder (or sidecar config), else its architecture's reference widths."""
+    folder = checkpoint.config_path or checkpoint.path
+    widths: list[int] = []
+    for sub in ("text_encoder", "text_encoder_2"):
+        config = folder / sub / "config.json" if folder is not None else None
+        if config is None or not config.is_file():
+            continue
+        try:
+            widths.append(int(json.loads(config.read_text(encoding="utf-8"))["hidden_size"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return REFERENCE_WIDTHS[checkpoint.architecture]
+    return widths or REFERENCE_WIDTHS[checkpoint.architecture]
+
+
+def header_parts(shapes: dict[str, tuple[int, ...]], architecture: Architecture) -> Parts | None:
+    """:func:`~pipelines.prompts.embeddings.per_encoder` on a safetensors header: the 2-D shape of each
+    text encoder's vectors, or None when the file holds none for ``architecture``."""
+    if architecture is Architecture.SDXL:
+        return [shapes["clip_l"], shapes["clip_g"]] if "clip_l" in shapes and "clip_g" in shapes else None
+    if "clip_g" in shapes:
+        return None
+    shape = shapes.get("emb_params") or (next(iter(shapes.values())) if len(shapes) == 1 else None)
+    if not shape:
+        return None
+    return [(math.prod(shape[:-1]), shape[-1])]
+
+
+def embedding_parts(store: ModelStore, record: ModelRecord, architecture: Architecture) -> Parts | None:
+    """The vectors' shapes of an embedding file read for ``architecture``: from the safetensors header,
+    or (pickles, allowed only with --allow-pickle) from the tensors the store loads, as a job does."""
+    assert record.path is not None
+    if record.path.suffix == ".safetensors":
+        return header_parts(read_safetensors_shapes(record.path), architecture)
+    with store.use(record, model_type=ModelType.EMBEDDING) as loaded:
+        vectors = per_encoder(loaded.model, architecture)
+    return [tuple(v.shape) for v in vectors] if vectors else None
+
+
+def unusable(record: ModelRecord, parts: Parts | None, checkpoint: ModelRecord | None) -> str | None:
+    """Why a job on ``checkpoint`` would skip the embedding (as ``embeddings_for`` decides), or None."""
+    if checkpoint is None or checkpoint.architecture is None:
+        return "the selected checkpoint is not downloaded yet, so its architecture is unknown"
+    problem = compatible(record, checkpoint.architecture)
+    if problem is not None:
+        return problem
+    widths = encoder_widths(checkpoint)
+    if parts is None or [part[-1] for part in parts] != widths:
+        return f"its vectors ({parts or 'none it can read'}) do not fit this model's text encoders (widths {widths})"
+    return None
+
+
+def embedding_entry(store: ModelStore, record: ModelRecord, checkpoint: ModelRecord | None
+                    ) -> tuple[bool, EmbeddingItem]:
+    """(usable with ``checkpoint``, A1111's item). ``shape`` is the vector width (SDXL: both encoders'
+    widths added, as A1111 reports it), ``vectors`` the vectors per encoder; both 0 when unreadable."""
+    reason = record.problem
+    parts: Parts | None = None
+    if reason is None:
+        architecture = record.arch or (checkpoint.architecture if checkpoint is not None else None)
+        try:  # read as made for its own architecture when known (a skipped SDXL file still shows its shape)
+            parts = embedding_parts(store, record, architecture or Architecture.SD1)
+        except Exception as exc:  # a stranger's file: listing reports it, never fails
+            reason = f"unreadable ({type(exc).__name__}: {exc})"
+        else:
+            reason = unusable(record, parts, checkpoint)
+    shape, vectors = (sum(part[-1] for part in parts), parts[-1][0]) if parts else (0, 0)
+    if reason is None:
+        return True, EmbeddingItem(shape=shape, vectors=vectors)
+    return False, SkippedEmbeddingItem(shape=shape, vectors=vectors, reason=reason)
+
+
+def embeddings_report(store: ModelStore, checkpoint: ModelRecord | None) -> EmbeddingsResponse:
+    """A1111's ``/embeddings``: every embedding file, ``loaded`` or ``skipped`` for ``checkpoint``."""
+    report = EmbeddingsResponse()
+    for record in store.records(ModelType.EMBEDDING):
+        usable, item = embedding_entry(store, record, checkpoint)
+        (report.loaded if usable else report.skipped)[record.name] = item
+    return report
+
+
 def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, cmd_flags: Mapping[str, Any]) -> None:
     store = ctx.store
 
@@ -114,9 +216,21 @@ def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, 
         """Installed checkpoints; ``hash`` is null until a model has been loaded once (and hashed)."""
         return [sd_model_item(r) for r in store.checkpoints() if r.installed and not r.problem]
 
-    @router.post("/refresh-checkpoints", response_model=None)
-    def refresh_checkpoints() -> None:
-        store.refresh()
+    for path in ("/refresh-checkpoints", "/refresh-vae", "/refresh-loras", "/refresh-embeddings"):
+        router.add_api_route(path, _refresh(store), methods=["POST"], response_model=None, name=path.strip("/"),
+                             summary=f"{path.strip('/')}: rescan the model folders (every kind)")
+
+    @router.get("/embeddings", response_model=EmbeddingsResponse)
+    def embeddings() -> EmbeddingsResponse:
+        """Textual-inversion files: ``loaded`` = usable with the selected checkpoint, ``skipped`` = made for
+        another architecture, the wrong width or unreadable (with a ``reason``, Atelier's addition)."""
+        return embeddings_report(store, ctx.selection.record())
+
+    @router.get("/prompt-styles", response_model=list[PromptStyleItem], responses=CLIENT_ERRORS)
+    def prompt_styles() -> list[PromptStyleItem]:
+        """The styles of data_dir/styles.csv, in file order (for txt2img/img2img ``styles``)."""
+        return [PromptStyleItem(name=style.name, prompt=style.prompt, negative_prompt=style.negative_prompt)
+                for style in ctx.styles.all().values()]
 
     @router.get("/options", response_model=OptionsModel)
     def get_options() -> dict[str, Any]:
@@ -181,22 +295,26 @@ def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, 
 
 
 def _add_empty_lists(router: APIRouter) -> None:
-    """Routes for things Atelier has none of yet: they answer, with nothing in them."""
+    """Routes for things the API does not list yet: they answer, with nothing in them."""
     lists: tuple[tuple[str, Any], ...] = (
-        ("/sd-vae", SDVaeItem), ("/loras", LoraItem), ("/prompt-styles", PromptStyleItem),
+        ("/sd-vae", SDVaeItem), ("/loras", LoraItem),
         ("/hypernetworks", HypernetworkItem), ("/face-restorers", FaceRestorerItem),
         ("/realesrgan-models", RealesrganItem), ("/extensions", ExtensionItem), ("/script-info", dict),
     )
     for path, item in lists:
         router.add_api_route(path, _constant([]), methods=["GET"], response_model=list[item], name=path.strip("/"),
                              summary=f"{path.strip('/')}: none yet")
-    router.add_api_route("/embeddings", _constant(EmbeddingsResponse()), methods=["GET"],
-                         response_model=EmbeddingsResponse, summary="embeddings: none yet")
     router.add_api_route("/scripts", _constant(ScriptsList()), methods=["GET"], response_model=ScriptsList,
                          summary="scripts: none yet")
-    for path in ("/refresh-vae", "/refresh-embeddings", "/refresh-loras"):
-        router.add_api_route(path, _constant(None), methods=["POST"], response_model=None,
-                             summary=f"{path.strip('/')}: nothing to refresh yet")
+
+
+def _refresh(store: ModelStore):
+    """An endpoint rescanning every kind of model (A1111's refresh-* routes all land here)."""
+
+    def endpoint() -> None:
+        store.refresh()
+
+    return endpoint
 
 
 def _constant(value: Any):
