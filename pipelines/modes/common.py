@@ -269,6 +269,8 @@ def result_info(request: GenerationRequest, ctx: JobContext, images: list[Genera
         "negative_prompt": request.negative_prompt,
         "seed": first_seed,
         "all_seeds": [img.seed for img in images],
+        "subseed": request.subseed + first_seed - request.seed if request.seed >= 0 else request.subseed,
+        "all_subseeds": [request.subseed + img.seed - first_seed for img in images],
         "width": request.width,
         "height": request.height,
         "sampler_name": spec.name,

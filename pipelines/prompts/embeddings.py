@@ -43,7 +43,7 @@ def per_encoder(state: dict[str, Any], architecture: Architecture) -> list[torch
         return None
     if "clip_g" in state:
         return None
-    tensor = state.get("emb_params")
+    tensor = state.get("emb_params", state.get("string_to_param.*"))  # the latter: a flattened old .pt
     nested = state.get("string_to_param")
     if tensor is None and isinstance(nested, dict):
         tensor = nested.get("*")

@@ -81,7 +81,7 @@ def test_posting_back_what_get_returned_is_accepted(api):
 
 @pytest.mark.parametrize(("changes", "status", "field"), [
     ({"sd_model_checkpoint": "no-such-model"}, 404, None),
-    ({"CLIP_stop_at_last_layers": 2}, 422, "CLIP_stop_at_last_layers"),
+    ({"CLIP_stop_at_last_layers": 13}, 422, "CLIP_stop_at_last_layers"),
     ({"samples_format": "jpg"}, 422, "samples_format"),
     ({"live_previews_enable": "yes"}, 422, "live_previews_enable"),
     ({"sd_checkpoints_limit": 1.5}, 422, "sd_checkpoints_limit"),

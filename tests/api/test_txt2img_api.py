@@ -166,8 +166,8 @@ def test_infotext_values_atelier_cannot_use_are_skipped_as_in_the_ui(api):
     ({"enable_hr": True, "hr_scale": 100}, "hr_scale", 422),  # hires fix works; bad values name the field
     ({"restore_faces": True}, "restore_faces", 422),
     ({"tiling": True}, "tiling", 422),
-    ({"subseed_strength": 0.5}, "subseed_strength", 422),
-    ({"seed_resize_from_w": 128}, "seed_resize_from_w", 422),
+    ({"subseed_strength": 1.5}, "subseed_strength", 422),
+    ({"seed_resize_from_w": 100}, "seed_resize_from_w", 422),
     ({"refiner_checkpoint": "tiny-sd15-b"}, "refiner_checkpoint", 422),
     ({"script_name": "x/y/z plot"}, "script_name", 422),
     ({"alwayson_scripts": {"ControlNet": {"args": []}}}, "alwayson_scripts", 422),
@@ -197,6 +197,16 @@ def test_a1111_client_payload_with_ignored_fields_is_accepted(api):
                        override_settings_restore_afterwards=True, script_args=[], alwayson_scripts={},
                        force_task_id="task(abc)", comments={"note": "hi"}, controlnet_units=[])
     assert info["seed"] == 11 and info["subseed"] == 5
+
+
+def test_variation_seed_fields_make_a_variation_and_are_reported(api):
+    plain, _ = _txt2img(api, seed=11)
+    varied = dict(seed=11, subseed=7, subseed_strength=0.5, seed_resize_from_w=48, seed_resize_from_h=48)
+    body, info = _txt2img(api, **varied)
+    assert body["images"] != plain["images"]
+    assert (info["subseed"], info["subseed_strength"], info["seed_resize_from_w"]) == (7, 0.5, 48)
+    assert "Variation seed: 7, Variation seed strength: 0.5, Seed resize from: 48x48" in info["infotexts"][0]
+    assert _txt2img(api, **varied)[0]["images"] == body["images"]
 
 
 @pytest.mark.parametrize(("path", "feature"), [("/interrogate", "interrogate")])

@@ -68,11 +68,6 @@ def apply_infotext(body: Body) -> Body:
 
 def refuse_unsupported(body: ProcessingAPI) -> None:
     """Fields that ask for something Atelier cannot do yet get a 422 naming them, never a silent no-op."""
-    if (body.subseed_strength or 0) > 0:
-        raise ValidationError("subseed_strength", "variation seeds are not supported yet; send 0")
-    for field in ("seed_resize_from_w", "seed_resize_from_h"):
-        if (getattr(body, field) or 0) > 0:
-            raise ValidationError(field, "seed resize is not supported yet; send -1")
     checks = (
         ("restore_faces", body.restore_faces, "face restoration is not available yet"),
         ("tiling", body.tiling, "tiling is not available yet"),
@@ -134,6 +129,10 @@ def core_request(body: ProcessingAPI, options: OptionsStore, cls: type[Request],
         clip_skip=prompt_settings["clip_skip"],
         emphasis=prompt_settings["emphasis"],
         styles=tuple(body.styles or ()),
+        subseed=_value(body, "subseed"),
+        subseed_strength=float(_value(body, "subseed_strength")),
+        seed_resize_from_w=_value(body, "seed_resize_from_w"),
+        seed_resize_from_h=_value(body, "seed_resize_from_h"),
         **mode_fields,
     )
     request.validate()
@@ -170,7 +169,7 @@ def processed_info(body: ProcessingAPI, request: GenerationRequest, result: Gene
     the ones the images were made from (with ``styles`` applied)."""
     core = result.info
     count = len(result.images)
-    subseed = _value(body, "subseed")
+    subseed = core.get("subseed", _value(body, "subseed"))
     return {
         "prompt": request.prompt,
         "all_prompts": [core.get("prompt", request.prompt)] * count,
@@ -179,8 +178,8 @@ def processed_info(body: ProcessingAPI, request: GenerationRequest, result: Gene
         "seed": core.get("seed", request.seed),
         "all_seeds": core.get("all_seeds", [img.seed for img in result.images]),
         "subseed": subseed,
-        "all_subseeds": [subseed] * count,
-        "subseed_strength": 0,
+        "all_subseeds": core.get("all_subseeds", [subseed] * count),
+        "subseed_strength": request.subseed_strength,
         "width": request.width,
         "height": request.height,
         "sampler_name": core.get("sampler_name", request.sampler_name),
@@ -194,8 +193,8 @@ def processed_info(body: ProcessingAPI, request: GenerationRequest, result: Gene
         "sd_model_hash": core.get("sd_model_hash"),
         "sd_vae_name": None,
         "sd_vae_hash": None,
-        "seed_resize_from_w": -1,
-        "seed_resize_from_h": -1,
+        "seed_resize_from_w": request.seed_resize_from_w if request.variation.resize_from else -1,
+        "seed_resize_from_h": request.seed_resize_from_h if request.variation.resize_from else -1,
         "denoising_strength": _denoising_strength(body, request),
         "extra_generation_params": _extra_generation_params(request),
         "index_of_first_image": 0,
