@@ -8,11 +8,7 @@ resume with ``Range``, offline fallback, tokens) with ``HF_ENDPOINT`` pointing a
 Endpoints served (model repos only, ``repo_id`` is ``name`` or ``namespace/name``):
 
 * ``GET  /api/models?search=...&author=...&filter=...&sort=...&direction=...&limit=...&expand=...&full=...``:
-  model search (``list_models``): repos whose id contains ``search`` (case-insensitive), with every
-  ``filter`` tag, sorted descending by ``sort`` (``downloads``, ``likes``, ``createdAt``, ``lastModified``,
-  ``trendingScore``; ``direction=1`` ascends), at most ``limit``; entries carry the Hub's default list
-  fields, or only ``expand``/``expand[]`` fields (plus ``_id``, ``id``), or everything with ``full=true``;
-  siblings list ``rfilename`` only, as on the Hub.
+  model search (``list_models``; see :func:`tests.support.hub_metadata.search`).
 * ``GET  /api/models/{repo_id}`` and ``/api/models/{repo_id}/revision/{rev}``:
   model info (``model_info``, ``repo_info``, ``resolve_revision``);
   ``?blobs=true`` adds size/blobId/lfs to siblings, ``?expand=...`` filters fields.
@@ -25,10 +21,9 @@ Endpoints served (model repos only, ``repo_id`` is ``name`` or ``namespace/name`
   ``Accept-Ranges``; ``GET`` honours ``Range: bytes=a-b`` / ``bytes=a-`` / ``bytes=-n``
   (206 + ``Content-Range``; 416 when unsatisfiable).
 
-Repo metadata is the Hub's: ``tags``, ``license``, ``pipeline_tag`` and ``library_name`` come from the YAML
-front matter of the repo's ``README.md`` (its model card, also served as ``cardData``), plus the tags the
-Hub derives from the files (``diffusers``, ``diffusers:<_class_name>``, ``safetensors``, ``license:<id>``);
-``downloads`` and ``likes`` are set with :meth:`LocalHub.add_repo`.
+The JSON bodies of the ``/api/models`` endpoints (repo metadata from the model card and files, model info,
+search, paths-info) are built by :mod:`tests.support.hub_metadata`; ``downloads`` and ``likes`` are set with
+:meth:`LocalHub.add_repo`.
 
 Errors use the ``X-Error-Code`` header values that ``huggingface_hub`` maps to
 exception types: ``RepoNotFound`` (-> ``RepositoryNotFoundError``),
@@ -54,18 +49,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-import yaml
-
-from tests.support.hub_repo import (
-    FIXED_DATE,
-    RepoFile,
-    Snapshot,
-    build_snapshot,
-    dir_entry,
-    file_entry,
-    parse_range,
-    tree_entries,
-)
+from tests.support import hub_metadata
+from tests.support.hub_repo import RepoFile, Snapshot, build_snapshot, parse_range, tree_entries
 
 __all__ = ["LocalHub"]
 
@@ -404,7 +389,7 @@ class LocalHub:
             if snap is None:
                 self._send_error(h, method, 404, "RevisionNotFound", f"Invalid rev id: {revision}")
                 return
-            self._send_json(h, method, 200, self._model_info(snap, query))
+            self._send_json(h, method, 200, hub_metadata.model_info(snap, query, **self._repo_state(repo_id)))
             return
         if method in ("GET", "HEAD") and tail and tail[0] == "tree" and len(tail) >= 2:
             snap = self._snapshot(repo_id, tail[1])
@@ -425,137 +410,33 @@ class LocalHub:
             if snap is None:
                 self._send_error(h, method, 404, "RevisionNotFound", f"Invalid rev id: {'/'.join(tail[1:])}")
                 return
-            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-            if "paths" not in form and h.headers.get("Content-Type", "").startswith("application/json"):
-                try:
-                    payload = json.loads(body or b"{}")
-                    form = {"paths": list(payload.get("paths", [])), "expand": [str(payload.get("expand", False))]}
-                except ValueError:
-                    form = {}
-            expand = (form.get("expand", ["false"])[0]).lower() in ("1", "true")
-            out = []
-            for p in form.get("paths", []):
-                p = p.strip("/")
-                if p in snap.files:
-                    out.append(file_entry(snap, snap.files[p], expand))
-                elif p in snap.dirs:
-                    out.append(dir_entry(snap, p, expand))
+            out = hub_metadata.paths_info(snap, body, h.headers.get("Content-Type", ""))
             self._send_json(h, method, 200, out)
             return
         self._unknown(h, method)
 
-    def _model_info(self, snap: Snapshot, query: dict) -> dict:
-        blobs = (query.get("blobs", ["false"])[0]).lower() in ("1", "true")
-        info = self._repo_fields(snap, file_sizes=blobs)
-        for key in ("pipeline_tag", "cardData", "library_name"):
-            if info[key] is None:
-                del info[key]
-        expand = query.get("expand") or query.get("expand[]")
-        if expand:
-            wanted = set(expand)
-            info = {k: v for k, v in info.items() if k in wanted or k in ("_id", "id")}
-        return info
+    def _repo_state(self, repo_id: str) -> dict[str, Any]:
+        """The counters and access fields the API reports for ``repo_id`` (keyword arguments of hub_metadata)."""
+        with self._lock:
+            downloads, likes = self._stats.get(repo_id, (0, 0))
+        return {"downloads": downloads, "likes": likes, **self._access()}
 
-    def _repo_fields(self, snap: Snapshot, *, file_sizes: bool) -> dict[str, Any]:
-        """Everything the Hub knows of a repo, with its API field names."""
-        files = list(snap.files.values())
-        siblings = []
-        for f in files:
-            s: dict[str, Any] = {"rfilename": f.path}
-            if file_sizes:
-                s["size"] = f.size
-                s["blobId"] = f.blob_id
-                if f.is_lfs:
-                    s["lfs"] = {"sha256": f.sha256, "size": f.size, "pointerSize": f.pointer_size}
-            siblings.append(s)
-        card = _model_card(snap)
-        tags = [str(t) for t in _as_list(card.get("tags"))]
-        library = card.get("library_name")
-        pipeline_tag = card.get("pipeline_tag")
-        if "model_index.json" in snap.files:
-            library = library or "diffusers"
-            cls = _json_class_name(snap.files["model_index.json"].disk_path)
-            tags += ["diffusers"] + ([f"diffusers:{cls}"] if cls else [])
-            if pipeline_tag is None:
-                pipeline_tag = "image-to-image" if cls == "StableDiffusionUpscalePipeline" else "text-to-image"
-        if any(n.endswith(".safetensors") for n in snap.files):
-            tags.append("safetensors")
-        if pipeline_tag:
-            tags.append(str(pipeline_tag))
-        tags += [f"license:{lic}" for lic in _as_list(card.get("license"))]
-        tags = list(dict.fromkeys(tags))
+    def _access(self) -> dict[str, Any]:
+        """The ``private``/``gated`` fields every repo reports, following :meth:`require_token`."""
         with self._lock:
             private = self._token is not None and not self._gated
             gated: Any = "auto" if (self._token is not None and self._gated) else False
-            downloads, likes = self._stats.get(snap.repo_id, (0, 0))
-        return {
-            "_id": snap.commit[:24],
-            "id": snap.repo_id,
-            "modelId": snap.repo_id,
-            "author": snap.repo_id.split("/")[0] if "/" in snap.repo_id else None,
-            "sha": snap.commit,
-            "lastModified": FIXED_DATE,
-            "createdAt": FIXED_DATE,
-            "private": private,
-            "gated": gated,
-            "disabled": False,
-            "downloads": downloads,
-            "likes": likes,
-            "trendingScore": 0,
-            "tags": tags,
-            "pipeline_tag": pipeline_tag,
-            "library_name": library,
-            "cardData": card or None,
-            "siblings": siblings,
-            "spaces": [],
-            "usedStorage": sum(f.size for f in files),
-        }
+        return {"private": private, "gated": gated}
 
     # GET /api/models?search=...
-    _LIST_DEFAULT = ("_id", "id", "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
-                     "library_name", "createdAt", "modelId")
-    _SORT_KEYS = {"downloads", "likes", "createdAt", "lastModified", "trendingScore"}
-
     def _search(self, query: dict) -> list[dict]:
-        """The Hub's model search over the repos served (default revision of each)."""
-        def first(name: str, default: str = "") -> str:
-            return (query.get(name) or [default])[0]
-
+        """Log the search, then run it over the default revision of each repo served."""
         with self._lock:
             self.search_log.append({k: list(v) for k, v in query.items()})
-        search = first("search").lower()
-        author = first("author")
-        wanted_tags = set(query.get("filter", []) + query.get("filter[]", []))
-        expand = query.get("expand", []) + query.get("expand[]", [])
-        full = first("full").lower() in ("1", "true")
-        with self._lock:
             repo_ids = sorted(self._repos)
-        entries = []
-        for repo_id in repo_ids:
-            snap = self._snapshot(repo_id, self._default_revision(repo_id))
-            if snap is None or search not in repo_id.lower():
-                continue
-            if author and repo_id.split("/")[0] != author:
-                continue
-            fields = self._repo_fields(snap, file_sizes=False)
-            if not wanted_tags <= set(fields["tags"]) | {fields["library_name"], fields["pipeline_tag"]}:
-                continue
-            entries.append(fields)
-        sort = first("sort")
-        if sort in self._SORT_KEYS:
-            entries.sort(key=lambda e: e[sort], reverse=first("direction", "-1") != "1")
-        limit = first("limit")
-        if limit.isdigit():
-            entries = entries[: int(limit)]
-        if expand:
-            keep = set(expand) | {"_id", "id"}
-        elif full:
-            keep = set(self._LIST_DEFAULT) | {"author", "sha", "lastModified", "gated", "disabled", "siblings"}
-        else:
-            keep = set(self._LIST_DEFAULT)
-        if first("cardData").lower() in ("1", "true"):
-            keep.add("cardData")
-        return [{k: v for k, v in e.items() if k in keep and not (v is None and k not in expand)} for e in entries]
+            stats = dict(self._stats)
+        snapshots = [self._snapshot(repo_id, self._default_revision(repo_id)) for repo_id in repo_ids]
+        return hub_metadata.search([s for s in snapshots if s is not None], query, stats=stats, **self._access())
 
     # /{repo_id}/resolve/{revision}/{filename}
     def _resolve(self, h: _Handler, method: str, segments: list[str], range_header: str) -> None:
@@ -683,33 +564,3 @@ class LocalHub:
         h.end_headers()
         if method != "HEAD":
             h.wfile.write(data)
-
-
-def _model_card(snap: Snapshot) -> dict[str, Any]:
-    """The YAML front matter of the repo's README.md (the Hub's ``cardData``), or {}."""
-    readme = snap.files.get("README.md")
-    if readme is None:
-        return {}
-    text = readme.disk_path.read_text(encoding="utf-8", errors="replace")
-    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", text, re.DOTALL)
-    if match is None:
-        return {}
-    try:
-        data = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
-def _json_class_name(path: Path) -> str | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data.get("_class_name") if isinstance(data, dict) else None
