@@ -19,6 +19,8 @@ from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
 from pipelines.modes import extras, img2img, outpaint, txt2img
 from pipelines.modes.common import JobContext
+from pipelines.networks.lora import applied_loras
+from pipelines.networks.tags import extract_loras
 from pipelines.progress import JobState, ProgressFn, ignore_progress
 from pipelines.prompts.styles import StyleStore
 from pipelines.requests import GenerationRequest
@@ -82,6 +84,17 @@ class Engine:
             state.skip()
         return state is not None
 
+    def _run_on_checkpoint(self, mode: Mode, request: Any, state: JobState,
+                           on_progress: ProgressFn) -> GenerationResult:
+        """Hold the checkpoint, apply the prompts' LoRAs for this job (before any prompt is encoded), run the mode."""
+        tags = extract_loras(request.prompt, request.negative_prompt).tags
+        with self.store.use(request.model or self.selection.current, on_progress) as loaded, \
+                applied_loras(loaded.pipeline, self.store, tags, loaded.record.architecture,
+                              model_name=loaded.record.name) as loras:
+            job = self._job(loaded, state, on_progress)
+            job.prompt_params.update(loras.infotext())
+            return mode.run(request, job)
+
     def _with_styles(self, request: Any) -> Any:
         """The request with its ``styles`` applied to both prompts (A1111's styles.csv); unknown names are refused."""
         styles = getattr(request, "styles", ())
@@ -109,8 +122,7 @@ class Engine:
                 try:
                     started = time.perf_counter()
                     if mode.needs_checkpoint:
-                        with self.store.use(request.model or self.selection.current, on_progress) as loaded:
-                            result = mode.run(request, self._job(loaded, state, on_progress))
+                        result = self._run_on_checkpoint(mode, request, state, on_progress)
                     else:
                         result = mode.run(request, self._job(None, state, on_progress))
                     log.info("%s: %d image(s) in %.2fs%s", request.mode, len(result.images),

@@ -17,6 +17,7 @@ from pipelines.imaging.preview import LatentPreviewer, fit_previewer
 from pipelines.infotext.codec import format_infotext
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
+from pipelines.networks.tags import extract_loras
 from pipelines.outputs import save_image
 from pipelines.progress import JobState, ProgressFn, ProgressUpdate
 from pipelines.prompts.conditioning import Conditioning, build_conditioning
@@ -111,7 +112,10 @@ def step_callback(ctx: JobContext, *, steps: int, size: tuple[int, int], text: s
 
 def job_conditioning(ctx: JobContext, pipe: Any, request: GenerationRequest, *, prompt: str, negative_prompt: str,
                      steps: int, first_pass_steps: int | None = None) -> Conditioning:
-    """The text conditioning of one pass: A1111's prompt language, the embeddings it names, clip skip."""
+    """The text conditioning of one pass: A1111's prompt language, the embeddings it names, clip skip.
+    ``<lora:...>`` tags are taken out of the text (the engine applied their LoRAs before the job)."""
+    cleaned = extract_loras(prompt, negative_prompt)
+    prompt, negative_prompt = cleaned.prompt, cleaned.negative_prompt
     texts = [prompt, negative_prompt]
     embeddings = EmbeddingUse()
     architecture = ctx.loaded.record.architecture
