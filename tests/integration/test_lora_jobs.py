@@ -88,3 +88,6 @@ def test_the_rest_api_takes_a_lora_prompt(ctx):
     assert np.array_equal(image, expected)
     bad = client.post("/sdapi/v1/txt2img", json={**body, "prompt": "<lora:nope>"})
     assert bad.status_code == 422 and "prompt" in bad.json()["detail"]
+    listed = {item["name"]: item for item in client.get("/sdapi/v1/loras").json()}
+    assert set(listed) == {"inkwash", "glow"}
+    assert listed["inkwash"]["path"].endswith("models/Lora/inkwash.safetensors") and listed["inkwash"]["alias"]

@@ -35,6 +35,7 @@ from pipelines.models.architecture import Architecture, read_safetensors_shapes
 from pipelines.models.kinds import ModelType
 from pipelines.models.refs import ModelRecord
 from pipelines.models.store import ModelStore
+from pipelines.networks.metadata import alias, file_metadata
 from pipelines.options import OptionsStore
 from pipelines.prompts.embeddings import compatible, per_encoder
 from webui.api.models import (
@@ -291,13 +292,23 @@ def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, 
         """A1111's ``ram`` and ``cuda``, plus ``models``: each model in memory with its bytes and tier."""
         return memory_report(store)
 
+    @router.get("/loras", response_model=list[LoraItem])
+    def loras() -> list[LoraItem]:
+        """The LoRA files in models/Lora (and LyCORIS, --lora-dir), with their training metadata (A1111's shape)."""
+        items = []
+        for record in store.records(ModelType.LORA):
+            metadata = file_metadata(record.path) if record.path else {}
+            items.append(LoraItem(name=record.name, alias=alias(record.name, metadata), path=str(record.path),
+                                  metadata=metadata))
+        return items
+
     _add_empty_lists(router)
 
 
 def _add_empty_lists(router: APIRouter) -> None:
     """Routes for things the API does not list yet: they answer, with nothing in them."""
     lists: tuple[tuple[str, Any], ...] = (
-        ("/sd-vae", SDVaeItem), ("/loras", LoraItem),
+        ("/sd-vae", SDVaeItem),
         ("/hypernetworks", HypernetworkItem), ("/face-restorers", FaceRestorerItem),
         ("/realesrgan-models", RealesrganItem), ("/extensions", ExtensionItem), ("/script-info", dict),
     )
