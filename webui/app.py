@@ -1,4 +1,4 @@
-"""Compose the page: the checkpoint bar on top, one tab per mode or tool."""
+"""Compose the page: the checkpoint bar with the quick settings on top, one tab per mode or tool."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from gradio.components import Component
 
 from pipelines.context import AppContext
 from webui import wiring
-from webui.components import checkpoint_bar
+from webui.components import checkpoint_bar, quick_settings, style_panel
+from webui.components.token_counter import TokenizerCache
 from webui.tabs import extras, img2img, models, png_info, settings, txt2img
 
 TITLE = "Atelier"
@@ -19,11 +20,14 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"## {TITLE}")
         bar = checkpoint_bar.build(ctx)
+        with bar.row:  # A1111's quicksettings: beside the checkpoint selector
+            quick = quick_settings.build(ctx.options)
+        tokenizers = TokenizerCache(ctx.selection)  # the token counters' tokenizers, shared by both tabs
         with gr.Tabs() as tabs:
             with gr.Tab("txt2img", id="txt2img"):
-                txt2img_tab = txt2img.build(ctx, bar)
+                txt2img_tab = txt2img.build(ctx, bar, quick, tokenizers)
             with gr.Tab("img2img", id="img2img"):
-                img2img_tab = img2img.build(ctx, bar)
+                img2img_tab = img2img.build(ctx, bar, quick, tokenizers)
             with gr.Tab("Upscale", id="extras"):
                 upscale = extras.build(ctx)
             with gr.Tab("PNG Info", id="png_info"):
@@ -33,18 +37,21 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
             with gr.Tab("Settings", id="settings"):
                 settings.build(ctx)
         form = txt2img_tab.form
-        paste = txt2img.paste_handler(ctx, form)
+        paste = txt2img.paste_handler(ctx, form, quick)
 
         def paste_to_txt2img(infotext: str, **form_values: Any) -> dict[Component | gr.Tabs, Any]:
             """Fill the txt2img form from an image's parameters and switch to the txt2img tab."""
             switch_to = "txt2img" if (infotext or "").strip() else "png_info"
             return {**paste(infotext, **form_values), tabs: gr.Tabs(selected=switch_to)}
 
-        png.send_to_txt2img.click(paste_to_txt2img, [png.parameters], [*form.components(), tabs],
+        png.send_to_txt2img.click(paste_to_txt2img, [png.parameters], [*form.components(), *quick.components(), tabs],
                                   inputs_kwargs=form.named(), api_name="paste_to_txt2img")
-        wiring.wire(ctx, wiring.Pages(tabs, form, txt2img_tab.gallery, txt2img_tab.info, img2img_tab, upscale, png))
+        wiring.wire(ctx, wiring.Pages(tabs, form, txt2img_tab.gallery, txt2img_tab.info, img2img_tab, upscale, png,
+                                      quick))
+        style_panel.wire(ctx.styles, [txt2img_tab.styles, img2img_tab.styles])
         # The checkpoint selection is shared by every browser tab, as in A1111.
         demo.load(bar.current, None, [bar.dropdown, bar.status], api_name=False)
+        demo.load(quick.current, None, quick.components(), api_name=False)  # changed by another page or the API
         demo.load(upscale.refresh_upscalers, None, [upscale.form.upscaler_1, upscale.form.upscaler_2],
                   api_name=False)
     demo.queue(default_concurrency_limit=4)

@@ -3,6 +3,7 @@
 Every long event (generate, upscale, download, load a checkpoint) goes through
 :func:`run_streaming` (or :func:`run_job`, when it shows nothing but the progress bar), so
 they all report progress, show live updates and turn errors into messages the same way.
+A generation's core call comes from :func:`generation`, which adds the quick settings.
 """
 
 from __future__ import annotations
@@ -10,14 +11,26 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from pipelines.progress import ProgressFn, ProgressUpdate
 from webui.errors import user_error
 
+if TYPE_CHECKING:
+    from pipelines.context import AppContext
+    from pipelines.requests import GenerationRequest
+
 Call = Callable[[ProgressFn], Any]  # the core call, given the function it reports progress to
 ShowProgress = Callable[..., Any]  # gr.Progress: called as progress(fraction, desc=...)
+
+
+def generation(ctx: AppContext, request: GenerationRequest) -> Call:
+    """The core call for one generation job from the UI: ``request`` with the prompt settings the
+    options hold now (the quick settings Clip skip and Emphasis, as A1111 applies its settings to
+    every job), run by the engine. Every tab and result action generates through this."""
+    job = replace(request, **ctx.options.prompt_settings())
+    return lambda report: ctx.engine.generate(job, on_progress=report)
 
 
 @dataclass

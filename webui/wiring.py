@@ -15,7 +15,9 @@ import gradio as gr
 from pipelines.actions import UPSCALE_FACTOR, img2img_from_image
 from pipelines.context import AppContext
 from webui.components import result_actions
+from webui.components.quick_settings import QuickSettings
 from webui.components.result_actions import ResultActions, read_image, selected_path
+from webui.components.style_panel import styles_from_prompt
 from webui.tabs.extras import ExtrasTab
 from webui.tabs.img2img import Img2ImgTab
 from webui.tabs.img2img_form import request_from_form
@@ -31,7 +33,7 @@ GALLERY_ACTIONS = {  # which buttons sit under which gallery
 
 @dataclass(frozen=True)
 class Pages:
-    """The page's tab switcher and the tabs the actions connect."""
+    """The page's tab switcher, the tabs the actions connect, and the quick settings a paste sets."""
 
     tabs: gr.Tabs
     txt2img: Txt2ImgForm
@@ -40,6 +42,7 @@ class Pages:
     img2img: Img2ImgTab
     extras: ExtrasTab
     png_info: PngInfoTab
+    quick: QuickSettings
 
 
 def _extras_targets(pages: Pages) -> list[Any]:
@@ -84,11 +87,15 @@ def to_img2img(ctx: AppContext, pages: Pages, path: str, sub_tab: str, form_valu
     """The img2img tab showing the image at ``path`` with the settings its infotext names.
 
     Fields the infotext does not name keep the form's current values (A1111's paste); a value
-    beyond a slider's range is kept out with a note, a missing model with a warning.
+    beyond a slider's range is kept out with a note, a missing model with a warning. Clip skip and
+    Emphasis go to the quick settings (and are saved), the styles the prompts carry are selected.
+    The outputs are :func:`img2img_targets`.
     """
     image, infotext = read_image(path)
     current = request_from_form(init_image=None, **form_values)
     request, pasted = img2img_from_image(image, infotext, ctx.store, base=current)
+    if "prompt" in pasted.fields:
+        request = styles_from_prompt(ctx.styles, request)
     if pasted.model_status.missing:
         gr.Warning(pasted.model_status.message, title="Model not installed")
     notes = list(pasted.notes)
@@ -102,12 +109,18 @@ def to_img2img(ctx: AppContext, pages: Pages, path: str, sub_tab: str, form_valu
     if notes:
         gr.Info("\n".join(notes), title="Parameters read")
     # The form shows the file itself, so the image reaches img2img without being re-encoded.
-    return {pages.tabs: gr.Tabs(selected="img2img"), **pages.img2img.fill(replace(request, init_image=path), sub_tab)}
+    shown = {pages.tabs: gr.Tabs(selected="img2img"), **pages.img2img.fill(replace(request, init_image=path), sub_tab)}
+    return {**shown, **pages.quick.paste(request)} if pasted.has_parameters else shown
+
+
+def img2img_targets(pages: Pages) -> list[Any]:
+    """The outputs of an event that calls :func:`to_img2img`."""
+    return [pages.tabs, *pages.img2img.fill_targets(), *pages.quick.components()]
 
 
 def wire_img2img_actions(ctx: AppContext, pages: Pages, row: ResultActions) -> None:
     """Send to img2img / Send to inpaint: the selected image with its prompt and settings."""
-    targets = [pages.tabs, *pages.img2img.fill_targets()]
+    targets = img2img_targets(pages)
     for sub_tab in ("img2img", "inpaint"):
         button = row.buttons.get(f"send_{sub_tab}")
         if button is None:
@@ -140,7 +153,7 @@ def wire_png_info(ctx: AppContext, pages: Pages) -> None:
             return to_img2img(ctx, pages, image, _sub_tab, form_values)
 
         send.__doc__ = f"Show the image dropped into PNG Info, with its parameters, in img2img's {sub_tab} sub-tab."
-        button.click(send, [pages.png_info.image], [pages.tabs, *pages.img2img.fill_targets()],
+        button.click(send, [pages.png_info.image], img2img_targets(pages),
                      inputs_kwargs=pages.img2img.form.named(), api_name=f"png_info_send_to_{sub_tab}", queue=False)
 
 

@@ -9,14 +9,14 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
-from webui.tabs.txt2img import INPUT_NAMES
+from webui.tabs.txt2img import PASTE_NAMES
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler a",
             scheduler="Automatic", steps=3, cfg_scale=7, width=64, height=64, seed=9, batch_size=1, n_iter=1)
 HIRES = dict(enable_hr=True, hr_upscaler="Latent", hr_second_pass_steps=2, denoising_strength=0.6, hr_scale=2,
              hr_resize_x=0, hr_resize_y=0, hr_sampler_name="Use same sampler", hr_scheduler="Use same scheduler",
              hr_prompt="", hr_negative_prompt="")
-FIELDS = list(INPUT_NAMES)  # the order of the form's components (read-parameters outputs)
+FIELDS = list(PASTE_NAMES)  # the read-parameters outputs: the form's components, then the quick settings
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,14 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from pipelines.infotext.png_info import EXIF_IFD, USER_COMMENT
-from webui.tabs.txt2img import INPUT_NAMES
+from webui.tabs.txt2img import PASTE_NAMES
 
 MADE = dict(checkpoint="tiny-sd15-b", prompt="a teapot, on a table", negative_prompt="blurry",
             sampler_name="DPM++ 2M", scheduler="Karras", steps=3, cfg_scale=6.5, width=64, height=80, seed=321,
             batch_size=1, n_iter=1)
 FORM_ORDER = ("checkpoint", "prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "cfg_scale", "width",
               "height", "seed", "batch_size", "n_iter")
-ALL_FIELDS = INPUT_NAMES  # FORM_ORDER, then the hires fix accordion's inputs
+ALL_FIELDS = PASTE_NAMES  # FORM_ORDER, the styles, the hires fix accordion's inputs, the quick settings
 
 
 def _named(values) -> dict:

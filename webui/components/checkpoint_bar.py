@@ -32,11 +32,12 @@ class CheckpointBar:
     refresh: gr.Button
     status: gr.Markdown
     current: Callable[[], tuple]  # (dropdown, status) for the shared selection, run on page load
+    row: gr.Row  # the selector's row: the page adds its quick settings here (``with bar.row:``)
 
 
 def build(ctx: AppContext) -> CheckpointBar:
     store = ctx.store
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True) as row:
         dropdown = gr.Dropdown(
             choices=checkpoint_choices(store.checkpoints()),
             value=ctx.selection.current,
@@ -71,4 +72,4 @@ def build(ctx: AppContext) -> CheckpointBar:
     dropdown.input(select_checkpoint, [dropdown], [dropdown, status], api_name="select_checkpoint",
                    concurrency_id="gpu", concurrency_limit=1)
     refresh.click(refresh_checkpoints, None, [dropdown], api_name="refresh_checkpoints")
-    return CheckpointBar(dropdown, refresh, status, current_checkpoint)
+    return CheckpointBar(dropdown, refresh, status, current_checkpoint, row)

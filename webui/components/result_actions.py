@@ -19,7 +19,7 @@ from pipelines.actions import VARY_DENOISING_STRENGTH, image_infotext, seed_of, 
 from pipelines.context import AppContext
 from webui.components.gallery import first_infotext, gallery_items
 from webui.errors import user_error
-from webui.jobs import run_job
+from webui.jobs import generation, run_job
 
 LABELS = {
     "vary_subtle": "Vary (subtle)",
@@ -103,8 +103,7 @@ def vary_handler(ctx: AppContext, strength: str) -> Callable[..., tuple[list, st
             request.validate()
         except Exception as exc:
             raise user_error(exc, title="Cannot vary") from exc
-        result = run_job(lambda report: ctx.engine.generate(request, on_progress=report), progress,
-                         error_title="Cannot vary")
+        result = run_job(generation(ctx, request), progress, error_title="Cannot vary")
         return gallery_items(result), first_infotext(result)
 
     vary.__name__ = f"vary_{strength}"

@@ -20,8 +20,11 @@ from pipelines.requests import GenerationRequest, Img2ImgRequest
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import prompt_row
 from webui.components.gallery import ResultPanel, result_panel
+from webui.components.quick_settings import QuickSettings
+from webui.components.style_panel import StylePanel
+from webui.components.token_counter import TokenizerCache
 from webui.errors import user_error
-from webui.jobs import run_streaming
+from webui.jobs import generation, run_streaming
 from webui.tabs import inpaint as inpaint_tab
 from webui.tabs import outpaint as outpaint_tab
 from webui.tabs.img2img_form import RESIZE_CHOICES, Img2ImgForm, request_from_form, size_of
@@ -43,6 +46,7 @@ class Img2ImgTab:
     - ``init_image``: the img2img sub-tab's image; ``inpaint``: the Inpaint sub-tab's editor and settings;
       ``outpaint``: the Outpaint sub-tab's image and expansion.
     - ``gallery`` / ``info``: the results and the first result's infotext.
+    - ``styles``: the prompt row's styles selection and editor (wired with the other tabs').
     """
 
     form: Img2ImgForm
@@ -53,6 +57,7 @@ class Img2ImgTab:
     outpaint: OutpaintInputs
     gallery: gr.Gallery
     info: gr.Textbox
+    styles: StylePanel
 
     def inputs_by_sub_tab(self) -> dict[str, dict[str, Component]]:
         """Sub-tab id -> the inputs its request is built from, by keyword."""
@@ -114,13 +119,12 @@ def build_request(*, mode: str, **values: Any) -> GenerationRequest:
 
 def generate_handler(ctx: AppContext) -> Callable[..., Any]:
     """The page's Generate: yields live previews, then the saved images, the info and the seed."""
-    engine = ctx.engine
 
     def img2img(progress: gr.Progress = gr.Progress(), **values: Any):
         """Generate from the open sub-tab's image; yields live previews, then the saved images."""
         request = build_request(**values)
-        result = yield from run_streaming(lambda report: engine.generate(request, on_progress=report), progress,
-                                          error_title="Cannot generate", on_update=ResultPanel.preview_update)
+        result = yield from run_streaming(generation(ctx, request), progress, error_title="Cannot generate",
+                                          on_update=ResultPanel.preview_update)
         yield ResultPanel.final_update(result)
 
     return img2img
@@ -137,7 +141,8 @@ def api_handler(live: Callable[..., Any], mode: str) -> Callable[..., Any]:
     return generate_once
 
 
-def _settings(bar: CheckpointBar, prompt: gr.Textbox, negative_prompt: gr.Textbox) -> tuple[Img2ImgForm, gr.Button]:
+def _settings(bar: CheckpointBar, prompt: gr.Textbox, negative_prompt: gr.Textbox,
+              styles: gr.Dropdown) -> tuple[Img2ImgForm, gr.Button]:
     """The shared settings under the sub-tabs; returns the form and the ♻️ button."""
     defaults = Img2ImgRequest()
     with gr.Row():
@@ -161,15 +166,15 @@ def _settings(bar: CheckpointBar, prompt: gr.Textbox, negative_prompt: gr.Textbo
         reuse_seed = gr.Button("♻️ Reuse last", scale=1, min_width=60, elem_id="img2img_reuse_seed")
     random_seed.click(lambda: -1, None, seed, queue=False, api_name=False)
     form = Img2ImgForm(bar.dropdown, prompt, negative_prompt, sampler_name, scheduler, steps, resize_mode, width,
-                       height, n_iter, batch_size, cfg_scale, denoising_strength, seed)
+                       height, n_iter, batch_size, cfg_scale, denoising_strength, seed, styles)
     return form, reuse_seed
 
 
-def build(ctx: AppContext, bar: CheckpointBar) -> Img2ImgTab:
+def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers: TokenizerCache) -> Img2ImgTab:
     engine = ctx.engine
     mode = gr.State("img2img")
     last_seed = gr.State(-1)
-    row = prompt_row("img2img", "what the new image shows")
+    row = prompt_row("img2img", "what the new image shows", list(ctx.styles.all()))
     prompt, negative_prompt, generate, interrupt, skip = row.prompt, row.negative_prompt, row.generate, \
         row.interrupt, row.skip
     with gr.Row():
@@ -182,11 +187,11 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Img2ImgTab:
                     inpaint = inpaint_tab.build_inputs()
                 with gr.Tab("Outpaint", id="outpaint", elem_id="img2img_sub_outpaint") as outpaint_sub:
                     outpaint = outpaint_tab.build_inputs()
-            form, reuse_seed = _settings(bar, prompt, negative_prompt)
+            form, reuse_seed = _settings(bar, prompt, negative_prompt, row.styles.selector.styles)
         with gr.Column(scale=1):
             results = result_panel("img2img")
     preview, gallery, info = results.preview, results.gallery, results.info
-    tab = Img2ImgTab(form, sub_tabs, mode, init_image, inpaint, outpaint, gallery, info)
+    tab = Img2ImgTab(form, sub_tabs, mode, init_image, inpaint, outpaint, gallery, info, row.styles)
 
     img2img_sub.select(lambda: "img2img", None, mode, queue=False, api_name=False)
     inpaint_sub.select(lambda: "inpaint", None, mode, queue=False, api_name=False)
@@ -209,4 +214,5 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Img2ImgTab:
     interrupt.click(lambda: engine.interrupt() and None, None, None, api_name=False, queue=False)
     skip.click(lambda: engine.skip() and None, None, None, api_name=False, queue=False)
     reuse_seed.click(lambda last: last, last_seed, form.seed, queue=False, api_name=False)
+    row.wire_counters(tokenizers, steps=form.steps, emphasis=quick.emphasis, checkpoint=bar.dropdown)
     return tab

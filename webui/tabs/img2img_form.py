@@ -39,22 +39,26 @@ class Img2ImgForm(NamedForm):
     cfg_scale: gr.Slider
     denoising_strength: gr.Slider
     seed: gr.Number
+    styles: gr.Dropdown  # the prompt row's Styles selection
 
     def show(self, request: Img2ImgRequest) -> dict[Component, Any]:
         """A value for every component, taken from ``request`` (its model into the checkpoint bar)."""
-        values = {getattr(self, name): getattr(request, name) for name in self.named() if name != "checkpoint"}
+        values = {getattr(self, name): getattr(request, name) for name in self.named()
+                  if name not in ("checkpoint", "styles")}
+        values[self.styles] = list(request.styles)
         return {self.checkpoint: request.model, **values} if request.model else values
 
 
 def shared_fields(*, checkpoint: str | None, prompt: str | None, negative_prompt: str | None, sampler_name: str,
                   scheduler: str, steps: float, resize_mode: float, width: float, height: float, n_iter: float,
-                  batch_size: float, cfg_scale: float, denoising_strength: float, seed: float | None) -> dict[str, Any]:
+                  batch_size: float, cfg_scale: float, denoising_strength: float, seed: float | None,
+                  styles: list[str] | None = None) -> dict[str, Any]:
     """The form's values as request keyword arguments (not validated yet)."""
     return dict(
         prompt=prompt or "", negative_prompt=negative_prompt or "", sampler_name=sampler_name, scheduler=scheduler,
         steps=int(steps), resize_mode=int(resize_mode), width=int(width), height=int(height), n_iter=int(n_iter),
         batch_size=int(batch_size), cfg_scale=float(cfg_scale), denoising_strength=float(denoising_strength),
-        seed=int(seed if seed is not None else -1), model=checkpoint or None,
+        seed=int(seed if seed is not None else -1), model=checkpoint or None, styles=tuple(styles or ()),
     )
 
 

@@ -17,8 +17,11 @@ from pipelines.requests import HiresFix, Txt2ImgRequest
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import NamedForm, prompt_row
 from webui.components.gallery import ResultPanel, result_panel
+from webui.components.quick_settings import QUICK_NAMES, QuickSettings
+from webui.components.style_panel import StylePanel, styles_from_prompt
+from webui.components.token_counter import TokenizerCache
 from webui.errors import user_error
-from webui.jobs import run_streaming
+from webui.jobs import generation, run_streaming
 from webui.tabs import txt2img_hires
 from webui.tabs.txt2img_hires import (
     HIRES_INPUT_NAMES,
@@ -45,6 +48,7 @@ class Txt2ImgForm(NamedForm):
     seed: gr.Number
     batch_size: gr.Slider
     n_iter: gr.Slider
+    styles: gr.Dropdown  # the prompt row's Styles selection
     hires: HiresInputs  # the "Hires. fix" accordion (txt2img_hires.py): enable_hr and the hr_* inputs
 
     def show(self, request: Txt2ImgRequest, *, hires_kept: HiresFix | None = None) -> dict[Component, Any]:
@@ -54,29 +58,35 @@ class Txt2ImgForm(NamedForm):
         values = {name: getattr(request, name) for name in named
                   if name != "checkpoint" and name not in HIRES_INPUT_NAMES}
         values.update(hires_values(request.hires or hires_kept or HiresFix(), request.hires is not None))
+        values["styles"] = list(request.styles)
         return {self.checkpoint: request.model, **{named[k]: v for k, v in values.items()}}
 
 
 # The form's input names in the order of form.components() (the outputs of Read parameters).
 INPUT_NAMES = (*(f.name for f in fields(Txt2ImgForm) if f.name != "hires"), *HIRES_INPUT_NAMES)
+# The outputs of a paste (Read parameters, PNG Info's Send to txt2img): the form, then the quick settings.
+PASTE_NAMES = (*INPUT_NAMES, *QUICK_NAMES)
 
 
 def request_from_form(*, checkpoint: str | None, prompt: str | None, negative_prompt: str | None,
                       sampler_name: str, scheduler: str, steps: float, cfg_scale: float, width: float, height: float,
-                      seed: float | None, batch_size: float, n_iter: float, enable_hr: bool = False,
-                      **hires: Any) -> Txt2ImgRequest:
+                      seed: float | None, batch_size: float, n_iter: float, styles: list[str] | None = None,
+                      enable_hr: bool = False, **hires: Any) -> Txt2ImgRequest:
     """The request the form's current values describe (not validated yet); ``hires`` are the accordion's
     values (:func:`~webui.tabs.txt2img_hires.hires_from_values`), used when ``enable_hr``."""
     return Txt2ImgRequest(
         prompt=prompt or "", negative_prompt=negative_prompt or "", sampler_name=sampler_name, scheduler=scheduler,
         steps=int(steps), cfg_scale=float(cfg_scale), width=int(width), height=int(height),
         seed=int(seed if seed is not None else -1), batch_size=int(batch_size), n_iter=int(n_iter),
-        model=checkpoint or None, hires=hires_from_values(**hires) if enable_hr else None,
+        model=checkpoint or None, hires=hires_from_values(**hires) if enable_hr else None, styles=tuple(styles or ()),
     )
 
 
-def paste_handler(ctx: AppContext, form: Txt2ImgForm) -> Callable[..., dict[Component, Any]]:
-    """An event function: an infotext onto the form (A1111's paste). Unnamed fields keep their values."""
+def paste_handler(ctx: AppContext, form: Txt2ImgForm, quick: QuickSettings) -> Callable[..., dict[Component, Any]]:
+    """An event function: an infotext onto the form and the quick settings (A1111's paste); its outputs are
+    ``[*form.components(), *quick.components()]`` (:data:`PASTE_NAMES`). Unnamed fields keep their values;
+    Clip skip and Emphasis become the image's (A1111's defaults when it names none) and are saved; the
+    styles its prompts carry are selected (none when none fit), so the image can be made again."""
 
     def paste(infotext: str | None, **form_values: Any) -> dict[Component, Any]:
         current = request_from_form(**form_values)
@@ -92,6 +102,8 @@ def paste_handler(ctx: AppContext, form: Txt2ImgForm) -> Callable[..., dict[Comp
                 gr.Warning(match.message, title="Model not installed")
         notes = [m.message for m in pasted.loras if m.found] + list(pasted.notes)
         request = to_txt2img_request(pasted, current)
+        if "prompt" in pasted.fields:
+            request = styles_from_prompt(ctx.styles, request)
         if request.hires is not None and request.hires.hr_upscaler not in upscaler_choices(ctx):
             notes.append(f"Hires upscaler {request.hires.hr_upscaler!r} is not installed; kept "
                          f"{accordion.hr_upscaler!r}.")
@@ -104,7 +116,7 @@ def paste_handler(ctx: AppContext, form: Txt2ImgForm) -> Callable[..., dict[Comp
                 values[component] = kept[component]
         if notes:
             gr.Info("\n".join(notes), title="Parameters read")
-        return values
+        return {**values, **quick.paste(request)}
 
     return paste
 
@@ -116,13 +128,14 @@ class Txt2ImgTab:
     form: Txt2ImgForm
     gallery: gr.Gallery
     info: gr.Textbox
+    styles: StylePanel  # wired with the other tabs' (style_panel.wire)
 
 
-def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgTab:
+def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers: TokenizerCache) -> Txt2ImgTab:
     engine = ctx.engine
     defaults = Txt2ImgRequest()
     last_seed = gr.State(-1)
-    row = prompt_row("txt2img", "a watercolor fox in a misty forest")
+    row = prompt_row("txt2img", "a watercolor fox in a misty forest", list(ctx.styles.all()))
     prompt, negative_prompt, generate, interrupt, skip = row.prompt, row.negative_prompt, row.generate, \
         row.interrupt, row.skip
     with row.side:
@@ -150,7 +163,7 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgTab:
             results = result_panel("txt2img")
     preview, gallery, info = results.preview, results.gallery, results.info
     form = Txt2ImgForm(bar.dropdown, prompt, negative_prompt, sampler_name, scheduler, steps, cfg_scale, width,
-                       height, seed, batch_size, n_iter, hires)
+                       height, seed, batch_size, n_iter, row.styles.selector.styles, hires)
 
     def txt2img(progress: gr.Progress = gr.Progress(), **form_values: Any):
         """Generate images from a prompt; yields live previews, then the saved images."""
@@ -159,8 +172,8 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgTab:
             request.validate()
         except Exception as exc:
             raise user_error(exc) from exc
-        result = yield from run_streaming(lambda report: engine.generate(request, on_progress=report), progress,
-                                          error_title="Cannot generate", on_update=ResultPanel.preview_update)
+        result = yield from run_streaming(generation(ctx, request), progress, error_title="Cannot generate",
+                                          on_update=ResultPanel.preview_update)
         yield ResultPanel.final_update(result)
 
     def txt2img_once(progress: gr.Progress = gr.Progress(), **form_values: Any):
@@ -168,7 +181,7 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgTab:
         *_, final = txt2img(progress=progress, **form_values)
         return final[1:]
 
-    paste = paste_handler(ctx, form)
+    paste = paste_handler(ctx, form, quick)
 
     def read_txt2img_parameters(**form_values: Any) -> dict[Component, Any]:
         """Fill the form from generation parameters pasted into the prompt box (A1111's ↙ button)."""
@@ -181,11 +194,12 @@ def build(ctx: AppContext, bar: CheckpointBar) -> Txt2ImgTab:
     api_generate = gr.Button(visible=False, elem_id="txt2img_api")
     api_generate.click(txt2img_once, None, [gallery, info, last_seed], inputs_kwargs=form.named(),
                        api_name="txt2img", concurrency_id="gpu", concurrency_limit=1)
-    read_parameters.click(read_txt2img_parameters, None, form.components(), inputs_kwargs=form.named(),
-                          api_name="txt2img_read_parameters")
+    read_parameters.click(read_txt2img_parameters, None, [*form.components(), *quick.components()],
+                          inputs_kwargs=form.named(), api_name="txt2img_read_parameters")
+    row.wire_counters(tokenizers, steps=steps, emphasis=quick.emphasis, checkpoint=bar.dropdown)
     prompt.submit(lambda: None, None, None, js="() => document.querySelector('#txt2img_generate').click()")
     interrupt.click(lambda: engine.interrupt() and None, None, None, api_name="interrupt", queue=False)
     skip.click(lambda: engine.skip() and None, None, None, api_name="skip", queue=False)
     random_seed.click(lambda: -1, None, seed, queue=False, api_name=False)
     reuse_seed.click(lambda last: last, last_seed, seed, queue=False, api_name=False)
-    return Txt2ImgTab(form, gallery, info)
+    return Txt2ImgTab(form, gallery, info, row.styles)
