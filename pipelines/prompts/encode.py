@@ -370,6 +370,20 @@ def _apply_emphasis(z: torch.Tensor, chunks: Sequence[PromptChunk], emphasis: st
         weights = torch.tensor(chunk.weights, dtype=torch.float32, device=row.device)
         weighted = row * weights[:, None]
         if emphasis == "Original":
-            weighted = weighted * (row.mean() / weighted.mean())
+            weighted = _restore_mean(row, weighted)
         rows.append(weighted.to(row.dtype))
     return torch.stack(rows)
+
+
+# A weighted chunk whose mean is this close to zero (relative to its values) cannot have its mean
+# restored: the factor would blow the embeddings up (or divide by zero). Real CLIP outputs are far
+# from it; a degenerate encoder (e.g. a random test model) keeps the plain weighting instead.
+_MIN_RELATIVE_MEAN = 1e-3
+
+
+def _restore_mean(row: torch.Tensor, weighted: torch.Tensor) -> torch.Tensor:
+    """``weighted`` scaled so its mean is ``row``'s again (A1111's "Original" emphasis)."""
+    old, new = row.float().mean(), weighted.float().mean()
+    if not torch.isfinite(new) or new.abs() <= _MIN_RELATIVE_MEAN * weighted.float().abs().mean():
+        return weighted
+    return weighted * (old / new)
