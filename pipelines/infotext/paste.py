@@ -163,18 +163,24 @@ def _paste_sampler(params: Mapping[str, str], fields: dict[str, Any], notes: lis
     fields["sampler_name"], fields["scheduler"] = spec.name, schedule
 
 
+def _paste_value(label: str, raw: str, name: str, convert: Callable[[str], Any], fields: dict[str, Any],
+                 notes: list[str]) -> None:
+    """``fields[name]`` from the text ``raw`` when the request accepts it, else a note saying why not."""
+    try:
+        value = convert(raw)
+        _checked(name, value)
+    except (ValueError, ValidationError) as exc:
+        reason = exc.message if isinstance(exc, ValidationError) else str(exc)
+        notes.append(f"{_SHOWN.get(label, label)} {raw!r} skipped: {reason}.")
+        return
+    fields[name] = value
+
+
 def _paste_settings(params: Mapping[str, str], fields: dict[str, Any], notes: list[str]) -> None:
     """Clip skip and Emphasis: the image's value, or A1111's default when the key is missing."""
     for label, name, default in _SETTINGS:
-        raw = params.get(label, default).strip()
-        try:
-            value = _to_int(raw) if name == "clip_skip" else raw
-            _checked(name, value)
-        except (ValueError, ValidationError) as exc:
-            reason = exc.message if isinstance(exc, ValidationError) else str(exc)
-            notes.append(f"{label} {raw!r} skipped: {reason}.")
-            continue
-        fields[name] = value
+        _paste_value(label, params.get(label, default).strip(), name, _to_int if name == "clip_skip" else str,
+                     fields, notes)
 
 
 def _civitai_model_hash(params: Mapping[str, str]) -> str | None:
@@ -198,6 +204,10 @@ def _unapplied_notes(params: Mapping[str, str]) -> list[str]:
                      "so the image will not be the same.")
     return notes
 
+# How a key is named in a note ("Width", not "Size-1").
+_SHOWN = {"Size-1": "Width", "Size-2": "Height", "Seed resize from-1": "Seed resize from width",
+          "Seed resize from-2": "Seed resize from height"}
+
 
 def paste_parameters(params: Mapping[str, str], store: ModelStore | None = None) -> PastedParameters:
     """Map a :func:`~pipelines.infotext.codec.parse_infotext` result onto txt2img request fields.
@@ -208,18 +218,9 @@ def paste_parameters(params: Mapping[str, str], store: ModelStore | None = None)
     notes: list[str] = []
     has_params_line = any(key not in _PROMPT_KEYS for key in params)
     for label, name, convert in _SIMPLE:
-        if label not in params:
-            continue
-        try:
-            value = convert(params[label].strip() if name not in ("prompt", "negative_prompt") else params[label])
-            _checked(name, value)
-        except (ValueError, ValidationError) as exc:
-            reason = exc.message if isinstance(exc, ValidationError) else str(exc)
-            shown = {"Size-1": "Width", "Size-2": "Height", "Seed resize from-1": "Seed resize from width",
-                     "Seed resize from-2": "Seed resize from height"}.get(label, label)
-            notes.append(f"{shown} {params[label]!r} skipped: {reason}.")
-            continue
-        fields[name] = value
+        if label in params:
+            raw = params[label] if name in ("prompt", "negative_prompt") else params[label].strip()
+            _paste_value(label, raw, name, convert, fields, notes)
     if not has_params_line:
         return PastedParameters(fields)
     _paste_sampler(params, fields, notes)
