@@ -152,6 +152,14 @@ def build_settings(args: argparse.Namespace):
     )
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``"768x512"`` -> (768, 512), for ``--seed-resize-from``."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.strip().isdigit() or not height.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 768x512, got {text!r}")
+    return int(width), int(height)
+
+
 def build_generate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="launch.py generate",
                                 description="Generate images from the command line with the same core (no server)")
@@ -165,6 +173,13 @@ def build_generate_parser() -> argparse.ArgumentParser:
     job.add_argument("--width", type=int, default=512)
     job.add_argument("--height", type=int, default=512)
     job.add_argument("--seed", type=int, default=-1, help="-1 for random")
+    job.add_argument("--subseed", type=int, default=-1, help="variation seed (-1 for random)")
+    job.add_argument("--subseed-strength", type=float, default=0.0,
+                     help="variation strength, 0-1 (0: the seed alone; 1: the variation seed alone)")
+    job.add_argument("--seed-resize-from", metavar="WxH", type=parse_size, default=(0, 0),
+                     help="resize seed from this size (A1111's 'Resize seed from width/height'); 0x0: off")
+    job.add_argument("--style", dest="styles", action="append", default=[],
+                     help="a style from styles.csv, applied to both prompts (repeatable)")
     job.add_argument("--batch-size", type=int, default=1)
     job.add_argument("--batch-count", type=int, default=1)
     job.add_argument("--out", type=Path, help="write here (NAME-1.png, NAME-2.png ... for several images) "
@@ -204,6 +219,8 @@ def generate_main(argv: list[str]) -> int:
         prompt=args.prompt, negative_prompt=args.negative, sampler_name=args.sampler, scheduler=args.scheduler,
         steps=args.steps, cfg_scale=args.cfg_scale, width=args.width, height=args.height, seed=args.seed,
         batch_size=args.batch_size, n_iter=args.batch_count, model=args.ckpt, save_images=args.out is None,
+        subseed=args.subseed, subseed_strength=args.subseed_strength, seed_resize_from_w=args.seed_resize_from[0],
+        seed_resize_from_h=args.seed_resize_from[1], styles=tuple(args.styles),
     )
     return run_txt2img(ctx, request, out=args.out, quiet=args.quiet)
 

@@ -60,3 +60,39 @@ def test_bad_input_exits_nonzero_with_a_clear_message(tmp_path, model_store):
     assert bad_sampler.returncode == 2 and "unknown sampler 'Nope'" in bad_sampler.stderr
     missing = run_cli(tmp_path, "x", "--ckpt", "not-installed")
     assert missing.returncode == 2 and "no model named 'not-installed'" in missing.stderr
+
+
+def test_variation_seed_style_and_lora_flags_reach_the_job(tmp_path, model_store):
+    """The A1111 recipe fields from the command line give the image the core gives for the same request."""
+    from dataclasses import replace
+
+    from pipelines.context import AppContext
+    from pipelines.requests import Txt2ImgRequest
+    from tests.support.apps import make_settings
+    from tests.support.tiny_loras import save_kohya_lora_for
+
+    install_models(model_store, tmp_path, ["tiny-sd15"])
+    save_kohya_lora_for(model_store / "tiny-sd15", tmp_path / "models" / "Lora" / "inkwash.safetensors", seed=1)
+    (tmp_path / "styles.csv").write_text('name,prompt,negative_prompt\nmoody,"{prompt}, moody light",fog\n')
+    out = tmp_path / "fox.png"
+    result = run_cli(tmp_path, "a fox <lora:inkwash:0.7>", "--steps", "2", "--width", "64", "--height", "64",
+                     "--seed", "5", "--subseed", "9", "--subseed-strength", "0.4", "--seed-resize-from", "96x80",
+                     "--style", "moody", "--sampler", "Euler", "--ckpt", "tiny-sd15", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    info = parse_infotext(Image.open(out).info["parameters"])
+    assert info["Prompt"] == "a fox <lora:inkwash:0.7>, moody light" and info["Negative prompt"] == "fog"
+    assert (info["Variation seed"], info["Variation seed strength"], info["Seed resize from"]) == ("9", "0.4", "96x80")
+    assert info["Lora hashes"].startswith("inkwash: ")
+    ctx = AppContext.build(make_settings(tmp_path, hub_offline=True))
+    request = Txt2ImgRequest(prompt="a fox <lora:inkwash:0.7>", styles=("moody",), steps=2, width=64, height=64,
+                             seed=5, subseed=9, subseed_strength=0.4, seed_resize_from_w=96, seed_resize_from_h=80,
+                             sampler_name="Euler", model="tiny-sd15", save_images=False)
+    same = ctx.engine.generate(request).images[0].image
+    assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), np.asarray(same))
+    other = ctx.engine.generate(replace(request, subseed_strength=0.0)).images[0].image
+    assert not np.array_equal(np.asarray(other), np.asarray(same))
+
+
+def test_a_malformed_size_flag_is_refused_by_the_parser(tmp_path):
+    bad = run_cli(tmp_path, "x", "--seed-resize-from", "96by80")
+    assert bad.returncode == 2 and "expected WIDTHxHEIGHT such as 768x512, got '96by80'" in bad.stderr
