@@ -17,6 +17,7 @@ from gradio.components import Component
 from pipelines import samplers
 from pipelines.context import AppContext
 from pipelines.requests import GenerationRequest, Img2ImgRequest
+from webui.components import extra_networks
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import prompt_row
 from webui.components.gallery import ResultPanel, result_panel
@@ -177,6 +178,7 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
     row = prompt_row("img2img", "what the new image shows", list(ctx.styles.all()))
     prompt, negative_prompt, generate, interrupt, skip = row.prompt, row.negative_prompt, row.generate, \
         row.interrupt, row.skip
+    extra_networks.build(ctx, "img2img", prompt, negative_prompt, bar)
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Tabs(elem_id="img2img_sub_tabs") as sub_tabs:

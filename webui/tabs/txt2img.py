@@ -14,6 +14,7 @@ from pipelines.context import AppContext
 from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_parameters, to_txt2img_request
 from pipelines.requests import HiresFix, Txt2ImgRequest
+from webui.components import extra_networks
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import NamedForm, prompt_row
 from webui.components.gallery import ResultPanel, result_panel
@@ -140,6 +141,7 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
         row.interrupt, row.skip
     with row.side:
         read_parameters = gr.Button("↙ Read parameters", size="sm", elem_id="txt2img_read_parameters")
+    extra_networks.build(ctx, "txt2img", prompt, negative_prompt, bar)
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Row():
