@@ -62,6 +62,18 @@ class Settings:
     # Tiled upscaling (A1111's ESRGAN_tile / ESRGAN_tile_overlap defaults); the tile halves on out-of-memory.
     upscale_tile: int = 192
     upscale_tile_overlap: int = 8
+    # Extensions: where they are installed (--extensions-dir; None: data_dir/extensions), the folder of
+    # those shipped with Atelier (launch.py: the repo's extensions/), and A1111's switches.
+    extensions_dir: Path | None = None
+    builtin_extensions_dir: Path | None = None
+    disable_all_extensions: bool = False  # --disable-all-extensions: built-in ones too
+    disable_extra_extensions: bool = False  # --disable-extra-extensions: only those users installed
+    # How far the server is reachable: installing, updating and enabling extensions are refused beyond
+    # this machine unless --enable-insecure-extension-access (pipelines/extension_manager/access.py).
+    listen: bool = False
+    share: bool = False
+    server_name: str | None = None
+    enable_insecure_extension_access: bool = False
 
     @property
     def models_dir(self) -> Path:
@@ -100,6 +112,11 @@ class Settings:
     def styles_file(self) -> Path:
         """A1111's ``styles.csv`` (name, prompt, negative_prompt)."""
         return self.data_dir / "styles.csv"
+
+    @property
+    def extensions_folder(self) -> Path:
+        """Where extensions are installed: ``--extensions-dir``, else ``data_dir/extensions``."""
+        return self.extensions_dir or self.data_dir / "extensions"
 
     @property
     def hash_cache_file(self) -> Path:
