@@ -182,6 +182,9 @@ def build_generate_parser() -> argparse.ArgumentParser:
                      help="a style from styles.csv, applied to both prompts (repeatable)")
     job.add_argument("--batch-size", type=int, default=1)
     job.add_argument("--batch-count", type=int, default=1)
+    job.add_argument("--refiner", metavar="NAME", help="SDXL refiner checkpoint that takes over the last steps")
+    job.add_argument("--refiner-switch-at", type=float, default=0.8,
+                     help="fraction of the steps after which the refiner takes over (with --refiner; 1: never)")
     job.add_argument("--out", type=Path, help="write here (NAME-1.png, NAME-2.png ... for several images) "
                                                "instead of outputs/txt2img-images/")
     job.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -212,7 +215,7 @@ def generate_main(argv: list[str]) -> int:
     """`launch.py generate PROMPT [...]`: one txt2img job, paths printed, non-zero on bad input."""
     args = build_generate_parser().parse_args(argv)
     ctx = prepare(args)
-    from pipelines.requests import Txt2ImgRequest
+    from pipelines.requests import Refiner, Txt2ImgRequest
     from webui.cli import run_txt2img
 
     request = Txt2ImgRequest(
@@ -221,6 +224,7 @@ def generate_main(argv: list[str]) -> int:
         batch_size=args.batch_size, n_iter=args.batch_count, model=args.ckpt, save_images=args.out is None,
         subseed=args.subseed, subseed_strength=args.subseed_strength, seed_resize_from_w=args.seed_resize_from[0],
         seed_resize_from_h=args.seed_resize_from[1], styles=tuple(args.styles),
+        refiner=Refiner(args.refiner, args.refiner_switch_at) if args.refiner else None,
     )
     return run_txt2img(ctx, request, out=args.out, quiet=args.quiet)
 

@@ -194,15 +194,16 @@ def _core_contender(args: argparse.Namespace, ctx, key: str, model: str, shared:
 
 def _txt2img_inputs(args: argparse.Namespace, model: str) -> dict[str, Any]:
     """The /txt2img endpoint's named inputs, in the UI's order (the plain-HTTP call sends them positionally),
-    with the Hires. fix accordion at its defaults, unticked."""
+    with the Hires. fix and Refiner accordions at their defaults, unticked."""
     from pipelines.requests.hires import HiresFix
     from webui.tabs.txt2img import INPUT_NAMES
     from webui.tabs.txt2img_hires import hires_values
+    from webui.tabs.txt2img_refiner import refiner_values
 
     values = dict(checkpoint=model, prompt=args.prompt, negative_prompt=args.negative_prompt, sampler_name=SAMPLER,
                   scheduler=SCHEDULE, steps=args.steps, cfg_scale=args.cfg_scale, width=args.width,
                   height=args.height, seed=args.seed, batch_size=1, n_iter=1, styles=[],
-                  **hires_values(HiresFix(), False))
+                  **hires_values(HiresFix(), False), **refiner_values(None))
     return {name: values[name] for name in INPUT_NAMES}  # a KeyError here: the form gained an input
 
 

@@ -19,6 +19,7 @@ from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
 from pipelines.modes import extras, img2img, outpaint, txt2img
 from pipelines.modes.common import JobContext
+from pipelines.modes.refiner import held_refiner
 from pipelines.networks.lora import applied_loras
 from pipelines.networks.tags import extract_loras
 from pipelines.progress import JobState, ProgressFn, ignore_progress
@@ -86,12 +87,15 @@ class Engine:
 
     def _run_on_checkpoint(self, mode: Mode, request: Any, state: JobState,
                            on_progress: ProgressFn) -> GenerationResult:
-        """Hold the checkpoint, apply the prompts' LoRAs for this job (before any prompt is encoded), run the mode."""
+        """Hold the checkpoint (and the SDXL refiner, if any), apply the prompts' LoRAs for this job (before any
+        prompt is encoded), run the mode."""
         tags = extract_loras(request.prompt, request.negative_prompt).tags
         with self.store.use(request.model or self.selection.current, on_progress) as loaded, \
+                held_refiner(self.store, request, loaded, on_progress) as refiner, \
                 applied_loras(loaded.pipeline, self.store, tags, loaded.record.architecture,
                               model_name=loaded.record.name) as loras:
             job = self._job(loaded, state, on_progress)
+            job.refiner = refiner
             job.prompt_params.update(loras.infotext())
             return mode.run(request, job)
 

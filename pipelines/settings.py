@@ -24,6 +24,7 @@ DEFAULT_REFERENCE_CONFIGS: dict[str, str] = {
     "sd1-inpaint": "stable-diffusion-v1-5/stable-diffusion-inpainting",
     "sd2": "stabilityai/stable-diffusion-2-1",
     "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+    "sdxl-refiner": "stabilityai/stable-diffusion-xl-refiner-1.0",
 }
 
 

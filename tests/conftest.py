@@ -33,6 +33,15 @@ def model_store(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def sdxl_refiner(model_store) -> Path:
+    """The tiny SDXL refiner (``tiny-sdxl-refiner``), built beside the other tiny models on first use."""
+    from tests.support.tiny_models import save_sdxl_refiner_folder
+
+    path = model_store / "tiny-sdxl-refiner"
+    return path if path.is_dir() else save_sdxl_refiner_folder(path, seed=0)
+
+
 @pytest.fixture
 def app_context(tmp_path, model_store) -> AppContext:
     """A fresh data dir holding tiny-sd15 (folder), tiny-sd15-b and the single file."""

@@ -8,6 +8,7 @@ The mapping follows A1111's ``PasteField`` labels::
     Batch size -> batch_size         Model hash / Model -> model (an installed checkpoint)
     Sampler (+ the pre-1.9 "DPM++ 2M Karras" split) and Schedule type -> sampler_name / scheduler
     Denoising strength and the Hires keys -> hires (see :mod:`pipelines.infotext.paste_hires`)
+    Refiner / Refiner switch at -> refiner (see :mod:`pipelines.infotext.paste_refiner`)
     Clip skip -> clip_skip           Emphasis -> emphasis (A1111 settings, applied to the job)
     Variation seed / Variation seed strength / Seed resize from-1, -2 -> subseed / subseed_strength /
     seed_resize_from_w, _h
@@ -32,6 +33,7 @@ from pipelines import samplers
 from pipelines.errors import ValidationError
 from pipelines.infotext.model_match import ModelMatch, match_checkpoint, match_loras
 from pipelines.infotext.paste_hires import paste_hires
+from pipelines.infotext.paste_refiner import paste_refiner
 from pipelines.requests import Img2ImgRequest, Txt2ImgRequest
 
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ _PROMPT_KEYS = ("Prompt", "Negative prompt")
 _A1111_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 # Keys that change the image but that Atelier's txt2img cannot apply yet.
 # (The hires keys and "Denoising strength" are applied by pipelines.infotext.paste_hires.)
-NOT_APPLIED = ("Hires checkpoint", "First pass size", "VAE", "ENSD", "Eta", "Eta DDIM", "Refiner", "Tiling",
+NOT_APPLIED = ("Hires checkpoint", "First pass size", "VAE", "ENSD", "Eta", "Eta DDIM", "Tiling",
                "Face restoration", "Token merging ratio", "Distilled CFG Scale", "Noise multiplier", "Module 1")
 _DEFAULT_VALUES = {"Beta schedule alpha": "0.6", "Beta schedule beta": "0.6"}
 # Settings an infotext carries, with the value A1111 assumes when the key is missing.
@@ -226,6 +228,7 @@ def paste_parameters(params: Mapping[str, str], store: ModelStore | None = None)
     _paste_sampler(params, fields, notes)
     _paste_settings(params, fields, notes)
     paste_hires(params, fields, notes)  # txt2img's hires fix: on with its values, or off
+    paste_refiner(params, fields, notes, store)  # txt2img's SDXL refiner: on with its values, or off
     notes += _unapplied_notes(params)
     if store is None:
         return PastedParameters(fields, notes=tuple(notes))

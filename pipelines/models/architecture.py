@@ -33,6 +33,7 @@ class ModelKind:
     inpainting: bool = False
     turbo: bool = False
     upscaler: bool = False  # the SD x4 upscaler pipeline: listed among the upscalers, not the checkpoints
+    refiner: bool = False  # the SDXL refiner (OpenCLIP-G alone, aesthetic-score conditioning): refines, never starts
 
     @property
     def label(self) -> str:
@@ -41,6 +42,8 @@ class ModelKind:
         parts = [self.architecture.label]
         if self.turbo:
             parts.append("Turbo")
+        if self.refiner:
+            parts.append("refiner")
         if self.inpainting:
             parts.append("inpainting")
         return " ".join(parts)
@@ -50,6 +53,8 @@ class ModelKind:
         """Key into ``Settings.reference_configs`` for single files without a sidecar."""
         if self.inpainting and self.architecture is Architecture.SD1:
             return "sd1-inpaint"
+        if self.refiner:
+            return "sdxl-refiner"
         return self.architecture.value
 
 
@@ -91,7 +96,9 @@ def detect_folder(folder: Path, *, name_hint: str = "") -> ModelKind:
     inpainting = unet.get("in_channels") == 9
     turbo = _is_turbo_name(name_hint or folder.name)
     if cls in SDXL_PIPELINES:
-        return ModelKind(Architecture.SDXL, inpainting, turbo)
+        # the refiner has no first text encoder: model_index.json lists text_encoder as [null, null]
+        refiner = not any(index.get("text_encoder") or ())
+        return ModelKind(Architecture.SDXL, inpainting, turbo, refiner=refiner)
     if cls in UPSCALE_PIPELINES:
         return ModelKind(Architecture.SD2, upscaler=True)
     if cls in SD_PIPELINES:
@@ -122,7 +129,9 @@ def detect_tensor_names(names: dict[str, tuple[int, ...]], *, name_hint: str = "
     if first_conv is not None:
         inpainting = len(first_conv) == 4 and first_conv[1] == 9
         if any(k.startswith("conditioner.embedders.") for k in names):
-            return ModelKind(Architecture.SDXL, inpainting, turbo)
+            # the refiner's one embedder is OpenCLIP-G (embedders.0.model); the base's first is CLIP-L
+            refiner = not any(k.startswith("conditioner.embedders.0.transformer.") for k in names)
+            return ModelKind(Architecture.SDXL, inpainting, turbo, refiner=refiner)
         if any(k.startswith("cond_stage_model.model.") for k in names):
             return ModelKind(Architecture.SD2, inpainting, turbo)
         if any(k.startswith("cond_stage_model.transformer.") for k in names):

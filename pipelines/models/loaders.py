@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 def pipeline_class(kind: ModelKind) -> type:
     """The diffusers pipeline class that runs this kind of model."""
-    if kind.architecture is Architecture.SDXL:
+    if kind.refiner:  # text_encoder None, aesthetic-score time ids: only the img2img pipeline runs it
+        name = "StableDiffusionXLImg2ImgPipeline"
+    elif kind.architecture is Architecture.SDXL:
         name = "StableDiffusionXLInpaintPipeline" if kind.inpainting else "StableDiffusionXLPipeline"
     else:
         name = "StableDiffusionInpaintPipeline" if kind.inpainting else "StableDiffusionPipeline"

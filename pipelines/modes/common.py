@@ -43,6 +43,7 @@ class JobContext:
     store: ModelStore | None = None  # for modes that load models of their own
     upscalers: UpscalerRegistry | None = None  # hires fix and extras upscale through it
     prompt_params: dict[str, Any] = field(default_factory=dict)  # infotext keys the conditioning adds (TI hashes)
+    refiner: LoadedModel | None = None  # the SDXL refiner held for this job (pipelines/modes/refiner.py)
 
 
 def job_pipeline(base: Any, scheduler: Any, cls: type | None = None) -> Any:

@@ -14,6 +14,7 @@ steps (the request's steps when 0), and reports its steps after the first pass's
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -37,7 +38,7 @@ from pipelines.modes.common import (
 )
 from pipelines.modes.img2img import img2img_class
 from pipelines.prompts.conditioning import Conditioning
-from pipelines.requests import Txt2ImgRequest
+from pipelines.requests import Refiner, Txt2ImgRequest
 from pipelines.results import GenerationResult
 
 
@@ -65,8 +66,11 @@ def schedule_length(steps: int, strength: float) -> int:
 
 def infotext_params(request: Txt2ImgRequest, ctx: JobContext, seed: int, batch_pos: int) -> dict:
     # A1111's order: Size stays the first pass's; "Denoising strength" after Model, the hires keys before Version
+    # the refiner's keys (its first pass) follow them, where A1111 adds them while sampling
+    refiner_keys = {} if ctx.refiner is None else Refiner.infotext_params(ctx.refiner.record.title,
+                                                                         request.refiner.switch_at)
     return {**base_params(request, ctx, seed), "Denoising strength": request.hires.denoising_strength,
-            **tail_params(request, ctx, batch_pos, extra=request.hires.infotext_params(request))}
+            **tail_params(request, ctx, batch_pos, extra={**request.hires.infotext_params(request), **refiner_keys})}
 
 
 def decode_latents(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
@@ -147,7 +151,8 @@ def second_pass(request: Txt2ImgRequest, ctx: JobContext, cls: type, conditionin
 
 
 @torch.inference_mode()
-def run(request: Txt2ImgRequest, ctx: JobContext) -> GenerationResult:
+def run(request: Txt2ImgRequest, ctx: JobContext, refine: Callable[..., Any] | None = None) -> GenerationResult:
+    """``refine(output_type=, later_steps=)``: the SDXL refiner's plan for the first pass (modes/refiner.py)."""
     # 1. Check inputs: the request, the upscaler's name, an img2img pipeline for the loaded model
     request.validate()
     check_upscaler(request.hires.hr_upscaler, ctx)
@@ -158,13 +163,19 @@ def run(request: Txt2ImgRequest, ctx: JobContext) -> GenerationResult:
     conditioning = job_conditioning(ctx, ctx.loaded.pipeline, request, prompt=prompt, negative_prompt=negative,
                                     steps=steps, first_pass_steps=request.steps)
     hires_pass = SecondPass(steps=steps, run=partial(second_pass, request, ctx, cls, conditioning))
-    # 3. Batches: the first pass at the base size hands over latents (latent modes) or images
+    # 3. Batches: the first pass at the base size hands over latents (latent modes) or images; with an SDXL
+    #    refiner, the first pass's base stops at the switch and the refiner hands them over instead
     output_type = "latent" if is_latent_mode(request.hires.hr_upscaler) else "pil"
+    call_kwargs = {"width": request.width, "height": request.height, "output_type": output_type}
+    plan = refine(output_type=output_type, later_steps=steps) if refine is not None else None
+    if plan is not None:
+        call_kwargs.update(plan.base_kwargs)
+        hires_pass = plan.then(hires_pass)
     return run_batches(
         request, ctx,
         pipeline_cls=None,  # the loaded pipeline's own class
-        call_kwargs={"width": request.width, "height": request.height, "output_type": output_type},
-        denoising_steps=request.steps,
+        call_kwargs=call_kwargs,
+        denoising_steps=plan.base_steps if plan is not None else request.steps,
         infotext_params=infotext_params,
         second_pass=hires_pass,
         batch_inputs=variation_noise(request),

@@ -31,6 +31,7 @@ class Conditioning:
     positive: tuple[PromptEmbeds, ...]
     negative: tuple[PromptEmbeds, ...]
     sdxl: bool
+    start: int = 0  # the schedule step of the pass's first step (an SDXL refiner taking over mid-schedule)
 
     @property
     def changes(self) -> bool:
@@ -45,7 +46,7 @@ class Conditioning:
         return ["prompt_embeds", "add_text_embeds"] if self.sdxl else ["prompt_embeds"]
 
     def _indices(self, step: int) -> tuple[int, int]:
-        return self.positive_schedule.index_at(step), self.negative_schedule.index_at(step)
+        return self.positive_schedule.index_at(step + self.start), self.negative_schedule.index_at(step + self.start)
 
     def _at(self, step: int) -> tuple[PromptEmbeds, PromptEmbeds]:
         positive, negative = self._indices(step)

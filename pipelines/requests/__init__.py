@@ -15,7 +15,8 @@ from pipelines.requests.img2img import (
     Img2ImgRequest,
     OutpaintRequest,
 )
+from pipelines.requests.refiner import Refiner
 
 __all__ = ["EMPHASIS_MODES", "EXTRAS_RESIZE_MODES", "INPAINTING_FILL", "MASK_MODES", "MAX_INPUT_PIXELS", "MAX_SEED",
            "MAX_UPSCALED_SIDE", "MAX_UPSCALE_FACTOR", "OUTPAINT_SIDES", "RESIZE_MODES", "ExtrasRequest",
-           "GenerationRequest", "HiresFix", "Img2ImgRequest", "OutpaintRequest", "Txt2ImgRequest"]
+           "GenerationRequest", "HiresFix", "Img2ImgRequest", "OutpaintRequest", "Refiner", "Txt2ImgRequest"]

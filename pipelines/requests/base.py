@@ -9,6 +9,7 @@ from pipelines import samplers
 from pipelines.errors import ValidationError
 from pipelines.imaging.noise import Variation
 from pipelines.requests.hires import HiresFix
+from pipelines.requests.refiner import Refiner
 
 MAX_SEED = 2**32 - 1
 EMPHASIS_MODES = ("Original", "No norm", "None")  # A1111's emphasis setting
@@ -129,9 +130,11 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class Txt2ImgRequest(GenerationRequest):
-    """Everything one txt2img job needs; ``hires`` adds A1111's hires fix (a second, upscaled pass)."""
+    """Everything one txt2img job needs; ``hires`` adds A1111's hires fix (a second, upscaled pass), ``refiner``
+    its SDXL refiner."""
 
     hires: HiresFix | None = None
+    refiner: Refiner | None = None  # A1111's SDXL refiner: another checkpoint takes over the last steps
 
     mode = "txt2img"
 
@@ -141,3 +144,7 @@ class Txt2ImgRequest(GenerationRequest):
             if not isinstance(self.hires, HiresFix):
                 raise ValidationError("hires", f"must be a HiresFix or None, got {type(self.hires).__name__}")
             self.hires.validate(self)
+        if self.refiner is not None:
+            if not isinstance(self.refiner, Refiner):
+                raise ValidationError("refiner", f"must be a Refiner or None, got {type(self.refiner).__name__}")
+            self.refiner.validate()

@@ -361,6 +361,65 @@ def save_sdxl_folder(path: Path, *, seed: int = 0) -> Path:
     return _write_pipeline(pipe, path)
 
 
+def save_sdxl_refiner_folder(path: Path, *, seed: int = 0) -> Path:
+    """Save a tiny random SDXL *refiner* (``StableDiffusionXLImg2ImgPipeline``) folder and return ``path``.
+
+    As the real refiner: no first text encoder (``text_encoder``/``tokenizer`` null in
+    ``model_index.json``), ``requires_aesthetics_score=True`` and ``force_zeros_for_empty_prompt=False``;
+    the UNet cross-attends to OpenCLIP-G's 64-wide states alone and its time ids are 5 (original size,
+    crop, aesthetic score): ``projection_class_embeddings_input_dim`` = 5 * 8 + 32 = 72. The VAE and
+    text_encoder_2 are those :func:`save_sdxl_folder` builds with the same ``seed`` (one latent space);
+    the UNet differs, so refining changes the image.
+    """
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModelWithProjection
+
+    torch.manual_seed(seed + 1)
+    vae = _tiny_vae(scaling_factor=0.13025)
+    torch.manual_seed(seed + 3)
+    text_encoder_2 = CLIPTextModelWithProjection(
+        _clip_text_config(
+            hidden_size=SDXL_TEXT_ENCODER_2_HIDDEN,
+            hidden_act="gelu",
+            projection_dim=SDXL_PROJECTION_DIM,
+            num_hidden_layers=SDXL_TEXT_ENCODER_2_LAYERS,
+        )
+    )
+    torch.manual_seed(seed + 4)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=SDXL_ADDITION_TIME_EMBED_DIM,
+        projection_class_embeddings_input_dim=5 * SDXL_ADDITION_TIME_EMBED_DIM + SDXL_PROJECTION_DIM,
+        cross_attention_dim=SDXL_TEXT_ENCODER_2_HIDDEN,
+    )
+    scheduler = EulerDiscreteScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        interpolation_type="linear", prediction_type="epsilon", steps_offset=1, timestep_spacing="leading",
+        use_karras_sigmas=False,
+    )
+    pipe = StableDiffusionXLImg2ImgPipeline(
+        vae=vae,
+        text_encoder=None,
+        text_encoder_2=text_encoder_2,
+        tokenizer=None,
+        tokenizer_2=_load_tokenizer(Path(path) / "tokenizer_2"),
+        unet=unet,
+        scheduler=scheduler,
+        requires_aesthetics_score=True,
+        force_zeros_for_empty_prompt=False,
+    )
+    return _write_pipeline(pipe, path)
+
+
 def sd15_component_state(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     """Load every weight-bearing component of a saved folder as ``{component: state_dict}``.
 

@@ -24,6 +24,7 @@ from pipelines.infotext.paste import paste_parameters
 from pipelines.options import OptionsStore
 from pipelines.requests import GenerationRequest, Txt2ImgRequest
 from pipelines.requests.hires import HiresFix
+from pipelines.requests.refiner import DEFAULT_SWITCH_AT, Refiner
 from pipelines.results import GenerationResult
 from webui.api.errors import ApiError
 from webui.api.images import encode_png
@@ -56,6 +57,10 @@ def apply_infotext(body: Body) -> Body:
         log.info("infotext: %s", note)
     updates = {name: value for name, value in pasted.fields.items()
                if name in type(body).model_fields and name not in body.model_fields_set}
+    refiner = pasted.fields.get("refiner")
+    if refiner is not None:  # A1111's flat refiner fields
+        flat = {"refiner_checkpoint": refiner.checkpoint, "refiner_switch_at": refiner.switch_at}
+        updates.update({name: value for name, value in flat.items() if name not in body.model_fields_set})
     hires = pasted.fields.get("hires")
     if hires is not None and "enable_hr" in type(body).model_fields:  # the flat A1111 fields of its hires fix
         flat = {"enable_hr": True, **asdict(hires)}
@@ -71,7 +76,6 @@ def refuse_unsupported(body: ProcessingAPI) -> None:
     checks = (
         ("restore_faces", body.restore_faces, "face restoration is not available yet"),
         ("tiling", body.tiling, "tiling is not available yet"),
-        ("refiner_checkpoint", body.refiner_checkpoint not in (None, "", "None"), "a refiner is not available yet"),
         ("firstpass_image", getattr(body, "firstpass_image", None), "hires fix of a given image is not available yet"),
     )
     for field, asked, message in checks:
@@ -156,9 +160,21 @@ def hires_fix(body: ProcessingAPI) -> HiresFix | None:
     return HiresFix(**{name: getattr(body, name) for name in HIRES_FIELDS if getattr(body, name) is not None})
 
 
+def refiner_of(body: ProcessingAPI, mode: str = "txt2img") -> Refiner | None:
+    """``refiner_checkpoint`` (A1111: null, "" or "None" for none) and ``refiner_switch_at`` (null: 0.8) as the
+    core's :class:`Refiner`; whether the checkpoint exists and fits is checked when the job runs (422 naming it)."""
+    if body.refiner_checkpoint in (None, "", "None"):
+        return None
+    if mode != "txt2img":
+        raise ValidationError("refiner_checkpoint", f"the refiner is available in txt2img only, not {mode}; send null")
+    switch_at = body.refiner_switch_at if body.refiner_switch_at is not None else DEFAULT_SWITCH_AT
+    return Refiner(body.refiner_checkpoint, switch_at)
+
+
 def to_core_request(body: ProcessingAPI, options: OptionsStore) -> Txt2ImgRequest:
-    """The txt2img core request for ``body``; hires fix when ``enable_hr``."""
-    return core_request(body, options, Txt2ImgRequest, hires=hires_fix(body))
+    """The txt2img core request for ``body``; hires fix when ``enable_hr``, the SDXL refiner when
+    ``refiner_checkpoint``."""
+    return core_request(body, options, Txt2ImgRequest, hires=hires_fix(body), refiner=refiner_of(body))
 
 
 def processed_info(body: ProcessingAPI, request: GenerationRequest, result: GenerationResult,
@@ -214,10 +230,15 @@ def _denoising_strength(body: ProcessingAPI, request: GenerationRequest) -> floa
 
 
 def _extra_generation_params(request: GenerationRequest) -> dict[str, Any]:
-    """A1111's ``extra_generation_params``: the hires keys of the infotext, when hires fix ran."""
-    if getattr(request, "hires", None) is None:
-        return {}
-    return {key: value for key, value in request.hires.infotext_params(request).items() if value is not None}
+    """A1111's ``extra_generation_params``: the hires keys of the infotext, when hires fix ran; the refiner's
+    switch point when it took over (its ``Refiner`` title is in the infotexts)."""
+    params: dict[str, Any] = {}
+    if getattr(request, "hires", None) is not None:
+        params.update({k: v for k, v in request.hires.infotext_params(request).items() if v is not None})
+    refiner = getattr(request, "refiner", None)
+    if refiner is not None and refiner.active:
+        params["Refiner switch at"] = refiner.switch_at
+    return params
 
 
 def generation_response(

@@ -17,13 +17,14 @@ from pipelines.options import OptionsStore
 from pipelines.requests import Img2ImgRequest
 from pipelines.results import GenerationResult
 from webui.api.errors import ApiError
-from webui.api.generation import core_request, generation_response
+from webui.api.generation import core_request, generation_response, refiner_of
 from webui.api.images import decode_image
 from webui.api.models import ImageToImageResponse
 from webui.api.models import StableDiffusionImg2ImgProcessingAPI as Img2ImgBody
 
 
 def refuse_unsupported_inpainting(body: Img2ImgBody) -> None:
+    refiner_of(body, mode="img2img")  # the refiner is txt2img's: a named one is refused here
     if body.latent_mask:
         raise ValidationError("latent_mask", "a separate latent mask is not supported; send only `mask`")
     if body.initial_noise_multiplier not in (None, 1, 1.0):

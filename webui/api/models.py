@@ -15,14 +15,14 @@ unchanged; fields A1111 does not define are ignored. What Atelier does with each
   enable_hr with hr_scale, hr_upscaler, hr_second_pass_steps, hr_resize_x/y, hr_sampler_name,
   hr_scheduler, hr_prompt, hr_negative_prompt and denoising_strength (hires fix:
   pipelines/requests/hires.py), styles, subseed, subseed_strength, seed_resize_from_w/h (variation
-  seed, txt2img);
+  seed, txt2img), refiner_checkpoint and refiner_switch_at (SDXL refiner, txt2img; null switch point: 0.8);
 - refused with 422 naming the field when asking for something Atelier cannot do yet:
   restore_faces, tiling,
-  refiner_checkpoint, hr_checkpoint_name, firstpass_image, script_name, alwayson_scripts;
+  refiner_checkpoint in img2img, hr_checkpoint_name, firstpass_image, script_name, alwayson_scripts;
 - accepted and ignored (no effect on the image Atelier makes): eta, s_*, denoising_strength (txt2img
-  without enable_hr), refiner_switch_at, hr_* and firstphase_* (without enable_hr), do_not_save_samples/grid
-  (save_images decides, as in A1111), override_settings_restore_afterwards, disable_extra_networks,
-  comments, force_task_id, script_args.
+  without enable_hr), refiner_switch_at (without refiner_checkpoint), hr_* and firstphase_* (without
+  enable_hr), do_not_save_samples/grid (save_images decides, as in A1111),
+  override_settings_restore_afterwards, disable_extra_networks, comments, force_task_id, script_args.
 """
 
 from __future__ import annotations

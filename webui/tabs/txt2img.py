@@ -13,7 +13,7 @@ from pipelines import samplers
 from pipelines.context import AppContext
 from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_parameters, to_txt2img_request
-from pipelines.requests import HiresFix, Txt2ImgRequest
+from pipelines.requests import HiresFix, Refiner, Txt2ImgRequest
 from webui.components import extra_networks
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import NamedForm, prompt_row
@@ -23,7 +23,7 @@ from webui.components.style_panel import StylePanel, styles_from_prompt
 from webui.components.token_counter import TokenizerCache
 from webui.errors import user_error
 from webui.jobs import generation, run_streaming
-from webui.tabs import txt2img_hires
+from webui.tabs import txt2img_hires, txt2img_refiner
 from webui.tabs.txt2img_hires import (
     HIRES_INPUT_NAMES,
     HiresInputs,
@@ -31,6 +31,7 @@ from webui.tabs.txt2img_hires import (
     hires_values,
     upscaler_choices,
 )
+from webui.tabs.txt2img_refiner import REFINER_INPUT_NAMES, RefinerInputs, refiner_from_values, refiner_values
 
 
 @dataclass(frozen=True)
@@ -50,21 +51,25 @@ class Txt2ImgForm(NamedForm):
     batch_size: gr.Slider
     n_iter: gr.Slider
     styles: gr.Dropdown  # the prompt row's Styles selection
+    refiner: RefinerInputs  # the "Refiner" accordion (txt2img_refiner.py): enable_refiner, refiner_*
     hires: HiresInputs  # the "Hires. fix" accordion (txt2img_hires.py): enable_hr and the hr_* inputs
 
-    def show(self, request: Txt2ImgRequest, *, hires_kept: HiresFix | None = None) -> dict[Component, Any]:
-        """A value for every component, taken from ``request``; with hires fix off, the accordion shows
-        ``hires_kept`` (the values it had) unticked."""
+    def show(self, request: Txt2ImgRequest, *, hires_kept: HiresFix | None = None,
+             refiner_kept: Refiner | None = None) -> dict[Component, Any]:
+        """A value for every component, taken from ``request``; with hires fix (the refiner) off, its accordion
+        shows ``hires_kept`` (``refiner_kept``), the values it had, unticked."""
         named = self.named()
         values = {name: getattr(request, name) for name in named
-                  if name != "checkpoint" and name not in HIRES_INPUT_NAMES}
+                  if name != "checkpoint" and name not in HIRES_INPUT_NAMES and name not in REFINER_INPUT_NAMES}
         values.update(hires_values(request.hires or hires_kept or HiresFix(), request.hires is not None))
+        values.update(refiner_values(request.refiner, refiner_kept))
         values["styles"] = list(request.styles)
         return {self.checkpoint: request.model, **{named[k]: v for k, v in values.items()}}
 
 
 # The form's input names in the order of form.components() (the outputs of Read parameters).
-INPUT_NAMES = (*(f.name for f in fields(Txt2ImgForm) if f.name != "hires"), *HIRES_INPUT_NAMES)
+INPUT_NAMES = (*(f.name for f in fields(Txt2ImgForm) if f.name not in ("hires", "refiner")), *REFINER_INPUT_NAMES,
+               *HIRES_INPUT_NAMES)
 # The outputs of a paste (Read parameters, PNG Info's Send to txt2img): the form, then the quick settings.
 PASTE_NAMES = (*INPUT_NAMES, *QUICK_NAMES)
 
@@ -72,14 +77,18 @@ PASTE_NAMES = (*INPUT_NAMES, *QUICK_NAMES)
 def request_from_form(*, checkpoint: str | None, prompt: str | None, negative_prompt: str | None,
                       sampler_name: str, scheduler: str, steps: float, cfg_scale: float, width: float, height: float,
                       seed: float | None, batch_size: float, n_iter: float, styles: list[str] | None = None,
-                      enable_hr: bool = False, **hires: Any) -> Txt2ImgRequest:
+                      enable_hr: bool = False, enable_refiner: bool = False, refiner_checkpoint: str | None = None,
+                      refiner_switch_at: float = 0.8, **hires: Any) -> Txt2ImgRequest:
     """The request the form's current values describe (not validated yet); ``hires`` are the accordion's
-    values (:func:`~webui.tabs.txt2img_hires.hires_from_values`), used when ``enable_hr``."""
+    values (:func:`~webui.tabs.txt2img_hires.hires_from_values`), used when ``enable_hr``; the refiner's
+    when ``enable_refiner``."""
     return Txt2ImgRequest(
         prompt=prompt or "", negative_prompt=negative_prompt or "", sampler_name=sampler_name, scheduler=scheduler,
         steps=int(steps), cfg_scale=float(cfg_scale), width=int(width), height=int(height),
         seed=int(seed if seed is not None else -1), batch_size=int(batch_size), n_iter=int(n_iter),
         model=checkpoint or None, hires=hires_from_values(**hires) if enable_hr else None, styles=tuple(styles or ()),
+        refiner=refiner_from_values(enable_refiner=enable_refiner, refiner_checkpoint=refiner_checkpoint,
+                                    refiner_switch_at=refiner_switch_at),
     )
 
 
@@ -93,11 +102,13 @@ def paste_handler(ctx: AppContext, form: Txt2ImgForm, quick: QuickSettings) -> C
         current = request_from_form(**form_values)
         accordion = hires_from_values(**{k: v for k, v in form_values.items()
                                          if k in HIRES_INPUT_NAMES and k != "enable_hr"})
+        refiner_kept = refiner_from_values(**{**{k: form_values[k] for k in REFINER_INPUT_NAMES if k in form_values},
+                                              "enable_refiner": True})
         pasted = paste_parameters(parse_infotext(infotext or ""), ctx.store)
         if not pasted.has_parameters:
             gr.Warning("No generation parameters found: paste a whole infotext (prompt, then a line such as "
                        "'Steps: 20, Sampler: Euler a, ...').", title="Nothing to read")
-            return form.show(current, hires_kept=accordion)
+            return form.show(current, hires_kept=accordion, refiner_kept=refiner_kept)
         for match in (pasted.model_status, *pasted.loras):
             if match.missing:
                 gr.Warning(match.message, title="Model not installed")
@@ -109,8 +120,9 @@ def paste_handler(ctx: AppContext, form: Txt2ImgForm, quick: QuickSettings) -> C
             notes.append(f"Hires upscaler {request.hires.hr_upscaler!r} is not installed; kept "
                          f"{accordion.hr_upscaler!r}.")
             request = replace(request, hires=replace(request.hires, hr_upscaler=accordion.hr_upscaler))
-        values = form.show(request, hires_kept=accordion)
-        kept = form.show(current, hires_kept=accordion)
+        request = replace(request, refiner=txt2img_refiner.checked_paste(ctx, request.refiner, notes))
+        values = form.show(request, hires_kept=accordion, refiner_kept=refiner_kept)
+        kept = form.show(current, hires_kept=accordion, refiner_kept=refiner_kept)
         for component, value in values.items():  # a valid request value can lie beyond a slider's range
             if isinstance(component, gr.Slider) and not component.minimum <= value <= component.maximum:
                 notes.append(f"{component.label} {value:g} is outside this form's range; kept {kept[component]:g}.")
@@ -161,11 +173,12 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
                 random_seed = gr.Button("🎲 Random", scale=1, min_width=60, elem_id="txt2img_random_seed")
                 reuse_seed = gr.Button("♻️ Reuse last", scale=1, min_width=60, elem_id="txt2img_reuse_seed")
             hires = txt2img_hires.build(ctx, width, height)
+            refiner = txt2img_refiner.build(ctx)
         with gr.Column(scale=1):
             results = result_panel("txt2img")
     preview, gallery, info = results.preview, results.gallery, results.info
     form = Txt2ImgForm(bar.dropdown, prompt, negative_prompt, sampler_name, scheduler, steps, cfg_scale, width,
-                       height, seed, batch_size, n_iter, row.styles.selector.styles, hires)
+                       height, seed, batch_size, n_iter, row.styles.selector.styles, refiner, hires)
 
     def txt2img(progress: gr.Progress = gr.Progress(), **form_values: Any):
         """Generate images from a prompt; yields live previews, then the saved images."""
