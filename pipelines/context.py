@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pipelines.engine import Engine
+from pipelines.extension_host.scripts import ScriptRunner
+from pipelines.extension_host.startup import load_configured_extensions
+from pipelines.hooks import ExtensionRegistry
 from pipelines.models.store import ModelStore
 from pipelines.options import OptionsStore
 from pipelines.prompts.styles import StyleStore
@@ -22,6 +26,13 @@ class AppContext:
     engine: Engine
     options: OptionsStore  # A1111's options (config.json), shared by the UI and the API
     styles: StyleStore  # A1111's styles.csv
+    extensions: ExtensionRegistry = dataclasses.field(init=False)  # what extensions added; their load reports
+    scripts: ScriptRunner = dataclasses.field(init=False)  # runs the extensions' scripts (X/Y/Z plot, ...)
+
+    def __post_init__(self) -> None:
+        self.extensions = self.engine.hooks  # the engine calls the hook points of this registry
+        self.scripts = ScriptRunner(self.engine, self.extensions)
+        load_configured_extensions(self.extensions, self.settings, self.options)
 
     @classmethod
     def build(cls, settings: Settings, *, store: ModelStore | None = None) -> AppContext:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from pipelines.errors import ValidationError
+from pipelines.hooks import ExtensionRegistry, JobHooks
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
 from pipelines.modes import extras, img2img, outpaint, txt2img
@@ -51,8 +52,11 @@ class Engine:
     """Runs generation requests one at a time on the shared model store."""
 
     def __init__(self, settings: Settings, store: ModelStore, selection: CheckpointSelection,
-                 upscalers: UpscalerRegistry, styles: StyleStore | None = None) -> None:
+                 upscalers: UpscalerRegistry, styles: StyleStore | None = None,
+                 hooks: ExtensionRegistry | None = None) -> None:
         self.settings = settings
+        self.hooks = hooks or ExtensionRegistry()  # the extensions' hook points (pipelines/hooks)
+        self._job_hooks: JobHooks | None = None  # the running job's, set while it holds the device
         self.styles = styles
         self.store = store
         self.selection = selection
@@ -110,11 +114,18 @@ class Engine:
         return replace(request, prompt=prompt, negative_prompt=negative, styles=())
 
     def _job(self, loaded: LoadedModel | None, state: JobState, on_progress: ProgressFn) -> JobContext:
-        return JobContext(loaded, state, on_progress, self.settings, self.store, self.upscalers)
+        hooks = self._job_hooks
+        if hooks is not None:
+            hooks.model_loaded(loaded)
+        return JobContext(loaded, state, on_progress, self.settings, self.store, self.upscalers, hooks=hooks)
 
-    def generate(self, request: GenerationRequest, *, on_progress: ProgressFn = ignore_progress) -> GenerationResult:
-        """Apply the request's styles, validate, wait for the device, load the model, run the mode."""
-        request = self._with_styles(request)
+    def generate(self, request: GenerationRequest, *, on_progress: ProgressFn = ignore_progress,
+                 extension_args: Mapping[str, Mapping[str, Any]] | None = None) -> GenerationResult:
+        """Apply the request's styles and the extensions' before_job hooks (``extension_args``: each one's
+        section values, from ``ExtensionRegistry.job_args``), validate, wait for the device, load the model,
+        run the mode, then the after_job hooks. A failing hook fails this job only (ExtensionError)."""
+        hooks = self.hooks.for_job(extension_args)
+        request = hooks.before_job(self._with_styles(request))
         request.validate()
         mode = MODES[request.mode]
         with self._state_lock:
@@ -122,7 +133,7 @@ class Engine:
         try:
             with self._device_lock:
                 state = JobState(job=request.mode)
-                self._state = state
+                self._state, self._job_hooks = state, hooks
                 try:
                     started = time.perf_counter()
                     if mode.needs_checkpoint:
@@ -131,9 +142,10 @@ class Engine:
                         result = mode.run(request, self._job(None, state, on_progress))
                     log.info("%s: %d image(s) in %.2fs%s", request.mode, len(result.images),
                              time.perf_counter() - started, " (interrupted)" if result.interrupted else "")
+                    hooks.after_job(request, result)
                     return result
                 finally:
-                    self._state = None
+                    self._state, self._job_hooks = None, None
         finally:
             with self._state_lock:
                 self._pending -= 1

@@ -38,3 +38,12 @@ class UnsafeFormatError(AtelierError):
 
 class GenerationInterrupted(AtelierError):
     """Raised inside a job that was interrupted before it produced any image."""
+
+
+class ExtensionError(AtelierError):
+    """An extension's hook raised: the job it ran in fails, naming the extension; the next job is unaffected."""
+
+    def __init__(self, extension: str, point: str, cause: BaseException) -> None:
+        super().__init__(f"extension {extension!r} failed in {point}: {type(cause).__name__}: {cause}")
+        self.extension = extension
+        self.point = point

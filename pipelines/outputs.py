@@ -28,12 +28,13 @@ def _next_number(folder: Path) -> int:
 
 
 def save_image(image: Image.Image, *, outputs_dir: Path, mode: str, seed: int | None, infotext: str,
-               today: _dt.date | None = None) -> Path:
+               today: _dt.date | None = None, kind: str = "images") -> Path:
     """Write ``image`` as PNG with its infotext; never overwrites an existing file.
 
-    ``seed=None`` (images that were not generated, e.g. extras) names the file ``NNNNN.png``.
+    ``seed=None`` (images that were not generated, e.g. extras, grids) names the file ``NNNNN.png``;
+    ``kind="grids"`` writes to A1111's ``<mode>-grids`` folder, beside ``<mode>-images``.
     """
-    folder = outputs_dir / f"{mode}-images" / (today or _dt.date.today()).isoformat()
+    folder = outputs_dir / f"{mode}-{kind}" / (today or _dt.date.today()).isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     number = _next_number(folder)
     while True:

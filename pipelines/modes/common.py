@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from pipelines import samplers
+from pipelines.hooks import JobHooks
 from pipelines.imaging.noise import initial_noise
 from pipelines.imaging.preview import LatentPreviewer, fit_previewer
 from pipelines.infotext.codec import format_infotext
@@ -42,6 +43,7 @@ class JobContext:
     settings: Settings
     store: ModelStore | None = None  # for modes that load models of their own
     upscalers: UpscalerRegistry | None = None  # hires fix and extras upscale through it
+    hooks: JobHooks | None = None  # this job's extension hooks (step_end, image_saved, infotext keys)
     prompt_params: dict[str, Any] = field(default_factory=dict)  # infotext keys the conditioning adds (TI hashes)
     refiner: LoadedModel | None = None  # the SDXL refiner held for this job (pipelines/modes/refiner.py)
 
@@ -102,6 +104,10 @@ def step_callback(ctx: JobContext, *, steps: int, size: tuple[int, int], text: s
                 preview = previewer(ctx.loaded)(tensors["latents"], size)
                 job.current_preview = preview
             ctx.on_progress(ProgressUpdate(ctx.job.job, done, steps, "steps", text, preview))
+        if ctx.hooks:  # extensions' step_end: new latents for the next step, or stop the job
+            tensors["latents"], stop = ctx.hooks.step(pipe, step, _timestep, tensors["latents"])
+            if stop:
+                job.interrupt()
         if job.interrupted or job.take_skip():
             pipe._interrupt = True  # diffusers' documented way to stop the denoising loop early
         if conditioning is not None:
@@ -200,6 +206,7 @@ def tail_params(request: GenerationRequest, ctx: JobContext, batch_pos: int,
     if request.emphasis != "Original":
         params["Emphasis"] = request.emphasis
     params.update(ctx.prompt_params)
+    params.update(ctx.hooks.infotext if ctx.hooks else {})  # keys the extensions' before_job hooks added
     params["Version"] = VERSION
     return params
 
@@ -261,6 +268,8 @@ def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: ty
             if request.save_images:
                 path = save_image(image, outputs_dir=ctx.settings.outputs_dir, mode=request.mode, seed=seed,
                                   infotext=text)
+                if ctx.hooks:
+                    ctx.hooks.image_saved(path, image, text, request.mode)
             images.append(GeneratedImage(image=image, seed=seed, infotext=text, path=path))
     info = result_info(request, ctx, images, first_seed, spec, schedule)
     return GenerationResult(images=images, info=info, interrupted=ctx.job.interrupted)

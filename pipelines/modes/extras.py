@@ -113,6 +113,8 @@ def run(request: ExtrasRequest, ctx: JobContext) -> GenerationResult:
         if request.save_images:
             path = save_image(output, outputs_dir=ctx.settings.outputs_dir, mode="extras", seed=None,
                               infotext=infotext)
+            if ctx.hooks:
+                ctx.hooks.image_saved(path, output, infotext, "extras")
         images.append(GeneratedImage(output, NO_SEED, infotext, path))
     if not images and ctx.job.interrupted:
         raise GenerationInterrupted("upscaling was interrupted before any image was finished")

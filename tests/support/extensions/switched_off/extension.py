@@ -1,0 +1,1 @@
+raise AssertionError("a disabled extension is never imported")

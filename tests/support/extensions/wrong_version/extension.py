@@ -1,0 +1,5 @@
+api_version = 99
+
+
+def register(ctx):
+    pass
