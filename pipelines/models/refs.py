@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.models.architecture import Architecture, ModelKind
+from pipelines.models.families import ModelFamily
 from pipelines.models.kinds import ModelType
+
+if TYPE_CHECKING:
+    from pipelines.models.prediction import PredictionDecision
 
 
 class SourceKind(StrEnum):
@@ -44,6 +49,8 @@ class ModelRecord:
     problem: str | None = None  # why it cannot be loaded, when known
     arch: Architecture | None = None  # LoRAs, embeddings, VAEs: the architecture their tensors fit, if known
     addnet_hash: str | None = None  # LoRAs: sha256 of the bytes after the safetensors header (A1111, Civitai)
+    family: ModelFamily | None = None  # checkpoints: Turbo, LCM, ... (suggested steps/CFG), when recognised
+    prediction: PredictionDecision | None = None  # single-file checkpoints: epsilon or v, once decided
 
     @property
     def type(self) -> ModelType:

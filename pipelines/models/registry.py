@@ -61,11 +61,13 @@ class ModelRegistry:
         found.setdefault(default_ref.key, ModelRecord(ref=default_ref, name=self._settings.default_model,
                                                       installed=False))
         with self._lock:
-            for key, record in found.items():  # keep hashes already computed for unchanged files
+            for key, record in found.items():  # keep hashes (and probe results) computed for unchanged files
                 old = self._records.get(key)
                 if old and old.size_bytes == record.size_bytes:
+                    probed = old.prediction if old.prediction and old.prediction.probed else None
                     found[key] = replace(record, sha256=record.sha256 or old.sha256,
-                                         addnet_hash=record.addnet_hash or old.addnet_hash)
+                                         addnet_hash=record.addnet_hash or old.addnet_hash,
+                                         prediction=record.prediction or probed)
             self._records = found
             self._skipped = result.skipped_pickles
         counts = {t.value: len(self.records(t)) for t in ModelType}

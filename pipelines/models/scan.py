@@ -15,8 +15,11 @@ from pathlib import Path
 
 from pipelines.errors import AtelierError
 from pipelines.models.architecture import detect_folder, detect_single_file, read_safetensors_shapes
+from pipelines.models.families import file_family, folder_family
+from pipelines.models.header import read_header
 from pipelines.models.identify import embedding_architecture, is_lora, is_vae, lora_architecture
 from pipelines.models.kinds import ModelType
+from pipelines.models.prediction import stated_prediction
 from pipelines.models.refs import ModelRecord, ModelRef, SourceKind
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,8 @@ def _checkpoint_file(path: Path, result: ScanResult, allow_pickle: bool) -> None
     sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
     base = dict(ref=_file_ref(path, ModelType.CHECKPOINT), name=path.stem, path=path, size_bytes=path.stat().st_size,
                 config_path=sidecar if sidecar.is_dir() else None)
+    header = read_header(path)  # empty for a pickle, whose yaml and name still count
+    base.update(family=file_family(path.stem, header), prediction=stated_prediction(path, header))
     if path.suffix in CHECKPOINT_PICKLES:
         if not allow_pickle:
             result.skip(ModelType.CHECKPOINT, path)
@@ -91,7 +96,7 @@ def _pipeline_folder(path: Path, *, source: SourceKind, location: str, name: str
         return ModelRecord(ref=ModelRef(source, location), name=name, path=path, problem=str(exc))
     model_type = ModelType.SD_X4_UPSCALER if kind.upscaler else ModelType.CHECKPOINT
     return ModelRecord(ref=ModelRef(source, location, model_type), name=name, kind=kind, path=path, sha256=sha256,
-                       size_bytes=folder_size(path))
+                       size_bytes=folder_size(path), family=folder_family(path, name))
 
 
 def scan_checkpoint_dir(folder: Path, result: ScanResult, *, allow_pickle: bool) -> None:

@@ -23,7 +23,7 @@ import torch
 
 from pipelines.errors import ModelNotFoundError, UnsupportedModelError
 from pipelines.models import loaders
-from pipelines.models.architecture import detect_folder
+from pipelines.models.architecture import Architecture, detect_folder
 from pipelines.models.attention import apply_optimizations
 from pipelines.models.cache import ModelCache
 from pipelines.models.device import resolve_device, resolve_dtype
@@ -34,6 +34,7 @@ from pipelines.models.kinds import ModelType
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.memory import fmt, plan_memory, ram_total_bytes, vram_free_total
 from pipelines.models.memory_budget import BudgetPolicy, MemoryProbe, SystemMemory, Tier, default_limits
+from pipelines.models.prediction import apply_prediction, probe_unet
 from pipelines.models.refs import ModelRecord, SourceKind
 from pipelines.models.registry import ModelRegistry
 from pipelines.models.scan import folder_size
@@ -170,9 +171,11 @@ class ModelStore:
         allow = self.settings.allow_pickle
         kind = record.type
         if kind is ModelType.CHECKPOINT:
-            return self._build_pipeline(record, loaders.load_pipeline(record, dtype=self.dtype,
-                                                                      config_dir=self._config_dir(record),
-                                                                      allow_pickle=allow))
+            loaded = self._build_pipeline(record, loaders.load_pipeline(record, dtype=self.dtype,
+                                                                        config_dir=self._config_dir(record),
+                                                                        allow_pickle=allow))
+            loaded.record = self._settle_prediction(loaded)
+            return loaded
         if kind is ModelType.SD_X4_UPSCALER:
             return self._build_pipeline(record, loaders.load_sd_x4(record, dtype=self.dtype, allow_pickle=allow))
         if kind is ModelType.VAE:
@@ -203,6 +206,24 @@ class ModelStore:
                  report.summary())
         loaded.plan, loaded.optimizations = plan, report
         return loaded
+
+    def _settle_prediction(self, loaded: LoadedModel) -> ModelRecord:
+        """A single file's epsilon / v decision (:mod:`pipelines.models.prediction`) applied to its scheduler and
+        kept on its record, so a file's UNet is probed once, not on every load."""
+        record = loaded.record
+        if record.ref.kind is not SourceKind.SINGLE_FILE or record.kind is None:
+            return record  # a diffusers folder's own scheduler config is the model's statement
+        decision = record.prediction
+        if decision is None and record.kind.architecture is Architecture.SD2:
+            decision = probe_unet(loaded.pipeline.unet, self.device)
+        if decision is None:
+            return record  # SD 1.x / SDXL without a marker: epsilon, as their configs say
+        apply_prediction(loaded.pipeline, decision.prediction)
+        log.info("%s: %s", record.name, decision.describe())
+        if decision != record.prediction:
+            record = replace(record, prediction=decision)
+            self.registry.update(record)
+        return record
 
     def _install(self, record: ModelRecord, on_progress: ProgressFn) -> ModelRecord:
         """Make sure the files are on disk; download Hub repos that are not cached."""

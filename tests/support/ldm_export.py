@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 __all__ = [
     "export_sd15_single_file",
     "export_sdxl_single_file",
+    "export_sd2_single_file",
     "write_sidecar_config",
     "unet_to_ldm",
     "vae_to_ldm",
@@ -42,6 +43,7 @@ __all__ = [
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 SD1_CLIP_PREFIX = "cond_stage_model.transformer."
+SD2_OPEN_CLIP_PREFIX = "cond_stage_model.model."
 SDXL_CLIP_PREFIX = "conditioner.embedders.0.transformer."
 SDXL_OPEN_CLIP_PREFIX = "conditioner.embedders.1.model."
 
@@ -309,6 +311,19 @@ def export_sd15_single_file(diffusers_folder: Path, out_file: Path) -> Path:
     folder = Path(diffusers_folder)
     tensors = _unet_and_vae(folder)
     tensors |= _prefixed(SD1_CLIP_PREFIX, clip_to_ldm(_load_component_weights(folder / "text_encoder")))
+    return _save(tensors, out_file)
+
+
+def export_sd2_single_file(diffusers_folder: Path, out_file: Path) -> Path:
+    """Write an SD 2.x diffusers folder as one ``.safetensors`` in the layout of ``v2-1_768-ema-pruned``.
+
+    Keys: ``model.diffusion_model.*``, ``first_stage_model.*`` and ``cond_stage_model.model.*`` (the
+    OpenCLIP text tower, fused ``in_proj``). 768-v and 512-base files have exactly these names, so nothing
+    in them says which prediction their UNet makes. Returns ``out_file``.
+    """
+    folder = Path(diffusers_folder)
+    tensors = _unet_and_vae(folder)
+    tensors |= _prefixed(SD2_OPEN_CLIP_PREFIX, open_clip_to_ldm(_load_component_weights(folder / "text_encoder")))
     return _save(tensors, out_file)
 
 
