@@ -9,7 +9,7 @@ from gradio.components import Component
 
 from pipelines.context import AppContext
 from webui import wiring
-from webui.components import checkpoint_bar, quick_settings, style_panel
+from webui.components import checkpoint_bar, model_hint, quick_settings, style_panel
 from webui.components.token_counter import TokenizerCache
 from webui.tabs import extras, img2img, models, png_info, settings, txt2img
 
@@ -22,6 +22,7 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
         bar = checkpoint_bar.build(ctx)
         with bar.row:  # A1111's quicksettings: beside the checkpoint selector
             quick = quick_settings.build(ctx.options)
+        model_hint.build(ctx, bar.dropdown, bar.status)  # Turbo/LCM steps and CFG, SD2 prediction
         tokenizers = TokenizerCache(ctx.selection)  # the token counters' tokenizers, shared by both tabs
         with gr.Tabs() as tabs:
             with gr.Tab("txt2img", id="txt2img"):
