@@ -202,7 +202,8 @@ def _txt2img_inputs(args: argparse.Namespace, model: str) -> dict[str, Any]:
 
     values = dict(checkpoint=model, prompt=args.prompt, negative_prompt=args.negative_prompt, sampler_name=SAMPLER,
                   scheduler=SCHEDULE, steps=args.steps, cfg_scale=args.cfg_scale, width=args.width,
-                  height=args.height, seed=args.seed, batch_size=1, n_iter=1, styles=[],
+                  height=args.height, seed=args.seed, batch_size=1, n_iter=1, styles=[], seed_extra=False,
+                  subseed=-1, subseed_strength=0.0, seed_resize_from_w=0, seed_resize_from_h=0,
                   **hires_values(HiresFix(), False), **refiner_values(None))
     return {name: values[name] for name in INPUT_NAMES}  # a KeyError here: the form gained an input
 

@@ -14,11 +14,12 @@ from pipelines.context import AppContext
 from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_parameters, to_txt2img_request
 from pipelines.requests import HiresFix, Refiner, Txt2ImgRequest
-from webui.components import extra_networks
+from webui.components import extra_networks, seed_extras
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import NamedForm, prompt_row
 from webui.components.gallery import ResultPanel, result_panel
 from webui.components.quick_settings import QUICK_NAMES, QuickSettings
+from webui.components.seed_extras import variation_fields
 from webui.components.style_panel import StylePanel, styles_from_prompt
 from webui.components.token_counter import TokenizerCache
 from webui.errors import user_error
@@ -48,6 +49,11 @@ class Txt2ImgForm(NamedForm):
     width: gr.Slider
     height: gr.Slider
     seed: gr.Number
+    seed_extra: gr.Checkbox  # A1111's "Extra" beside Seed, and the variation fields it shows (seed_extras.py)
+    subseed: gr.Number
+    subseed_strength: gr.Slider
+    seed_resize_from_w: gr.Slider
+    seed_resize_from_h: gr.Slider
     batch_size: gr.Slider
     n_iter: gr.Slider
     styles: gr.Dropdown  # the prompt row's Styles selection
@@ -60,10 +66,12 @@ class Txt2ImgForm(NamedForm):
         shows ``hires_kept`` (``refiner_kept``), the values it had, unticked."""
         named = self.named()
         values = {name: getattr(request, name) for name in named
-                  if name != "checkpoint" and name not in HIRES_INPUT_NAMES and name not in REFINER_INPUT_NAMES}
+                  if name not in ("checkpoint", "seed_extra") and name not in HIRES_INPUT_NAMES
+                  and name not in REFINER_INPUT_NAMES}
         values.update(hires_values(request.hires or hires_kept or HiresFix(), request.hires is not None))
         values.update(refiner_values(request.refiner, refiner_kept))
         values["styles"] = list(request.styles)
+        values.update(seed_extras.extra_values(request))
         return {self.checkpoint: request.model, **{named[k]: v for k, v in values.items()}}
 
 
@@ -77,6 +85,8 @@ PASTE_NAMES = (*INPUT_NAMES, *QUICK_NAMES)
 def request_from_form(*, checkpoint: str | None, prompt: str | None, negative_prompt: str | None,
                       sampler_name: str, scheduler: str, steps: float, cfg_scale: float, width: float, height: float,
                       seed: float | None, batch_size: float, n_iter: float, styles: list[str] | None = None,
+                      seed_extra: bool = False, subseed: float | None = -1, subseed_strength: float = 0,
+                      seed_resize_from_w: float = 0, seed_resize_from_h: float = 0,
                       enable_hr: bool = False, enable_refiner: bool = False, refiner_checkpoint: str | None = None,
                       refiner_switch_at: float = 0.8, **hires: Any) -> Txt2ImgRequest:
     """The request the form's current values describe (not validated yet); ``hires`` are the accordion's
@@ -86,6 +96,8 @@ def request_from_form(*, checkpoint: str | None, prompt: str | None, negative_pr
         prompt=prompt or "", negative_prompt=negative_prompt or "", sampler_name=sampler_name, scheduler=scheduler,
         steps=int(steps), cfg_scale=float(cfg_scale), width=int(width), height=int(height),
         seed=int(seed if seed is not None else -1), batch_size=int(batch_size), n_iter=int(n_iter),
+        **variation_fields(seed_extra=seed_extra, subseed=subseed, subseed_strength=subseed_strength,
+                           seed_resize_from_w=seed_resize_from_w, seed_resize_from_h=seed_resize_from_h),
         model=checkpoint or None, hires=hires_from_values(**hires) if enable_hr else None, styles=tuple(styles or ()),
         refiner=refiner_from_values(enable_refiner=enable_refiner, refiner_checkpoint=refiner_checkpoint,
                                     refiner_switch_at=refiner_switch_at),
@@ -172,13 +184,17 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
                 seed = gr.Number(value=-1, label="Seed", precision=0, scale=4, elem_id="txt2img_seed")
                 random_seed = gr.Button("🎲 Random", scale=1, min_width=60, elem_id="txt2img_random_seed")
                 reuse_seed = gr.Button("♻️ Reuse last", scale=1, min_width=60, elem_id="txt2img_reuse_seed")
+                seed_extra = seed_extras.checkbox("txt2img")
+            extras = seed_extras.build("txt2img", seed_extra)
             hires = txt2img_hires.build(ctx, width, height)
             refiner = txt2img_refiner.build(ctx)
         with gr.Column(scale=1):
             results = result_panel("txt2img")
     preview, gallery, info = results.preview, results.gallery, results.info
+    extras.wire_reuse(info)
     form = Txt2ImgForm(bar.dropdown, prompt, negative_prompt, sampler_name, scheduler, steps, cfg_scale, width,
-                       height, seed, batch_size, n_iter, row.styles.selector.styles, refiner, hires)
+                       height, seed, *extras.components(), batch_size, n_iter, row.styles.selector.styles, refiner,
+                       hires)
 
     def txt2img(progress: gr.Progress = gr.Progress(), **form_values: Any):
         """Generate images from a prompt; yields live previews, then the saved images."""
