@@ -47,7 +47,7 @@ def refiner_values(refiner: Refiner | None, kept: Refiner | None = None) -> dict
     """Input name -> value showing ``refiner``; when it is None, the accordion keeps ``kept``'s values unticked."""
     shown = refiner or kept
     return {"enable_refiner": refiner is not None,
-            "refiner_checkpoint": shown.checkpoint if shown is not None and shown.checkpoint else None,
+            "refiner_checkpoint": shown.checkpoint if shown is not None else "",
             "refiner_switch_at": shown.switch_at if shown is not None else DEFAULT_SWITCH_AT}
 
 
@@ -56,13 +56,14 @@ def build(ctx: AppContext) -> RefinerInputs:
     with gr.Accordion("Refiner", open=False, elem_id="txt2img_refiner"):
         with gr.Row():
             enable = gr.Checkbox(False, label="Refiner", elem_id="txt2img_enable_refiner", scale=1)
-            checkpoint = gr.Dropdown(refiner_choices(ctx), value=None, label="Checkpoint", scale=3,
+            # "" first (A1111's empty choice): the input always has a value, so API clients may leave it out
+            checkpoint = gr.Dropdown(["", *refiner_choices(ctx)], value="", label="Checkpoint", scale=3,
                                      elem_id="txt2img_refiner_checkpoint",
                                      info="an SDXL refiner or SDXL checkpoint; it takes over the last steps")
             switch_at = gr.Slider(0.01, 1, value=DEFAULT_SWITCH_AT, step=0.01, label="Switch at", scale=2,
                                   elem_id="txt2img_refiner_switch_at",
                                   info="fraction of the steps after which the refiner takes over")
-    refresh: Any = lambda: gr.Dropdown(choices=refiner_choices(ctx))  # noqa: E731
+    refresh: Any = lambda: gr.Dropdown(choices=["", *refiner_choices(ctx)])  # noqa: E731
     gr.on(None, refresh, None, checkpoint, api_name=False)
     return RefinerInputs(enable, checkpoint, switch_at)
 
