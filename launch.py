@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--port", type=int, default=None, help="port to serve on (default 7860; 7861 with --nowebui)")
     net.add_argument("--listen", action="store_true", help="bind 0.0.0.0 so other machines can connect")
     net.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    net.add_argument("--server-name", metavar="HOST", help="bind this address (overrides --listen)")
+    net.add_argument("--enable-insecure-extension-access", action="store_true",
+                     help="allow installing and switching extensions even with --listen, --share or --server-name")
     net.add_argument("--gradio-auth", metavar="USER:PASS[,USER2:PASS2]", help="protect the UI with a login")
     api = p.add_argument_group("REST API (AUTOMATIC1111-compatible, under /sdapi/v1)")
     api.add_argument("--api", action="store_true",
@@ -49,7 +52,12 @@ def add_core_arguments(p: argparse.ArgumentParser) -> None:
     paths.add_argument("--lora-dir", type=Path, action="append", default=[], help="extra folder of LoRAs")
     paths.add_argument("--embeddings-dir", type=Path, action="append", default=[],
                        help="extra folder of textual-inversion embeddings")
-    paths.add_argument("--extensions-dir", type=Path, default=ROOT / "extensions", help="where extensions live")
+    paths.add_argument("--extensions-dir", type=Path, default=None,
+                       help="where extensions are installed (default: DATA_DIR/extensions)")
+    paths.add_argument("--disable-all-extensions", action="store_true",
+                       help="load no extension, built-in ones included (they stay installed)")
+    paths.add_argument("--disable-extra-extensions", action="store_true",
+                       help="load only the built-in extensions, none of those installed")
     paths.add_argument("--allow-pickle", action="store_true",
                        help="also load pickled .ckpt/.pt/.bin weights (weights_only); off by default")
     perf = p.add_argument_group("performance")
@@ -149,6 +157,14 @@ def build_settings(args: argparse.Namespace):
         torch_threads=args.threads,
         hf_endpoint=os.environ.get("HF_ENDPOINT") or None,
         hub_offline=os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"),
+        extensions_dir=args.extensions_dir.resolve() if args.extensions_dir else None,
+        disable_all_extensions=args.disable_all_extensions,
+        disable_extra_extensions=args.disable_extra_extensions,
+        # how far the server is reachable (`generate` serves nothing): the extension gate reads these
+        listen=getattr(args, "listen", False),
+        share=getattr(args, "share", False),
+        server_name=getattr(args, "server_name", None),
+        enable_insecure_extension_access=getattr(args, "enable_insecure_extension_access", False),
     )
 
 
@@ -242,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
             ctx.selection.select(args.ckpt)
         except Exception as exc:  # the UI still starts and says what is wrong on Generate
             log.error("could not load --ckpt %s: %s", args.ckpt, exc)
-    host = "0.0.0.0" if args.listen else "127.0.0.1"
+    host = args.server_name or ("0.0.0.0" if args.listen else "127.0.0.1")
     api = build_api_config(args)
     if args.nowebui:
         from webui.server import serve_api

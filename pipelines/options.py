@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pipelines.errors import ValidationError
+from pipelines.extension_manager.index import DEFAULT_INDEX_URL
 from pipelines.files import write_text_atomically
 from pipelines.progress import ProgressFn, ignore_progress
 from pipelines.requests.base import EMPHASIS_MODES
@@ -84,6 +85,11 @@ def option_specs(settings: Settings) -> tuple[OptionSpec, ...]:
         OptionSpec("api_enable_requests", bool, False, "Fetch http(s) image URLs in API requests", "fixed"),
         OptionSpec("api_forbid_local_requests", bool, True, "Forbid local addresses in image URLs", "fixed"),
         OptionSpec("api_useragent", str, "", "User agent for API image requests", "stored"),
+        # Extensions (pipelines/extension_manager): switched off one by one, or all / all but the built-in ones.
+        OptionSpec("disabled_extensions", list, [], "Extensions switched off (the Extensions tab)"),
+        OptionSpec("disable_all_extensions", str, "none", "Disable all extensions (extra: all but the built-in ones)",
+                   choices=("none", "extra", "all")),
+        OptionSpec("extensions_index_url", str, DEFAULT_INDEX_URL, "Extension index URL (A1111's index.json format)"),
     )
 
 

@@ -47,13 +47,13 @@ def check_source(url: str, *, allow_local: bool, name: str | None = None, field:
     if not url:
         raise ValidationError(field, "give the URL of a git repository (https://, http://, ssh://, git:// or "
                                      "user@host:path)")
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise ValidationError(field, "a URL cannot contain spaces or control characters")
     if url.startswith("-"):
         raise ValidationError(field, f"{url!r} looks like a command-line option, not a URL")
     if _TRANSPORT.match(url):
         raise ValidationError(field, f"git remote helpers ({url.split('::')[0]}::...) are not allowed; "
                                      "use an https, http, ssh or git URL")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise ValidationError(field, "a URL cannot contain spaces or control characters")
     local = _is_local(url)
     if local:
         if not allow_local:

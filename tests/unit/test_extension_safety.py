@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("url, message", [
-    ("ext::sh -c touch% /tmp/pwned", "spaces"),
+    ("ext::sh -c touch% /tmp/pwned", "remote helpers"),
     ("ext::sh", "remote helpers"),
     ("fd::17", "remote helpers"),
-    ("-uupload-pack=touch /tmp/x", "spaces"),
+    ("-uupload-pack=touch /tmp/x", "command-line option"),
+    ("https://example.com/a b", "spaces"),
     ("--upload-pack=evil", "command-line option"),
     ("file:///etc", "local paths"),
     ("/tmp", "local paths"),
@@ -125,3 +126,16 @@ def test_requirements_that_would_move_a_pin_are_refused_with_the_reason():
     assert harmless.ok
     text = constraints_text(harmless.protected)
     assert f"torch=={torch}\n" in text and f"gradio=={metadata.version('gradio')}\n" in text
+
+
+def test_launch_flags_reach_the_settings_and_the_gate(tmp_path):
+    from launch import build_parser, build_settings
+
+    settings = build_settings(build_parser().parse_args([
+        "--data-dir", str(tmp_path), "--listen", "--disable-extra-extensions", "--extensions-dir", str(tmp_path / "x")]))
+    assert settings.extensions_folder == (tmp_path / "x").resolve() and settings.disable_extra_extensions
+    assert ExtensionAccess.from_settings(settings).refusal("Installing extensions").startswith(
+        "Installing extensions is disabled because this server is reachable from other machines (--listen)")
+    allowed = build_settings(build_parser().parse_args(["--data-dir", str(tmp_path), "--server-name", "0.0.0.0",
+                                                        "--enable-insecure-extension-access"]))
+    assert ExtensionAccess.from_settings(allowed).allowed and allowed.extensions_folder == tmp_path / "extensions"
