@@ -251,6 +251,8 @@ _IMG2IMG_FIELDS = frozenset(f.name for f in fields(Img2ImgRequest))
 def paste_img2img_parameters(params: Mapping[str, str], store: ModelStore | None = None) -> PastedParameters:
     """:func:`paste_parameters` for the img2img form: "Denoising strength" is a field of its own there."""
     pasted = paste_parameters({k: v for k, v in params.items() if k != "Denoising strength"}, store)
+    if pasted.fields.get("refiner") is not None:  # the SDXL refiner is txt2img's
+        pasted = replace(pasted, notes=(*pasted.notes, "Refiner not applied: img2img runs without one (txt2img only)."))
     raw = params.get("Denoising strength", "").strip()
     if not raw:
         return pasted

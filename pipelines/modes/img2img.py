@@ -30,6 +30,7 @@ LATENT_RESIZE_MODE = "Latent"  # A1111's resize mode 3 resizes bilinearly
 IMG2IMG_CLASSES = {  # loaded pipeline class -> the img2img pipeline over the same modules
     "StableDiffusionPipeline": "StableDiffusionImg2ImgPipeline",
     "StableDiffusionXLPipeline": "StableDiffusionXLImg2ImgPipeline",
+    "StableDiffusionXLImg2ImgPipeline": "StableDiffusionXLImg2ImgPipeline",  # the SDXL refiner, as A1111 allows
 }
 
 

@@ -11,8 +11,9 @@ from PIL import Image
 from pipelines.context import AppContext
 from pipelines.errors import UnsupportedModelError, ValidationError
 from pipelines.infotext.codec import parse_infotext
-from pipelines.infotext.paste import paste_parameters
-from pipelines.requests import HiresFix, Refiner, Txt2ImgRequest
+from pipelines.infotext.paste import paste_img2img_parameters, paste_parameters
+from pipelines.models.architecture import detect_tensor_names
+from pipelines.requests import HiresFix, Img2ImgRequest, Refiner, Txt2ImgRequest
 from tests.support.apps import install_models, make_settings
 
 BASE = Txt2ImgRequest(prompt="a lighthouse", negative_prompt="fog", steps=5, width=64, height=64, seed=3,
@@ -51,6 +52,24 @@ def test_refiner_takes_over_the_last_steps(ctx):
     assert any("refiner" in u.text for u in updates if u.unit == "steps")
     # both models are held in memory by the store (its byte-counted cache decides what stays)
     assert ctx.store.loaded("tiny-sdxl") is not None and ctx.store.loaded("tiny-sdxl-refiner") is not None
+
+
+def test_single_file_refiners_are_told_apart_by_their_one_openclip_embedder():
+    unet = {"model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3)}
+    refiner = detect_tensor_names({**unet, "conditioner.embedders.0.model.ln_final.weight": (1280,)})
+    base = detect_tensor_names({**unet, "conditioner.embedders.0.transformer.text_model.embeddings.weight": (768,),
+                                "conditioner.embedders.1.model.ln_final.weight": (1280,)})
+    assert refiner.refiner and refiner.reference_key == "sdxl-refiner" and not base.refiner
+
+
+def test_img2img_runs_on_the_refiner_itself(ctx):
+    init = Image.new("RGB", (64, 64), (90, 140, 200))
+    result = ctx.engine.generate(Img2ImgRequest(prompt="a lighthouse", steps=4, width=64, height=64, seed=3,
+                                                model="tiny-sdxl-refiner", init_image=init, denoising_strength=0.6,
+                                                save_images=False))
+    assert parse_infotext(result.images[0].infotext)["Model"] == "tiny-sdxl-refiner"
+    pasted = paste_img2img_parameters(parse_infotext("x\nSteps: 4, Seed: 1, Size: 64x64, Refiner: tiny-sdxl-refiner"))
+    assert any(note.startswith("Refiner not applied") for note in pasted.notes)
 
 
 def test_switch_at_one_or_no_refiner_is_the_base_image_exactly(ctx):
