@@ -15,8 +15,10 @@ import time
 import uvicorn
 
 from pipelines.context import AppContext
+from pipelines.extension_api import AppStarted
 from webui.api import ApiConfig, create_api_app, mount_api
 from webui.api.app import DOCS_KWARGS
+from webui.api.scripts import mount_extension_routes
 from webui.app import build_blocks
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,10 @@ def serve(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7860, share: 
         mount_api(app, ctx, api)
         log.info("A1111-compatible API on %ssdapi/v1 (docs: %sdocs)%s", local_url, local_url,
                  " with --api-auth" if api.auth else "")
+    else:
+        mount_extension_routes(app, ctx)  # with the API, mount_api adds them behind its login
     log.info("Atelier serving on %s%s", local_url, f" and {share_url}" if share_url else "")
+    ctx.extensions.app_started(AppStarted(local_url, ctx.settings.data_dir))
     if block:
         demo.block_thread()
     return demo, local_url, share_url
@@ -82,6 +87,7 @@ def serve_api(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7861, api
     """Serve only the API (A1111's ``--nowebui``; its default port is 7861)."""
     server = ApiServer(ctx, host=host, port=port, api=api or ApiConfig()).start()
     log.info("Atelier API serving on %ssdapi/v1 (docs: %sdocs)", server.url, server.url)
+    ctx.extensions.app_started(AppStarted(server.url, ctx.settings.data_dir))
     if block:
         server.block_thread()
     return server

@@ -64,6 +64,9 @@ class ExtensionRegistry:
             self._items.append((extension, item))
 
     def option_value(self, key: str, default: Any) -> Any:
+        """The setting's current value; unset: ``default``, else the default its :class:`Option` declares."""
+        if default is None:
+            default = next((o.default for _, o in self.options() if o.key == key), None)
         return self._option_value(key, default)
 
     def set_option_reader(self, option_value: Callable[[str, Any], Any]) -> None:

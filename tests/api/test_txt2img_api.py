@@ -169,7 +169,7 @@ def test_infotext_values_atelier_cannot_use_are_skipped_as_in_the_ui(api):
     ({"subseed_strength": 1.5}, "subseed_strength", 422),
     ({"seed_resize_from_w": 100}, "seed_resize_from_w", 422),
     ({"refiner_checkpoint": "tiny-sd15-b"}, "refiner_checkpoint", 422),
-    ({"script_name": "x/y/z plot"}, "script_name", 422),
+    ({"script_name": "no such script"}, "script_name", 422),
     ({"alwayson_scripts": {"ControlNet": {"args": []}}}, "alwayson_scripts", 422),
     ({"override_settings": {"samples_format": "jpg"}}, "override_settings.samples_format", 422),
     ({"override_settings": "not a dict"}, "override_settings", 422),

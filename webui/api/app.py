@@ -25,6 +25,7 @@ from pipelines.version import __version__
 from webui.api.errors import ApiRoute
 from webui.api.routes_generation import add_generation_routes
 from webui.api.routes_models import add_model_routes
+from webui.api.scripts import add_script_routes, mount_extension_routes
 
 API_PREFIX = "/sdapi/v1"
 TITLE = "Atelier API (AUTOMATIC1111-compatible)"
@@ -63,6 +64,7 @@ def build_router(ctx: AppContext, config: ApiConfig) -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, route_class=ApiRoute, dependencies=dependencies, tags=["sdapi"])
     add_generation_routes(router, ctx, ctx.options)
     add_model_routes(router, ctx, ctx.options, config.cmd_flags)
+    add_script_routes(router, ctx)
     return router
 
 
@@ -70,6 +72,7 @@ def mount_api(app: FastAPI, ctx: AppContext, config: ApiConfig) -> APIRouter:
     """Add the API to a FastAPI app (Gradio's, already serving, or our own) and point its docs at it."""
     router = build_router(ctx, config)
     app.include_router(router)
+    mount_extension_routes(app, ctx, list(router.dependencies))  # /extensions/<name>/..., same login
     schema: dict[str, Any] = {}
 
     def api_openapi() -> dict[str, Any]:

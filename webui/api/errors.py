@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 
 from pipelines.errors import (
     AtelierError,
+    ExtensionError,
     ModelNotFoundError,
     ModelUnavailableError,
     UnsafeFormatError,
@@ -53,6 +54,7 @@ def not_implemented(feature: str) -> ApiError:
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (ValidationError, 422),
+    (ExtensionError, 500),  # an extension's bug: the server's fault, named in the detail
     (ModelNotFoundError, 404),
     (UnsupportedModelError, 422),
     (UnsafeFormatError, 403),

@@ -81,11 +81,6 @@ def refuse_unsupported(body: ProcessingAPI) -> None:
     for field, asked, message in checks:
         if asked:
             raise ValidationError(field, message)
-    if body.script_name:
-        raise ValidationError("script_name", f"no script named {body.script_name!r}; Atelier has no scripts yet")
-    if body.alwayson_scripts:
-        name = next(iter(body.alwayson_scripts))
-        raise ValidationError("alwayson_scripts", f"no always-on script named {name!r}; Atelier has none yet")
 
 
 def _sampler(body: ProcessingAPI) -> tuple[str, str]:
@@ -213,7 +208,7 @@ def processed_info(body: ProcessingAPI, request: GenerationRequest, result: Gene
         "seed_resize_from_h": request.seed_resize_from_h if request.variation.resize_from else -1,
         "denoising_strength": _denoising_strength(body, request),
         "extra_generation_params": _extra_generation_params(request),
-        "index_of_first_image": 0,
+        "index_of_first_image": core.get("index_of_first_image", 0),  # 1 when a script put its grid first
         "infotexts": [img.infotext for img in result.images],
         "styles": list(request.styles),
         "job_timestamp": job_timestamp,

@@ -18,11 +18,15 @@ unchanged; fields A1111 does not define are ignored. What Atelier does with each
   seed, txt2img), refiner_checkpoint and refiner_switch_at (SDXL refiner, txt2img; null switch point: 0.8);
 - refused with 422 naming the field when asking for something Atelier cannot do yet:
   restore_faces, tiling,
-  refiner_checkpoint in img2img, hr_checkpoint_name, firstpass_image, script_name, alwayson_scripts;
+  refiner_checkpoint in img2img, hr_checkpoint_name, firstpass_image;
 - accepted and ignored (no effect on the image Atelier makes): eta, s_*, denoising_strength (txt2img
   without enable_hr), refiner_switch_at (without refiner_checkpoint), hr_* and firstphase_* (without
   enable_hr), do_not_save_samples/grid (save_images decides, as in A1111),
-  override_settings_restore_afterwards, disable_extra_networks, comments, force_task_id, script_args.
+  override_settings_restore_afterwards, disable_extra_networks, comments, force_task_id.
+
+Scripts: ``script_name`` with ``script_args`` (positional, A1111's layout where the script maps it, or by
+name) runs one of Atelier's scripts (the X/Y/Z plot, ...); ``alwayson_scripts`` passes the extension
+sections' values to their hooks (webui/api/scripts.py); unknown names and bad values are a 422.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ class ProcessingAPI(ApiModel):
     comments: dict[str, Any] | None = None
     force_task_id: str | None = None
     script_name: str | None = None
-    script_args: list[Any] | None = Field(default_factory=list)
+    script_args: list[Any] | dict[str, Any] | None = Field(default_factory=list)  # or by name (Atelier)
     send_images: bool | None = True
     save_images: bool | None = False
     alwayson_scripts: dict[str, Any] | None = Field(default_factory=dict)

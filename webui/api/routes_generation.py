@@ -37,6 +37,7 @@ from webui.api.models import (
 )
 from webui.api.models import StableDiffusionImg2ImgProcessingAPI as Img2ImgBody
 from webui.api.models import StableDiffusionTxt2ImgProcessingAPI as Txt2ImgBody
+from webui.api.scripts import run_generation
 
 TIMESTAMP = "%Y%m%d%H%M%S"
 CLIENT_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 422)}
@@ -77,7 +78,7 @@ def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsSt
         body = apply_infotext(body)
         request = to_core_request(body, options)
         job_timestamp = datetime.now().strftime(TIMESTAMP)
-        result = engine.generate(request)
+        result = run_generation(ctx, body, request)  # script_name / alwayson_scripts (webui/api/scripts.py)
         return txt2img_response(body, request, result, job_timestamp)
 
     @router.post("/img2img", response_model=ImageToImageResponse, responses=CLIENT_ERRORS)
@@ -88,7 +89,7 @@ def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsSt
         body = apply_infotext(body)
         request = to_img2img_request(body, options)
         job_timestamp = datetime.now().strftime(TIMESTAMP)
-        result = engine.generate(request)
+        result = run_generation(ctx, body, request)
         return img2img_response(body, request, result, job_timestamp)
 
     @router.post("/extra-single-image", response_model=ExtrasSingleImageResponse, responses=CLIENT_ERRORS)

@@ -1,7 +1,7 @@
 """Model, option and status routes: sd-models, options, samplers, schedulers, upscalers, embeddings,
 prompt-styles, memory, ...
 
-Lists of things the API does not list yet (VAEs, LoRAs, hypernetworks, scripts, extensions) are
+Lists of things the API does not list yet (hypernetworks, face restorers, ...) are
 answered with empty lists rather than 404s, so clients that read them at start-up work; the
 features that would *use* the missing ones are refused where they are asked for (see
 webui/api/generation.py). Every refresh-* route rescans the model store (all kinds at once).
@@ -54,7 +54,6 @@ from webui.api.models import (
     RealesrganItem,
     SamplerItem,
     SchedulerItem,
-    ScriptsList,
     SDModelItem,
     SDVaeItem,
     SkippedEmbeddingItem,
@@ -310,13 +309,11 @@ def _add_empty_lists(router: APIRouter) -> None:
     lists: tuple[tuple[str, Any], ...] = (
         ("/sd-vae", SDVaeItem),
         ("/hypernetworks", HypernetworkItem), ("/face-restorers", FaceRestorerItem),
-        ("/realesrgan-models", RealesrganItem), ("/extensions", ExtensionItem), ("/script-info", dict),
+        ("/realesrgan-models", RealesrganItem), ("/extensions", ExtensionItem),
     )
     for path, item in lists:
         router.add_api_route(path, _constant([]), methods=["GET"], response_model=list[item], name=path.strip("/"),
                              summary=f"{path.strip('/')}: none yet")
-    router.add_api_route("/scripts", _constant(ScriptsList()), methods=["GET"], response_model=ScriptsList,
-                         summary="scripts: none yet")
 
 
 def _refresh(store: ModelStore):
