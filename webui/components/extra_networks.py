@@ -174,35 +174,36 @@ def details(ctx: AppContext, tab: str, name: str) -> dict[str, Any]:
         raise user_error(exc, title="Extra networks") from exc
 
 
-def select_handler(ctx: AppContext, bar: CheckpointBar) -> Callable[..., tuple]:
-    """A checkpoint card loads its model as the checkpoint selector does; a VAE card sets ``sd_vae``."""
+def select_handler(ctx: AppContext, bar: CheckpointBar, vae: gr.Dropdown | None) -> Callable[..., dict]:
+    """A checkpoint card loads its model as the checkpoint selector does; a VAE card sets the ``sd_vae``
+    option (and shows it in the SD VAE selector ``vae``, when the page has one)."""
 
-    def select_card(tab: str, name: str, progress: gr.Progress = gr.Progress()) -> tuple:
+    def select_card(tab: str, name: str, progress: gr.Progress = gr.Progress()) -> dict:
         network_tab = _tab(tab)
         if network_tab is NetworkTab.CHECKPOINTS:
             loaded = run_job(lambda report: ctx.selection.select(name, report), progress,
                              error_title="Cannot load model")
             ctx.options.update({"sd_model_checkpoint": loaded.record.title})  # remembered, as the selector does
-            return bar.current()
+            return dict(zip((bar.dropdown, bar.status), bar.current(), strict=True))
         if network_tab is NetworkTab.VAE:
-            # The SD VAE option is shared with the selector beside the checkpoint (and /sdapi/v1/options),
-            # which shows it on the next page load; the next generation reads it.
+            # The option is what every generation reads (and /sdapi/v1/options reports), as with the selector.
             try:
                 record = find_card_record(ctx.store, network_tab, name)
                 ctx.options.update({"sd_vae": record.name})
             except AtelierError as exc:
                 raise user_error(exc, title="Cannot set the VAE") from exc
             gr.Info(f"SD VAE: {record.name}", title="Extra networks")
-            return gr.skip(), gr.skip()
+            return {vae: record.name} if vae is not None else {}
         raise gr.Error(f"A {network_tab.label} card writes into the prompt; use the insert endpoint.",
                        title="Extra networks")
 
     return select_card
 
 
-def build(ctx: AppContext, prefix: str, prompt: gr.Textbox, negative_prompt: gr.Textbox,
-          bar: CheckpointBar) -> ExtraNetworksPanel:
-    """The panel, closed, at the current place in the layout; call it right under the prompt row."""
+def build(ctx: AppContext, prefix: str, prompt: gr.Textbox, negative_prompt: gr.Textbox, bar: CheckpointBar,
+          vae: gr.Dropdown | None = None) -> ExtraNetworksPanel:
+    """The panel, closed, at the current place in the layout; call it right under the prompt row.
+    ``vae`` is the page's SD VAE selector, which a VAE card sets."""
     thumbnails = Thumbnails()
     with gr.Accordion("Extra networks", open=False, elem_id=f"{prefix}_extra_networks") as accordion:
         with gr.Row(equal_height=True):
@@ -243,7 +244,8 @@ def build(ctx: AppContext, prefix: str, prompt: gr.Textbox, negative_prompt: gr.
         """A card's file, size, architecture and training metadata."""
         return details(ctx, tab, name)
 
-    select = select_handler(ctx, bar)
+    select = select_handler(ctx, bar, vae)
+    selected = [bar.dropdown, bar.status, *([vae] if vae is not None else [])]
     prompts = {"prompt": prompt, "negative_prompt": negative_prompt}
     search.input(render, search, grid_list, api_name=f"{prefix}_extra_networks_search", trigger_mode="always_last",
                  show_progress="hidden")
@@ -251,16 +253,16 @@ def build(ctx: AppContext, prefix: str, prompt: gr.Textbox, negative_prompt: gr.
     accordion.expand(render, search, grid_list, api_name=False, show_progress="hidden")
     api_insert.click(insert, None, [prompt, negative_prompt], api_name=f"{prefix}_extra_networks_insert",
                      inputs_kwargs={"tab": card_tab, "name": card_name, "target": card_target, **prompts})
-    api_select.click(select, None, [bar.dropdown, bar.status], api_name=f"{prefix}_extra_networks_select",
+    api_select.click(select, None, selected, api_name=f"{prefix}_extra_networks_select",
                      inputs_kwargs={"tab": card_tab, "name": card_name}, concurrency_id="gpu", concurrency_limit=1)
     api_details.click(show_details, [card_tab, card_name], details_box, api_name=f"{prefix}_extra_networks_details")
     for tab, grid in grids.items():
-        _wire_grid(tab, grid, ctx, select, prompts, bar, details_box)
+        _wire_grid(tab, grid, ctx, select, prompts, selected, details_box)
     return ExtraNetworksPanel(accordion, search, refresh, grids, details_box)
 
 
-def _wire_grid(tab: NetworkTab, grid: gr.HTML, ctx: AppContext, select: Callable[..., tuple],
-               prompts: dict[str, gr.Textbox], bar: CheckpointBar, details_box: gr.JSON) -> None:
+def _wire_grid(tab: NetworkTab, grid: gr.HTML, ctx: AppContext, select: Callable[..., dict],
+               prompts: dict[str, gr.Textbox], selected: list[gr.components.Component], details_box: gr.JSON) -> None:
     """A card click inserts (LoRA, embedding) or selects (checkpoint, VAE); ⓘ shows the details."""
     if tab.inserts_text:
         def clicked(prompt: str | None, negative_prompt: str | None, evt: gr.EventData) -> tuple[str, str]:
@@ -268,10 +270,10 @@ def _wire_grid(tab: NetworkTab, grid: gr.HTML, ctx: AppContext, select: Callable
 
         grid.click(clicked, list(prompts.values()), list(prompts.values()), api_name=False, show_progress="hidden")
     else:
-        def picked(evt: gr.EventData, progress: gr.Progress = gr.Progress()) -> tuple:
+        def picked(evt: gr.EventData, progress: gr.Progress = gr.Progress()) -> dict:
             return select(tab.value, evt.name, progress)
 
-        grid.click(picked, None, [bar.dropdown, bar.status], api_name=False, concurrency_id="gpu",
+        grid.click(picked, None, selected, api_name=False, concurrency_id="gpu",
                    concurrency_limit=1)
 
     def inspect(evt: gr.EventData) -> dict[str, Any]:
