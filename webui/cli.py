@@ -13,6 +13,7 @@ from typing import TextIO
 
 from pipelines.context import AppContext
 from pipelines.errors import AtelierError
+from pipelines.models.families import hint_for
 from pipelines.outputs import save_image_as
 from pipelines.progress import ProgressUpdate
 from pipelines.requests import Txt2ImgRequest
@@ -38,11 +39,25 @@ def _progress_printer(stream: TextIO):
     return show
 
 
+def family_note(ctx: AppContext, request: Txt2ImgRequest) -> str | None:
+    """A note when a Turbo/LCM/... model is run with steps or CFG it is not made for (the UI shows the hint)."""
+    try:
+        record = ctx.store.resolve(request.model or ctx.selection.current)
+    except AtelierError:
+        return None  # the job itself reports it
+    hint = hint_for(record)
+    if hint is None or hint.fits(request.steps, request.cfg_scale):
+        return None
+    return f"note: {record.name} is a {hint.text} (this run: {request.steps} steps, CFG scale {request.cfg_scale:g})"
+
+
 def run_txt2img(ctx: AppContext, request: Txt2ImgRequest, *, out: Path | None, quiet: bool = False,
                 stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Generate, save, print the saved paths; returns the process exit status."""
     try:
         request.validate()
+        if (note := family_note(ctx, request)) is not None:
+            print(note, file=stderr)
         result = ctx.engine.generate(request, on_progress=(lambda _u: None) if quiet else _progress_printer(stderr))
     except AtelierError as exc:
         print(f"error: {exc}", file=stderr)

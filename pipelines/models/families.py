@@ -44,6 +44,10 @@ class ModelFamilyHint:
         cfg = low if low == high else f"{low}–{high}"
         return f"{self.label} model: {steps} steps, CFG scale {cfg}, sampler {self.sampler}"
 
+    def fits(self, steps: int, cfg_scale: float) -> bool:
+        """Whether a job's steps and CFG scale are within what the family is made for."""
+        return self.steps[0] <= steps <= self.steps[1] and self.cfg[0] <= cfg_scale <= self.cfg[1]
+
 
 # CFG at or below 1 turns classifier-free guidance off, which is how these models are sampled.
 HINTS: dict[ModelFamily, ModelFamilyHint] = {

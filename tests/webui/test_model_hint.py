@@ -1,8 +1,9 @@
 """The hint line under the checkpoint selector over real HTTP (gradio_client): Turbo and LCM models get
-their steps, CFG and sampler; an ordinary model gets none."""
+their steps, CFG and sampler; an ordinary model gets none. The CLI notes a run outside the hint."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ from gradio_client import Client
 from pipelines.context import AppContext
 from pipelines.requests import Txt2ImgRequest
 from tests.support.apps import free_port, make_settings
+from webui.cli import run_txt2img
 from webui.server import serve
 
 
@@ -56,3 +58,17 @@ def test_turbo_and_lcm_models_get_their_settings_and_ordinary_ones_none(served):
     result = ctx.engine.generate(Txt2ImgRequest(prompt="a teapot", sampler_name="LCM", steps=4, cfg_scale=1.5,
                                                 width=64, height=64, model="tiny-distilled"))  # as suggested
     assert result.paths and "Sampler: LCM" in result.images[0].infotext
+
+
+def test_the_cli_notes_a_turbo_run_outside_its_settings(served):
+    ctx, _client = served
+    notes = []
+    for steps, cfg in ((6, 7.0), (2, 1.0)):
+        stderr = io.StringIO()
+        request = Txt2ImgRequest(prompt="a teapot", steps=steps, cfg_scale=cfg, width=64, height=64,
+                                 model="tiny-sd15-turbo")
+        assert run_txt2img(ctx, request, out=None, quiet=True, stdout=io.StringIO(), stderr=stderr) == 0
+        notes.append(stderr.getvalue())
+    assert notes[0].startswith("note: tiny-sd15-turbo is a Turbo model: 1–4 steps")
+    assert "(this run: 6 steps, CFG scale 7)" in notes[0]
+    assert notes[1] == ""
