@@ -1,6 +1,7 @@
 """End-to-end: the extra-networks panel in Debian's chromium. Open the panel under the txt2img prompt, click a
-LoRA card (its script reports the click), see the tag in the prompt, generate, and find ``Lora hashes`` in the
-image's infotext. Fixtures in tests/browser/conftest.py; helpers in tests/support/browser.py.
+LoRA card's i (its training metadata shows), click the card (its script reports the click), see the tag in the
+prompt, generate, and find ``Lora hashes`` in the image's infotext. Fixtures in tests/browser/conftest.py;
+helpers in tests/support/browser.py.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def test_clicking_a_lora_card_puts_its_tag_in_the_prompt_and_the_image_uses_it(p
     page.locator("#txt2img_extra_networks_refresh").click()
     page.locator("#txt2img_extra_networks_tabs").get_by_role("tab", name="LoRA", exact=True).click()
     card = page.locator('#txt2img_extra_networks_lora_cards [data-card="brushy"]')
+    card.locator(".card-details").click()  # its "i": the details, not the prompt
+    expect(page.locator("#txt2img_extra_networks_details")).to_contain_text("ss_network_module")
+    expect(page.locator("#txt2img_prompt textarea")).to_have_value("a fox")
     card.click()
     expect(page.locator("#txt2img_prompt textarea")).to_have_value("a fox <lora:brushy:1>")
 

@@ -2,7 +2,7 @@
 
 The cards come from :mod:`pipelines.networks.cards`. Each panel tab's grid is a ``gr.HTML`` whose
 script reports a click on a card as its ``click`` event (with the card's name and which prompt box
-had the focus last, A1111's "active prompt") and a click on a card's ⓘ as its ``details`` event.
+had the focus last, A1111's "active prompt") and a click on a card's i button as its ``details`` event.
 API clients (gradio_client) reach the same functions through endpoints of hidden buttons:
 ``/{prefix}_extra_networks_insert`` (a LoRA or embedding into a prompt), ``/{prefix}_extra_networks_select``
 (a checkpoint or VAE), ``/{prefix}_extra_networks_details`` and ``/{prefix}_extra_networks_search``.
@@ -39,7 +39,7 @@ THUMBNAIL_PX = 192
 PROMPT_TARGETS = ("prompt", "negative_prompt")
 
 # The grid's script: a card click -> the "click" event with the card and the prompt box focused last;
-# its ⓘ -> the "details" event. The listeners sit on the grid, so re-rendered cards need none of their own.
+# its i button -> the "details" event. The listeners sit on the grid, so re-rendered cards need none of their own.
 _GRID_JS = """
 let target = 'prompt';
 document.addEventListener('focusin', (e) => {
@@ -60,14 +60,17 @@ _GRID_CSS = """
         border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary); }
 .card img, .card .no-preview { width: 100%; height: 100%; object-fit: cover; }
 .card .no-preview { display: flex; align-items: center; justify-content: center; font-size: 48px; opacity: .4; }
-.card .card-text { position: absolute; bottom: 0; left: 0; right: 0; padding: 4px 6px; color: #fff;
-                   background: linear-gradient(transparent, rgba(0,0,0,.8)); font-size: 12px; }
+.card .card-text { position: absolute; bottom: 0; left: 0; right: 0; padding: 4px 6px;
+                   background: linear-gradient(transparent, rgba(0,0,0,.85)); font-size: 12px; }
+.card .card-text div { color: #fff !important; margin: 0; line-height: 1.3; }
 .card .card-name { font-weight: 600; font-size: 13px; word-break: break-all; }
 .card .card-details { position: absolute; top: 4px; right: 4px; border-radius: 50%; width: 24px; height: 24px;
-                      background: rgba(0,0,0,.6); color: #fff; border: none; cursor: pointer; }
+                      display: flex; align-items: center; justify-content: center; padding: 0;
+                      font: italic bold 15px Georgia, serif; background: rgba(0,0,0,.6); color: #fff !important;
+                      border: 1px solid #fff; cursor: pointer; }
 .card.other-architecture { opacity: .55; border: 2px dashed #d97706; }
-.card .card-mark { color: #fbbf24; font-weight: 600; }
-.card .card-problem { color: #f87171; }
+.card .card-text div.card-mark { color: #fbbf24 !important; font-weight: 600; }
+.card .card-text div.card-problem { color: #f87171 !important; }
 .card:hover { outline: 2px solid var(--color-accent); }
 """
 
@@ -123,7 +126,7 @@ def card_html(card: NetworkCard, thumbnails: Thumbnails, current_label: str) -> 
     if card.problem:
         lines.append(f'<div class="card-problem">{html.escape(card.problem)}</div>')
     return (f'<div class="{classes}" data-card="{name}" title="{name}">{picture}'
-            f'<button class="card-details" title="Details">ⓘ</button>'
+            f'<button class="card-details" title="Details">i</button>'
             f'<div class="card-text">{"".join(lines)}</div></div>')
 
 
@@ -216,7 +219,7 @@ def build(ctx: AppContext, prefix: str, prompt: gr.Textbox, negative_prompt: gr.
                 with gr.Tab(tab.label, id=f"{prefix}_extra_networks_{tab.value}"):
                     grids[tab] = gr.HTML("", js_on_load=_GRID_JS.replace("PREFIX", prefix),
                                          css_template=_GRID_CSS, elem_id=f"{prefix}_extra_networks_{tab.value}_cards")
-        details_box = gr.JSON(label="Details (ⓘ on a card)", elem_id=f"{prefix}_extra_networks_details")
+        details_box = gr.JSON(label="Details (the i of a card)", elem_id=f"{prefix}_extra_networks_details")
         # Endpoints for API clients; the page itself uses the grids' events.
         card_tab = gr.Textbox(visible=False)
         card_name = gr.Textbox(visible=False)
@@ -263,7 +266,7 @@ def build(ctx: AppContext, prefix: str, prompt: gr.Textbox, negative_prompt: gr.
 
 def _wire_grid(tab: NetworkTab, grid: gr.HTML, ctx: AppContext, select: Callable[..., dict],
                prompts: dict[str, gr.Textbox], selected: list[gr.components.Component], details_box: gr.JSON) -> None:
-    """A card click inserts (LoRA, embedding) or selects (checkpoint, VAE); ⓘ shows the details."""
+    """A card click inserts (LoRA, embedding) or selects (checkpoint, VAE); its i button shows the details."""
     if tab.inserts_text:
         def clicked(prompt: str | None, negative_prompt: str | None, evt: gr.EventData) -> tuple[str, str]:
             return insert_card(ctx, tab.value, evt.name, evt.box, prompt, negative_prompt)
