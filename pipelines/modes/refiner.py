@@ -82,14 +82,28 @@ def infotext_params(request: GenerationRequest, ctx: JobContext) -> dict[str, An
     return Refiner.infotext_params(ctx.refiner.record.title, refiner.switch_at)
 
 
-def base_evaluations(request: GenerationRequest, scheduler_config: Any, switch_at: float) -> tuple[int, int]:
-    """(UNet evaluations the base runs, all of the schedule's) for ``switch_at``: the timesteps diffusers'
-    ``denoising_end`` keeps."""
+@dataclass(frozen=True)
+class Split:
+    """Where the schedule switches models, in UNet evaluations (the prompt timeline) and sampling steps (the bar)."""
+
+    refiner_start: int  # the refiner's first evaluation in the whole schedule
+    refiner_evaluations: int  # evaluations the refiner runs (0: nothing left to refine)
+    refiner_steps: int  # sampling steps it reports
+
+
+def split_schedule(request: GenerationRequest, scheduler_config: Any, switch_at: float) -> Split:
+    """The split diffusers makes: the base keeps the timesteps at or above the cutoff (``denoising_end``), the
+    refiner runs those below (``denoising_start``), plus one for a second-order sampler left mid-step."""
     spec, schedule = samplers.resolve(request.sampler_name, request.scheduler)
     scheduler = samplers.build_scheduler(scheduler_config, spec, schedule)
     scheduler.set_timesteps(request.steps)
     cutoff = int(round(scheduler.config.num_train_timesteps * (1 - switch_at)))
-    return int((scheduler.timesteps >= cutoff).sum()), len(scheduler.timesteps)
+    evaluations = len(scheduler.timesteps)
+    refiner = int((scheduler.timesteps < cutoff).sum())
+    if refiner and scheduler.order == 2 and refiner % 2 == 0:
+        refiner += 1
+    steps = min(request.steps, math.ceil(refiner / scheduler.order))
+    return Split(evaluations - refiner, refiner, steps)
 
 
 @dataclass(frozen=True)
@@ -97,7 +111,7 @@ class RefinerPlan:
     """What a job with a refiner changes: the base pass's extra call arguments, and the refiner's pass."""
 
     base_kwargs: dict[str, Any]
-    base_steps: int  # sampling steps the base runs before the switch
+    base_steps: int  # sampling steps the base reports before the switch
     steps: int  # sampling steps the refiner reports on the job's step bar
     run: Callable[[Any, Any, list[int], str], tuple[Any, list[Any]]]  # -> (refiner pipe, images or latents)
 
@@ -115,24 +129,23 @@ def plan(request: Any, ctx: JobContext, *, output_type: str, later_steps: int = 
     "latent" for a latent hires fix). ``later_steps``: steps of passes after it (hires fix), for the step bar."""
     if ctx.refiner is None:
         return None
-    # 1. Where the schedule switches, in UNet evaluations (the prompt timeline) and sampling steps (the bar)
+    # 1. Where the schedule switches; the bar ends at the job's steps, whatever the sampler's order
     switch_at = float(request.refiner.switch_at)
     base = ctx.loaded.pipeline
-    start, evaluations = base_evaluations(request, base.scheduler.config, switch_at)
+    split = split_schedule(request, base.scheduler.config, switch_at)
     spec, schedule = samplers.resolve(request.sampler_name, request.scheduler)
-    order = samplers.build_scheduler(base.scheduler.config, spec, schedule).order
-    base_steps = math.ceil(start / order)
+    base_steps = request.steps - split.refiner_steps
     # 2. The refiner's conditioning through its own text encoder, encoded once, read from the switch on
     refiner_pipe = ctx.refiner.pipeline
     conditioning = replace(job_conditioning(ctx, refiner_pipe, request, prompt=request.prompt,
                                             negative_prompt=request.negative_prompt, steps=request.steps),
-                           start=start)
+                           start=split.refiner_start)
     total = request.steps + later_steps
     cls = diffusers_attr(REFINER_PIPELINE)
 
     def run(first_pipe: Any, latents: Any, seeds: list[int], label: str) -> tuple[Any, list[Any]]:
         # 3. A base pass cut short (interrupt, skip), or nothing left to refine: kept as it is
-        if first_pipe.interrupt or ctx.job.interrupted or start >= evaluations:
+        if first_pipe.interrupt or ctx.job.interrupted or not split.refiner_evaluations:
             return first_pipe, latents if output_type == "latent" else decode_latents(first_pipe, latents)
         # 4. The rest of the schedule on the refiner's modules, on a pipeline view of its own
         pipe = job_pipeline(refiner_pipe, samplers.build_scheduler(base.scheduler.config, spec, schedule), cls=cls)
@@ -151,5 +164,4 @@ def plan(request: Any, ctx: JobContext, *, output_type: str, later_steps: int = 
         )
         return pipe, output.images
 
-    return RefinerPlan({"denoising_end": switch_at, "output_type": "latent"}, base_steps, request.steps - base_steps,
-                       run)
+    return RefinerPlan({"denoising_end": switch_at, "output_type": "latent"}, base_steps, split.refiner_steps, run)

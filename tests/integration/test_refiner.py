@@ -72,6 +72,14 @@ def test_img2img_runs_on_the_refiner_itself(ctx):
     assert any(note.startswith("Refiner not applied") for note in pasted.notes)
 
 
+def test_a_second_order_sampler_ends_the_bar_at_the_job_steps(ctx):
+    updates = []
+    ctx.engine.generate(replace(BASE, sampler_name="Heun", refiner=Refiner("tiny-sdxl-refiner", 0.7)),
+                        on_progress=updates.append)
+    steps = [u.step for u in updates if u.unit == "steps"]
+    assert steps == sorted(steps) and steps[-1] == 5 and all(u.total == 5 for u in updates if u.unit == "steps")
+
+
 def test_switch_at_one_or_no_refiner_is_the_base_image_exactly(ctx):
     base = ctx.engine.generate(BASE)
     never = ctx.engine.generate(replace(BASE, refiner=Refiner("tiny-sdxl-refiner", 1.0)))
