@@ -266,11 +266,20 @@ def main(argv: list[str] | None = None) -> None:
         server = serve_api(ctx, host=host, port=server_port(args), api=api, block=False)
     else:
         server, _, _ = serve(ctx, host=host, port=server_port(args), share=args.share,
-                             auth=parse_auth(args.gradio_auth), block=False, api=api)
+                             auth=parse_auth(args.gradio_auth), block=False, api=api, restart=restart_process)
     from pipelines.lazy_diffusers import warm_up
 
     threading.Thread(target=warm_up, name="atelier-warm-up", daemon=True).start()
     server.block_thread()
+
+
+def restart_process() -> None:
+    """Replace this process with a new one started the same way (the Extensions tab's "Apply and restart
+    UI": the new process loads the extensions afresh). The listening socket is not inherited, so the port is
+    free for the new server."""
+    log.info("restarting: %s %s", sys.executable, " ".join(sys.argv))
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
 def server_port(args: argparse.Namespace) -> int:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from pipelines.engine import Engine
 from pipelines.extension_host.scripts import ScriptRunner
 from pipelines.extension_host.startup import load_configured_extensions
 from pipelines.hooks import ExtensionRegistry
+from pipelines.extension_manager.manager import ExtensionManager
 from pipelines.models.store import ModelStore
 from pipelines.options import OptionsStore
 from pipelines.prompts.styles import StyleStore
@@ -33,6 +35,11 @@ class AppContext:
         self.extensions = self.engine.hooks  # the engine calls the hook points of this registry
         self.scripts = ScriptRunner(self.engine, self.extensions)
         load_configured_extensions(self.extensions, self.settings, self.options)
+
+    @functools.cached_property
+    def extension_manager(self) -> ExtensionManager:
+        """Installs, updates and switches extensions (the Extensions tab and /atelier/v1/extensions)."""
+        return ExtensionManager(self.settings, self.options)
 
     @classmethod
     def build(cls, settings: Settings, *, store: ModelStore | None = None) -> AppContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -11,12 +12,13 @@ from pipelines.context import AppContext
 from webui import wiring
 from webui.components import checkpoint_bar, model_hint, quick_settings, style_panel
 from webui.components.token_counter import TokenizerCache
-from webui.tabs import extras, img2img, models, png_info, settings, txt2img
+from webui.tabs import extensions, extras, img2img, models, png_info, settings, txt2img
 
 TITLE = "Atelier"
 
 
-def build_blocks(ctx: AppContext) -> gr.Blocks:
+def build_blocks(ctx: AppContext, *, restart: Callable[[], None] | None = None) -> gr.Blocks:
+    """The page; ``restart`` (from launch.py) restarts the server for the Extensions tab's Apply button."""
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"## {TITLE}")
         bar = checkpoint_bar.build(ctx)
@@ -37,6 +39,8 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
                 models.build(ctx, bar)
             with gr.Tab("Settings", id="settings"):
                 settings.build(ctx)
+            with gr.Tab("Extensions", id="extensions") as extensions_tab:
+                extensions.build(ctx, extensions_tab, restart=restart)
         form = txt2img_tab.form
         paste = txt2img.paste_handler(ctx, form, quick)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
 
@@ -25,9 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def serve(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-          auth: list[tuple[str, str]] | None = None, block: bool = True, api: ApiConfig | None = None):
-    """Start the server; returns (demo, local_url, share_url) when ``block`` is False."""
-    demo = build_blocks(ctx)
+          auth: list[tuple[str, str]] | None = None, block: bool = True, api: ApiConfig | None = None,
+          restart: Callable[[], None] | None = None):
+    """Start the server; returns (demo, local_url, share_url) when ``block`` is False. ``restart`` replaces the
+    process with a fresh one (launch.py's; the Extensions tab's "Apply and restart UI" calls it)."""
+    demo = build_blocks(ctx, restart=restart)
     app, local_url, share_url = demo.launch(
         server_name=host,
         server_port=port,

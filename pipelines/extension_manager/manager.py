@@ -29,7 +29,7 @@ from pipelines.extension_manager.index import (
     load_index,
     search,
 )
-from pipelines.extension_manager.records import ExtensionRecord, extension_folders, read_record
+from pipelines.extension_manager.records import ExtensionRecord, builtin_folder, extension_folders, read_record
 from pipelines.extension_manager.state import ExtensionSwitches, extension_switches, save_disabled
 from pipelines.extension_manager.urls import check_branch, check_name, check_source, child_folder
 from pipelines.options import OptionsStore
@@ -60,6 +60,7 @@ class ExtensionManager:
         self.options = options
         self.access = access or ExtensionAccess.from_settings(settings)
         self.folder = settings.extensions_folder
+        self.builtin_folder = builtin_folder(settings.builtin_extensions_dir)
         self.atelier_root = atelier_root
         self.index_cache = settings.data_dir / "cache" / "extensions-index.json"
         self.constraints_file = settings.data_dir / "cache" / "extension-constraints.txt"
@@ -70,15 +71,12 @@ class ExtensionManager:
     def switches(self) -> ExtensionSwitches:
         return extension_switches(self.options, self.settings)
 
-    def roots(self) -> list[Path]:
-        builtin = self.settings.builtin_extensions_dir
-        return [self.folder, *([builtin] if builtin is not None else [])]
-
     def records(self) -> list[ExtensionRecord]:
-        """Every extension folder, with its git state and whether it is enabled."""
+        """Every extension folder (built-in ones first when a name is in both), with its git state and
+        whether it is enabled."""
         switches = self.switches()
-        return [read_record(folder, builtin_root=self.settings.builtin_extensions_dir, switches=switches)
-                for folder in extension_folders(self.roots())]
+        return [read_record(folder, builtin_root=self.builtin_folder, switches=switches)
+                for folder in extension_folders([self.builtin_folder, self.folder])]
 
     def record(self, name: str) -> ExtensionRecord:
         name = check_name(name)

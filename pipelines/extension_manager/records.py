@@ -1,10 +1,10 @@
 """What is installed: one record per extension folder, read from the folder and from git.
 
 Extensions are the folders directly inside the extensions folder (``--extensions-dir``, default
-``data_dir/extensions``) and inside the folder of those shipped with Atelier. A folder is *built-in*
-when it lies in that shipped folder and is not a git checkout of its own (anything cloned is the
-user's, even when both folders are the same, as they are by default). Folders whose name starts
-with ``.`` or ``_`` are skipped (an install in progress is ``.installing-*``).
+``data_dir/extensions``) and the built-in ones shipped in the repository's ``extensions/``. Which
+folders are built-in is the loader's rule (:data:`~pipelines.extension_host.loader.BUILTIN_EXTENSIONS`,
+a list of names in the built-in folder), so the tab and the loader always agree. Folders whose name
+starts with ``.`` or ``_`` are skipped (an install in progress is ``.installing-*``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipelines.extension_host.loader import BUILTIN_DIR, BUILTIN_EXTENSIONS, ENTRY_FILE
 from pipelines.extension_manager import git
 from pipelines.extension_manager.errors import ExtensionError
 from pipelines.extension_manager.state import ExtensionSwitches
@@ -32,6 +33,11 @@ class ExtensionRecord:
     problem: str | None = None  # git could not read the folder
 
     @property
+    def has_entry(self) -> bool:
+        """The folder has an ``extension.py`` (an Atelier extension; A1111 extensions do not)."""
+        return (self.folder / ENTRY_FILE).is_file()
+
+    @property
     def version(self) -> str:
         """A1111's ``version``: the short commit hash."""
         return self.commit_hash[:8]
@@ -41,11 +47,14 @@ class ExtensionRecord:
         return bool(self.commit_hash)
 
 
-def is_builtin(folder: Path, builtin_root: Path | None) -> bool:
-    """A folder shipped with Atelier: inside the built-in folder and not a clone of its own."""
-    if builtin_root is None:
-        return False
-    return folder.resolve().parent == builtin_root.resolve() and not git.is_checkout(folder)
+def builtin_folder(configured: Path | None) -> Path:
+    """The folder of the extensions shipped with Atelier (the repository's ``extensions/`` by default)."""
+    return configured or BUILTIN_DIR
+
+
+def is_builtin(folder: Path, builtin_root: Path) -> bool:
+    """A folder shipped with Atelier: one of the built-in names, in the built-in folder."""
+    return folder.name in BUILTIN_EXTENSIONS and folder.resolve().parent == builtin_root.resolve()
 
 
 def extension_folders(roots: list[Path]) -> list[Path]:
@@ -62,7 +71,7 @@ def extension_folders(roots: list[Path]) -> list[Path]:
     return [found[name] for name in sorted(found, key=str.lower)]
 
 
-def read_record(folder: Path, *, builtin_root: Path | None, switches: ExtensionSwitches) -> ExtensionRecord:
+def read_record(folder: Path, *, builtin_root: Path, switches: ExtensionSwitches) -> ExtensionRecord:
     builtin = is_builtin(folder, builtin_root)
     reason = switches.reason(folder.name, builtin=builtin)
     record = ExtensionRecord(name=folder.name, folder=folder, builtin=builtin, enabled=reason is None,

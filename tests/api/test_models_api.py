@@ -121,7 +121,7 @@ def test_upscalers_and_latent_modes(api):
 
 
 @pytest.mark.parametrize("path", ["/sd-vae", "/loras", "/prompt-styles", "/hypernetworks", "/face-restorers",
-                                  "/realesrgan-models", "/extensions"])
+                                  "/realesrgan-models"])
 def test_lists_of_things_atelier_has_none_of_yet_are_empty(api, path):
     assert api.get(path).json() == []
 

@@ -127,7 +127,9 @@ def test_openapi_docs_list_the_typed_models(api_app):
         "/StableDiffusionTxt2ImgProcessingAPI")
     assert txt2img["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/TextToImageResponse")
-    assert all(path.startswith("/sdapi/v1/") for path in spec["paths"])  # the API only, not Gradio's internals
+    # the API (A1111's and Atelier's own /atelier/v1) only, not Gradio's internals
+    assert all(path.startswith(("/sdapi/v1/", "/atelier/v1/")) for path in spec["paths"])
+    assert "/atelier/v1/extensions/install" in spec["paths"]
     assert "HTTPBasic" in spec["components"]["securitySchemes"]
     docs = httpx.get(api_app["url"] + "docs", timeout=10)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()

@@ -39,8 +39,16 @@ class NoCheckpoints(CheckpointSelection):
 
 
 def manager_for(data_dir, **flags) -> ExtensionManager:
-    settings = make_settings(data_dir, **flags)
+    """A manager on ``data_dir/extensions``; its built-in folder holds one built-in name (``xyz_plot``)."""
+    builtin = data_dir / "builtin"
+    (builtin / "xyz_plot").mkdir(parents=True, exist_ok=True)
+    (builtin / "xyz_plot" / "extension.py").write_text(EXTENSION_PY)
+    settings = make_settings(data_dir, builtin_extensions_dir=builtin, **flags)
     return ExtensionManager(settings, OptionsStore(settings, NoCheckpoints()))
+
+
+def installed(manager: ExtensionManager) -> list[str]:
+    return [r.name for r in manager.records() if not r.builtin]
 
 
 def leftovers(folder) -> list[str]:
@@ -83,8 +91,10 @@ def test_install_update_rollback_enable_uninstall_over_http(tmp_path):
         config = json.loads((tmp_path / "data" / "config.json").read_text())
         assert config["disabled_extensions"] == ["sd-tiny-ext"]
         assert manager.record("sd-tiny-ext").disabled_reason == "disabled in the Extensions tab"
-        manager.set_enabled(["sd-tiny-ext"])
-        assert manager.record("sd-tiny-ext").enabled
+        manager.set_enabled(["sd-tiny-ext"])  # exactly these: the built-in one is switched off
+        assert manager.record("sd-tiny-ext").enabled and not manager.record("xyz_plot").enabled
+        manager.enable("xyz_plot")
+        assert json.loads((tmp_path / "data" / "config.json").read_text())["disabled_extensions"] == []
 
         # A branch and a folder name of one's own; a local path is fine while serving localhost only.
         git("checkout", "-q", "-b", "dev", cwd=repo.work)
@@ -95,7 +105,10 @@ def test_install_update_rollback_enable_uninstall_over_http(tmp_path):
 
         manager.uninstall("sd-tiny-ext")
         assert not (manager.folder / "sd-tiny-ext").exists()
-        assert [r.name for r in manager.records()] == ["from-disk"]
+        assert [(r.name, r.builtin, r.has_entry) for r in manager.records()] == [("from-disk", False, True),
+                                                                                  ("xyz_plot", True, True)]
+        with pytest.raises(ExtensionError, match="ships with Atelier; disable it"):
+            manager.uninstall("xyz_plot")
 
 
 def test_the_gate_refuses_every_change_under_listen(tmp_path):
@@ -110,7 +123,7 @@ def test_the_gate_refuses_every_change_under_listen(tmp_path):
                    lambda: exposed.uninstall("gated"), lambda: exposed.enable("gated", False)):
         with pytest.raises(ExtensionAccessDenied):
             action()
-    assert [r.name for r in exposed.records()] == ["gated"] and exposed.record("gated").enabled
+    assert installed(exposed) == ["gated"] and exposed.record("gated").enabled
     assert exposed.check_updates()[0].behind == 0  # reading is allowed
 
 
@@ -121,7 +134,7 @@ def test_requirements_are_checked_before_anything_is_installed(tmp_path, monkeyp
     manager = manager_for(tmp_path / "data")
     with pytest.raises(RequirementsConflict, match=r"torch==1.0: Atelier runs torch .* and it would be changed"):
         manager.install(str(bad.bare))
-    assert manager.records() == [] and leftovers(manager.folder) == []
+    assert installed(manager) == [] and leftovers(manager.folder) == []
 
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # already installed: pip needs no index; never the network
     assert manager.install(str(fine.bare)).name == "fine"

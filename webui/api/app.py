@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from pipelines.context import AppContext
 from pipelines.version import __version__
 from webui.api.errors import ApiRoute
+from webui.api.routes_extensions import add_extension_routes, build_atelier_router
 from webui.api.routes_generation import add_generation_routes
 from webui.api.routes_models import add_model_routes
 from webui.api.scripts import add_script_routes, mount_extension_routes
@@ -64,6 +65,7 @@ def build_router(ctx: AppContext, config: ApiConfig) -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, route_class=ApiRoute, dependencies=dependencies, tags=["sdapi"])
     add_generation_routes(router, ctx, ctx.options)
     add_model_routes(router, ctx, ctx.options, config.cmd_flags)
+    add_extension_routes(router, ctx)
     add_script_routes(router, ctx)
     return router
 
@@ -72,12 +74,14 @@ def mount_api(app: FastAPI, ctx: AppContext, config: ApiConfig) -> APIRouter:
     """Add the API to a FastAPI app (Gradio's, already serving, or our own) and point its docs at it."""
     router = build_router(ctx, config)
     app.include_router(router)
+    atelier = build_atelier_router(ctx, list(router.dependencies))  # /atelier/v1: Atelier's own, same login
+    app.include_router(atelier)
     mount_extension_routes(app, ctx, list(router.dependencies))  # /extensions/<name>/..., same login
     schema: dict[str, Any] = {}
 
     def api_openapi() -> dict[str, Any]:
         if not schema:
-            schema.update(get_openapi(title=TITLE, version=__version__, routes=router.routes,
+            schema.update(get_openapi(title=TITLE, version=__version__, routes=[*router.routes, *atelier.routes],
                                       description="AUTOMATIC1111 webui API, served by Atelier's core."))
         return schema
 

@@ -41,7 +41,6 @@ from pipelines.prompts.embeddings import compatible, per_encoder
 from webui.api.models import (
     EmbeddingItem,
     EmbeddingsResponse,
-    ExtensionItem,
     FaceRestorerItem,
     FlagsModel,
     HypernetworkItem,
@@ -309,7 +308,7 @@ def _add_empty_lists(router: APIRouter) -> None:
     lists: tuple[tuple[str, Any], ...] = (
         ("/sd-vae", SDVaeItem),
         ("/hypernetworks", HypernetworkItem), ("/face-restorers", FaceRestorerItem),
-        ("/realesrgan-models", RealesrganItem), ("/extensions", ExtensionItem),
+        ("/realesrgan-models", RealesrganItem),
     )
     for path, item in lists:
         router.add_api_route(path, _constant([]), methods=["GET"], response_model=list[item], name=path.strip("/"),
