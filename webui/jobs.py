@@ -25,11 +25,14 @@ Call = Callable[[ProgressFn], Any]  # the core call, given the function it repor
 ShowProgress = Callable[..., Any]  # gr.Progress: called as progress(fraction, desc=...)
 
 
-def generation(ctx: AppContext, request: GenerationRequest) -> Call:
+def generation(ctx: AppContext, request: GenerationRequest,
+               run: Callable[[GenerationRequest, ProgressFn], Any] | None = None) -> Call:
     """The core call for one generation job from the UI: ``request`` with the prompt settings the
     options hold now (the quick settings Clip skip and Emphasis, as A1111 applies its settings to
     every job), run by the engine. Every tab and result action generates through this."""
     job = replace(request, **ctx.options.prompt_settings())
+    if run is not None:  # a script, or extension section values (webui/components/scripts_panel.py)
+        return lambda report: run(job, report)
     return lambda report: ctx.engine.generate(job, on_progress=report)
 
 

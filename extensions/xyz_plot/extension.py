@@ -129,7 +129,7 @@ def run_plot(run: ScriptRun) -> GenerationResult:
         return GenerationResult(images=[], info=first_info, interrupted=True)
     grid = draw_grid(cells, [_label(xa, v) for v in xs], [_label(ya, v) for v in ys], [_label(za, v) for v in zs],
                      legend=run.args["draw_legend"], margin=int(run.args["margin_size"]))
-    saved = run.save_grid(grid, grid_infotext(images[0].infotext, axes))
+    saved = replace(run.save_grid(grid, grid_infotext(images[0].infotext, axes)), seed=images[0].seed)
     shown = [saved, *images] if run.args["include_lone_images"] else [saved]
     info = {**first_info, "infotexts": [img.infotext for img in shown], "index_of_first_image": 1,
             "all_seeds": [img.seed for img in shown]}

@@ -17,7 +17,7 @@ from gradio.components import Component
 from pipelines import samplers
 from pipelines.context import AppContext
 from pipelines.requests import GenerationRequest, Img2ImgRequest
-from webui.components import extra_networks
+from webui.components import extra_networks, scripts_panel
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import prompt_row
 from webui.components.gallery import ResultPanel, result_panel
@@ -118,13 +118,15 @@ def build_request(*, mode: str, **values: Any) -> GenerationRequest:
     return request
 
 
-def generate_handler(ctx: AppContext) -> Callable[..., Any]:
-    """The page's Generate: yields live previews, then the saved images, the info and the seed."""
+def generate_handler(ctx: AppContext, scripts: scripts_panel.ScriptsPanel) -> Callable[..., Any]:
+    """The page's Generate: yields live previews, then the saved images, the info and the seed (``scripts``:
+    the extension sections and the Scripts dropdown)."""
 
     def img2img(progress: gr.Progress = gr.Progress(), **values: Any):
         """Generate from the open sub-tab's image; yields live previews, then the saved images."""
+        run = scripts.take(values)
         request = build_request(**values)
-        result = yield from run_streaming(generation(ctx, request), progress, error_title="Cannot generate",
+        result = yield from run_streaming(generation(ctx, request, run), progress, error_title="Cannot generate",
                                           on_update=ResultPanel.preview_update)
         yield ResultPanel.final_update(result)
 
@@ -190,6 +192,7 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
                 with gr.Tab("Outpaint", id="outpaint", elem_id="img2img_sub_outpaint") as outpaint_sub:
                     outpaint = outpaint_tab.build_inputs()
             form, reuse_seed = _settings(bar, prompt, negative_prompt, row.styles.selector.styles)
+            scripts = scripts_panel.build(ctx, "img2img")
         with gr.Column(scale=1):
             results = result_panel("img2img")
     preview, gallery, info = results.preview, results.gallery, results.info
@@ -203,14 +206,16 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
     init_image.upload(size_of, init_image, [form.width, form.height], queue=False, api_name=False)
     inpaint.inpaint_editor.upload(lambda value: size_of((value or {}).get("background")), inpaint.inpaint_editor,
                                   [form.width, form.height], queue=False, api_name=False)
-    live = generate_handler(ctx)
+    live = generate_handler(ctx, scripts)
     # The page streams previews from whichever sub-tab is open. API clients get one endpoint per
     # sub-tab, taking only that sub-tab's inputs, and one answer at the end. One device queue.
-    generate.click(live, None, [preview, gallery, info, last_seed], inputs_kwargs=tab.inputs(),
+    generate.click(live, None, [preview, gallery, info, last_seed],
+                   inputs_kwargs={**tab.inputs(), **scripts.named()},
                    api_name="img2img_live", concurrency_id="gpu", concurrency_limit=1)
     for sub_tab, inputs in tab.inputs_by_sub_tab().items():
         api_generate = gr.Button(visible=False, elem_id=f"{sub_tab}_api")
-        api_generate.click(api_handler(live, sub_tab), None, [gallery, info, last_seed], inputs_kwargs=inputs,
+        api_generate.click(api_handler(live, sub_tab), None, [gallery, info, last_seed],
+                           inputs_kwargs={**inputs, **scripts.named()},
                            api_name=sub_tab, concurrency_id="gpu", concurrency_limit=1)
     prompt.submit(lambda: None, None, None, js="() => document.querySelector('#img2img_generate').click()")
     interrupt.click(lambda: engine.interrupt() and None, None, None, api_name=False, queue=False)

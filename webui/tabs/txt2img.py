@@ -14,7 +14,7 @@ from pipelines.context import AppContext
 from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_parameters, to_txt2img_request
 from pipelines.requests import HiresFix, Refiner, Txt2ImgRequest
-from webui.components import extra_networks, seed_extras
+from webui.components import extra_networks, scripts_panel, seed_extras
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import NamedForm, prompt_row
 from webui.components.gallery import ResultPanel, result_panel
@@ -188,6 +188,7 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
             extras = seed_extras.build("txt2img", seed_extra)
             hires = txt2img_hires.build(ctx, width, height)
             refiner = txt2img_refiner.build(ctx)
+            scripts = scripts_panel.build(ctx, "txt2img")  # extension sections, Scripts dropdown
         with gr.Column(scale=1):
             results = result_panel("txt2img")
     preview, gallery, info = results.preview, results.gallery, results.info
@@ -198,12 +199,13 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
 
     def txt2img(progress: gr.Progress = gr.Progress(), **form_values: Any):
         """Generate images from a prompt; yields live previews, then the saved images."""
+        run = scripts.take(form_values)  # the script and extension values leave form_values
         request = request_from_form(**form_values)
         try:
             request.validate()
         except Exception as exc:
             raise user_error(exc) from exc
-        result = yield from run_streaming(generation(ctx, request), progress, error_title="Cannot generate",
+        result = yield from run_streaming(generation(ctx, request, run), progress, error_title="Cannot generate",
                                           on_update=ResultPanel.preview_update)
         yield ResultPanel.final_update(result)
 
@@ -220,10 +222,12 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
 
     # The page streams previews; API clients (gradio_client) get one answer at the end, so they
     # don't download every preview. Same inputs, same concurrency group.
-    generate.click(txt2img, None, [preview, gallery, info, last_seed], inputs_kwargs=form.named(),
+    generate.click(txt2img, None, [preview, gallery, info, last_seed],
+                   inputs_kwargs={**form.named(), **scripts.named()},
                    api_name="txt2img_live", concurrency_id="gpu", concurrency_limit=1)
     api_generate = gr.Button(visible=False, elem_id="txt2img_api")
-    api_generate.click(txt2img_once, None, [gallery, info, last_seed], inputs_kwargs=form.named(),
+    api_generate.click(txt2img_once, None, [gallery, info, last_seed],
+                       inputs_kwargs={**form.named(), **scripts.named()},
                        api_name="txt2img", concurrency_id="gpu", concurrency_limit=1)
     read_parameters.click(read_txt2img_parameters, None, [*form.components(), *quick.components()],
                           inputs_kwargs=form.named(), api_name="txt2img_read_parameters")
