@@ -11,7 +11,7 @@ The mapping follows A1111's ``PasteField`` labels::
     Refiner / Refiner switch at -> refiner (see :mod:`pipelines.infotext.paste_refiner`)
     Clip skip -> clip_skip           Emphasis -> emphasis (A1111 settings, applied to the job)
     Variation seed / Variation seed strength / Seed resize from-1, -2 -> subseed / subseed_strength /
-    seed_resize_from_w, _h
+    seed_resize_from_w, _h (strength 0 and no resize when the image names none: A1111 unticks "Extra")
 
 A key the infotext lacks leaves the field as it is. A value Atelier cannot use is
 skipped with a note, never an error. The defaults A1111 inserts for missing keys
@@ -211,6 +211,16 @@ _SHOWN = {"Size-1": "Width", "Size-2": "Height", "Seed resize from-1": "Seed res
           "Seed resize from-2": "Seed resize from height"}
 
 
+def _variation_off_unless_named(params: Mapping[str, str], fields: dict[str, Any]) -> None:
+    """No variation strength (no seed resize) when the image names none, so the pasted recipe makes the same
+    image whatever the form held: A1111's paste unticks the seed "Extra" then."""
+    if "Variation seed strength" not in params:
+        fields.setdefault("subseed_strength", 0.0)
+    if "Seed resize from-1" not in params or "Seed resize from-2" not in params:
+        fields.setdefault("seed_resize_from_w", 0)
+        fields.setdefault("seed_resize_from_h", 0)
+
+
 def paste_parameters(params: Mapping[str, str], store: ModelStore | None = None) -> PastedParameters:
     """Map a :func:`~pipelines.infotext.codec.parse_infotext` result onto txt2img request fields.
 
@@ -229,6 +239,7 @@ def paste_parameters(params: Mapping[str, str], store: ModelStore | None = None)
     _paste_settings(params, fields, notes)
     paste_hires(params, fields, notes)  # txt2img's hires fix: on with its values, or off
     paste_refiner(params, fields, notes, store)  # txt2img's SDXL refiner: on with its values, or off
+    _variation_off_unless_named(params, fields)
     notes += _unapplied_notes(params)
     if store is None:
         return PastedParameters(fields, notes=tuple(notes))

@@ -44,6 +44,10 @@ def test_variation_seed_is_deterministic_changes_the_image_and_is_pasted_back(cl
     outputs = client.predict(**{**FORM, "prompt": varied_info}, api_name="/txt2img_read_parameters")
     pasted = dict(zip(PASTE_NAMES, outputs, strict=True))
     assert pasted["seed_extra"] is True and pasted["subseed"] == 77 and pasted["subseed_strength"] == 0.5
+    # ... and a plain image's infotext, into a form with the variation on: "Extra" unticked, strength 0 (A1111)
+    outputs = client.predict(**{**FORM, **VARIATION, "prompt": info}, api_name="/txt2img_read_parameters")
+    pasted = dict(zip(PASTE_NAMES, outputs, strict=True))
+    assert pasted["seed_extra"] is False and pasted["subseed_strength"] == 0
 
 
 def test_resize_seed_from_is_written_and_bad_values_are_refused(client):
