@@ -25,6 +25,7 @@ from tests.support.apps import make_settings
 from tests.support.hf_cache import install_into_hf_cache
 from tests.support.ldm_export import UNET_PREFIX, export_sd2_single_file, write_sidecar_config
 from tests.support.tiny_models import save_sd2_folder
+from webui.components.model_hint import hint_text
 
 REQUEST = dict(prompt="a lighthouse", width=64, height=64, steps=2, seed=5, sampler_name="Euler")
 REFERENCE = "reference/sd2-768-v"
@@ -107,6 +108,7 @@ def test_the_decision_is_kept_so_the_unet_is_probed_once(ctx):
     assert ctx.store.registry.find("sd2-v").prediction is first
     again = ctx.store.load("sd2-v")
     assert again.record.prediction is first and again.pipeline.scheduler.config.prediction_type == "v_prediction"
+    assert hint_text(ctx, "sd2-v") == "Predicts v-prediction (UNet probe: mean -2.000)"  # under the selector
 
 
 def test_a_marker_in_the_file_or_a_yaml_beside_it_wins_over_the_probe(ctx):
