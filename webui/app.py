@@ -12,7 +12,7 @@ from pipelines.context import AppContext
 from webui import wiring
 from webui.components import checkpoint_bar, model_hint, quick_settings, style_panel
 from webui.components.token_counter import TokenizerCache
-from webui.tabs import extensions, extras, img2img, models, png_info, settings, txt2img
+from webui.tabs import extension_tabs, extensions, extras, img2img, models, png_info, settings, txt2img
 
 TITLE = "Atelier"
 
@@ -37,6 +37,7 @@ def build_blocks(ctx: AppContext, *, restart: Callable[[], None] | None = None) 
                 png = png_info.build(ctx, bar)
             with gr.Tab("Models", id="models"):
                 models.build(ctx, bar)
+            extension_tabs.build_tabs(ctx)  # tabs extensions add
             with gr.Tab("Settings", id="settings"):
                 settings.build(ctx)
             with gr.Tab("Extensions", id="extensions") as extensions_tab:

@@ -7,6 +7,7 @@ import dataclasses
 import gradio as gr
 
 from pipelines.context import AppContext
+from webui.tabs import extension_tabs
 
 
 def settings_rows(ctx: AppContext) -> list[list[str]]:
@@ -20,3 +21,4 @@ def build(ctx: AppContext) -> None:
     gr.Markdown("Settings come from `launch.py` flags (see the README). The current model's attention and memory "
                 "choices are shown under the checkpoint selector.")
     gr.Dataframe(settings_rows(ctx), headers=["setting", "value"], interactive=False)
+    extension_tabs.build_options(ctx)  # the settings extensions declare (config.json)
