@@ -100,22 +100,31 @@ def preview_path(record: ModelRecord) -> Path | None:
     return None
 
 
-def _matches(record: ModelRecord, search: str) -> bool:
-    """A1111's search: every word of ``search`` in the name or the file's path (case-insensitive)."""
-    haystack = f"{record.name} {record.path or ''}".lower()
-    return all(word in haystack for word in search.lower().split())
+def _search_text(record: ModelRecord, folders: tuple[Path, ...]) -> str:
+    """The name and the path under the model folder (A1111 searches subfolders too: "styles/ink")."""
+    if record.path is None or record.ref.kind is SourceKind.HUB:
+        return f"{record.name} {record.ref.location}".lower()
+    shown = record.path.name
+    for folder in folders:
+        if record.path.is_relative_to(folder):
+            shown = record.path.relative_to(folder).as_posix()
+            break
+    return f"{record.name} {shown}".lower()
 
 
 def build_cards(store: ModelStore, tab: NetworkTab, current: Architecture | None,
                 search: str = "") -> list[NetworkCard]:
-    """The installed models of ``tab`` whose name or path holds every word of ``search``, sorted by name.
+    """The installed models of ``tab`` whose name or path (under its model folder) holds every word of
+    ``search`` (case-insensitive), sorted by name.
 
     ``current`` is the selected checkpoint's architecture (None while unknown): a LoRA, embedding or
     VAE known to be made for another one is marked. Checkpoints are never marked: picking one switches.
     """
     cards = []
+    folders = store.registry.folders(tab.model_type)
+    words = search.lower().split()
     for record in store.records(tab.model_type):
-        if not record.installed or not _matches(record, search):
+        if not record.installed or not all(word in _search_text(record, folders) for word in words):
             continue
         arch = record.architecture
         other = (tab is not NetworkTab.CHECKPOINTS and arch is not None and current is not None and arch is not current)

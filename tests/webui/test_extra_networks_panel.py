@@ -27,11 +27,13 @@ def client(live_app) -> Client:
 
 @pytest.fixture(scope="module")
 def networks(live_app, model_store) -> Iterator[dict]:
-    """An SD1 LoRA for tiny-sd15 with a preview, an SDXL LoRA, and an embedding, in the live app's folders."""
+    """An SD1 LoRA for tiny-sd15 with a preview, an SDXL LoRA in a subfolder, and an embedding, in the live
+    app's folders."""
     data_dir, ctx = live_app["data_dir"], live_app["ctx"]
     lora = save_kohya_lora_for(model_store / "tiny-sd15", data_dir / "models" / "Lora" / "inkwash.safetensors", seed=2)
     Image.new("RGB", (64, 48), (200, 30, 30)).save(lora.with_name("inkwash.preview.png"))
-    sdxl = save_kohya_lora(data_dir / "models" / "Lora" / "xl-detail.safetensors", context_width=2048, sdxl=True)
+    sdxl = save_kohya_lora(data_dir / "models" / "Lora" / "xl" / "xl-detail.safetensors", context_width=2048,
+                           sdxl=True)
     embedding = save_embedding(data_dir / "embeddings" / "badhands.safetensors", width=32)
     files = [lora, lora.with_name("inkwash.preview.png"), sdxl, embedding]
     try:
@@ -39,6 +41,7 @@ def networks(live_app, model_store) -> Iterator[dict]:
     finally:
         for path in files:
             path.unlink()
+        sdxl.parent.rmdir()
         ctx.store.refresh()
 
 
@@ -67,6 +70,10 @@ def test_cards_show_previews_architectures_and_marks_and_search_filters(client, 
     searched = dict(zip(GRIDS, client.predict(search="INK", api_name="/img2img_extra_networks_search"), strict=True))
     assert cards(searched["lora"]) == ["inkwash"] and cards(searched["checkpoints"]) == []
     assert "No Textual Inversion matching 'INK'" in html.unescape(searched["textual_inversion"])
+    searched = client.predict(search="xl/", api_name="/txt2img_extra_networks_search")  # a subfolder
+    assert cards(searched[GRIDS.index("lora")]) == ["xl-detail"]
+    searched = client.predict(search="models", api_name="/txt2img_extra_networks_search")  # not the folder above
+    assert all(cards(grid) == [] for grid in searched)
 
 
 def test_a_lora_card_toggles_its_tag_and_an_embedding_goes_into_the_focused_box(client, networks):
