@@ -171,10 +171,11 @@ class Script:
     """A generation procedure picked from the Scripts dropdown (A1111's selectable scripts)."""
 
     title: str  # shown in the dropdown; the API's script_name (case-insensitive)
-    run: Callable[[ScriptRun], Any]  # -> GenerationResult (images, a grid first when it makes one)
+    run: Callable[[ScriptRun], Any]  # -> GenerationResult (a grid first when it makes one); ValueError: bad args
     fields: tuple[Field, ...] = ()
     modes: tuple[str, ...] = ("txt2img", "img2img")
-    positional: Callable[[Sequence[Any]], dict[str, Any]] | None = None  # A1111's positional script_args -> args
+    # A1111's positional script_args -> args by name: positional(script_args, mode); raise ValueError if unreadable
+    positional: Callable[[Sequence[Any], str], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -106,17 +106,42 @@ AXES: tuple[Axis, ...] = (
 )
 AXIS_LABELS = tuple(axis.label for axis in AXES)
 
+# A1111 1.10's axis list, in its order, with the mode an axis is limited to; its dropdown (and so the index
+# a client sends in script_args) lists the shared axes plus those of the tab's mode.
+A1111_AXES: tuple[tuple[str, str | None], ...] = (
+    ("Nothing", None), ("Seed", None), ("Var. seed", None), ("Var. strength", None), ("Steps", None),
+    ("Hires steps", "txt2img"), ("CFG Scale", None), ("Image CFG Scale", "img2img"), ("Prompt S/R", None),
+    ("Prompt order", None), ("Sampler", "txt2img"), ("Hires sampler", "txt2img"), ("Sampler", "img2img"),
+    ("Checkpoint name", None), ("Negative Guidance minimum sigma", None), ("Sigma Churn", None),
+    ("Sigma min", None), ("Sigma max", None), ("Sigma noise", None), ("Schedule type", None),
+    ("Schedule min sigma", None), ("Schedule max sigma", None), ("Schedule rho", None), ("Eta", None),
+    ("Clip skip", None), ("Denoising", None), ("Initial noise multiplier", None), ("Extra noise", None),
+    ("Hires upscaler", "txt2img"), ("Cond. Image Mask Weight", "img2img"), ("VAE", None), ("Styles", None),
+    ("UniPC Order", None), ("Face restore", None), ("Token merging ratio", None),
+    ("Token merging ratio high-res", None), ("Always discard next-to-last sigma", None),
+    ("SGM noise multiplier", None), ("Refiner checkpoint", None), ("Refiner switch at", None), ("RNG source", None),
+)
+
+
+def a1111_axis_label(index: int, mode: str) -> str:
+    """The label of A1111's axis ``index`` in the ``mode`` tab's dropdown (its positional script_args)."""
+    labels = [label for label, only in A1111_AXES if only in (None, mode)]
+    if not 0 <= index < len(labels):
+        raise ValueError(f"A1111 axis index {index} is out of range 0-{len(labels) - 1}")
+    label = labels[index]
+    if label not in AXIS_LABELS:
+        raise ValueError(f"A1111's axis {label!r} (index {index}) is not available in Atelier; the axes are "
+                         f"{list(AXIS_LABELS)}")
+    return label
+
 
 def axis(type_: Any, mode: str) -> Axis:
-    """An axis by label (case-insensitive) or by index into :data:`AXES` (the order /script-info lists)."""
+    """An axis by label (case-insensitive) or by A1111's index in the ``mode`` tab (:func:`a1111_axis_label`)."""
     if isinstance(type_, int) and not isinstance(type_, bool):
-        if not 0 <= type_ < len(AXES):
-            raise ValueError(f"axis index {type_} is out of range 0-{len(AXES) - 1}")
-        found = AXES[type_]
-    else:
-        found = next((a for a in AXES if a.label.lower() == str(type_).strip().lower()), None)
-        if found is None:
-            raise ValueError(f"unknown axis {type_!r}; the axes are {list(AXIS_LABELS)}")
+        type_ = a1111_axis_label(type_, mode)
+    found = next((a for a in AXES if a.label.lower() == str(type_).strip().lower()), None)
+    if found is None:
+        raise ValueError(f"unknown axis {type_!r}; the axes are {list(AXIS_LABELS)}")
     if mode not in found.modes:
         raise ValueError(f"the {found.label} axis is for {', '.join(found.modes)} only")
     return found

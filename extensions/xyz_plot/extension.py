@@ -22,7 +22,7 @@ from pipelines.extension_api import (
     ScriptRun,
 )
 
-from .axes import AXES, AXIS_LABELS, apply_value, axis
+from .axes import AXIS_LABELS, a1111_axis_label, apply_value, axis
 from .grid import draw_grid
 
 api_version = API_VERSION
@@ -43,18 +43,19 @@ FIELDS = (
 )
 
 
-def from_a1111(args: Sequence[Any]) -> dict[str, Any]:
+def from_a1111(args: Sequence[Any], mode: str) -> dict[str, Any]:
     """A1111's positional ``script_args``: x_type, x_values, x_values_dropdown, y_type, y_values,
     y_values_dropdown, z_type, z_values, z_values_dropdown, draw_legend, include_lone_images,
     include_sub_grids, no_fixed_seeds, vary_seeds_x, vary_seeds_y, vary_seeds_z, margin_size, csv_mode.
-    An axis type is a label or an index into this script's axis list (GET /sdapi/v1/script-info);
-    a non-empty dropdown list is used as the values. The sub-grid, vary-seed and csv switches are ignored."""
+    An axis type is a label, or an index into A1111 1.10's axis dropdown of the ``mode`` tab (an A1111 axis
+    Atelier does not have is refused by name); a non-empty dropdown list is used as the values. The
+    sub-grid, vary-seed and csv switches are ignored."""
     values = list(args) + [None] * (18 - len(args))
     named: dict[str, Any] = {}
     for offset, name in ((0, "x"), (3, "y"), (6, "z")):
         type_, text, dropdown = values[offset:offset + 3]
         if type_ is not None:
-            named[f"{name}_type"] = AXES[type_].label if isinstance(type_, int) and 0 <= type_ < len(AXES) else type_
+            named[f"{name}_type"] = a1111_axis_label(type_, mode) if isinstance(type_, int) else type_
         if dropdown:
             text = ",".join(f'"{v}"' if "," in str(v) else str(v) for v in dropdown)
         if text is not None:

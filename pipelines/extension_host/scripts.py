@@ -42,7 +42,7 @@ class ScriptRunner:
             raise ValidationError(field, f"no {mode} script named {title!r}; the scripts are {self.titles(mode)}")
         return found
 
-    def arguments(self, script: Script, args: Mapping[str, Any] | Sequence[Any] | None, *,
+    def arguments(self, script: Script, args: Mapping[str, Any] | Sequence[Any] | None, mode: str, *,
                   field: str = "script_args") -> dict[str, Any]:
         """The script's values by field name: from a mapping by name, or a positional list (the script's own
         ``positional`` mapping, else its fields in order)."""
@@ -51,7 +51,7 @@ class ScriptRunner:
         if isinstance(args, Sequence) and not isinstance(args, str):
             if script.positional is not None:
                 try:
-                    args = script.positional(list(args))
+                    args = script.positional(list(args), mode)
                 except (ValueError, TypeError, IndexError) as exc:
                     raise ValidationError(field, f"cannot read {script.title}'s positional arguments: {exc}") from exc
             else:
@@ -68,7 +68,7 @@ class ScriptRunner:
             extension_args: Mapping[str, Mapping[str, Any]] | None = None) -> GenerationResult:
         """Run the script titled ``title`` for ``request`` (validated first); its failures name the extension."""
         extension, script = self.find(title, request.mode)
-        values = self.arguments(script, args)
+        values = self.arguments(script, args, request.mode)
         request.validate()
         stopped = [False]
 

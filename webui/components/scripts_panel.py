@@ -54,7 +54,7 @@ class ScriptsPanel:
                                                                     extension_args=extension_args)
             extension, script = scripts.find(title, self.mode)
             args = scripts.arguments(script, grouped(SCRIPT_PREFIX, mine, [(extension, script.fields)]).get(
-                extension, {}))
+                extension, {}), self.mode)
         except Exception as exc:
             raise user_error(exc) from exc
         return lambda job, report: scripts.run(title, job, args, on_progress=report, extension_args=extension_args)
