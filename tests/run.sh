@@ -8,7 +8,8 @@
 #      .venv/.requirements-hash) or a pinned package is missing or at another version; otherwise
 #      it installs nothing (~0.1 s),
 #   3. installs Debian's chromium for the browser tests when /usr/bin/chromium is missing and
-#      we are root (otherwise it warns and those tests skip); never `playwright install`,
+#      we are root (otherwise it warns and those tests skip); never `playwright install`;
+#      and git (the extension manager clones with it) when it is missing and we are root,
 #   4. runs `.venv/bin/python -m pytest "$@"` with single-threaded math and no telemetry,
 #      and exits with pytest's status.
 set -euo pipefail
@@ -114,6 +115,24 @@ if [[ ! -x "$CHROMIUM" ]]; then
     else
         say "WARNING: $CHROMIUM is missing and we are not root (or have no apt-get);" \
             "the browser tests will skip. Install it with: sudo apt-get install -y chromium"
+    fi
+fi
+
+# git: the extension manager and its tests clone real repositories with it.
+if ! command -v git >/dev/null 2>&1; then
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing git for the extension manager (apt-get)"
+        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null &&
+               DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends git </dev/null; }; then
+            if [[ "${CI:-}" == "true" ]]; then
+                say "ERROR: could not install git; CI must run the extension tests"
+                exit 1
+            fi
+            say "WARNING: could not install git; the extension tests will fail"
+        fi
+    else
+        say "WARNING: git is missing and we are not root (or have no apt-get); install it with:" \
+            "sudo apt-get install -y git"
     fi
 fi
 

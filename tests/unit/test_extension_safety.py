@@ -131,8 +131,9 @@ def test_requirements_that_would_move_a_pin_are_refused_with_the_reason():
 def test_launch_flags_reach_the_settings_and_the_gate(tmp_path):
     from launch import build_parser, build_settings
 
-    settings = build_settings(build_parser().parse_args([
-        "--data-dir", str(tmp_path), "--listen", "--disable-extra-extensions", "--extensions-dir", str(tmp_path / "x")]))
+    settings = build_settings(build_parser().parse_args(["--data-dir", str(tmp_path), "--listen",
+                                                         "--disable-extra-extensions", "--extensions-dir",
+                                                         str(tmp_path / "x")]))
     assert settings.extensions_folder == (tmp_path / "x").resolve() and settings.disable_extra_extensions
     assert ExtensionAccess.from_settings(settings).refusal("Installing extensions").startswith(
         "Installing extensions is disabled because this server is reachable from other machines (--listen)")
