@@ -57,6 +57,7 @@ class Engine:
         self.settings = settings
         self.hooks = hooks or ExtensionRegistry()  # the extensions' hook points (pipelines/hooks)
         self._job_hooks: JobHooks | None = None  # the running job's, set while it holds the device
+        self.interrupts = 0  # Interrupt presses so far: a script running several jobs stops when it changes
         self.styles = styles
         self.store = store
         self.selection = selection
@@ -77,6 +78,7 @@ class Engine:
 
     def interrupt(self) -> bool:
         """Stop the running job after its current step; its images so far are kept."""
+        self.interrupts += 1
         state = self._state
         if state is not None:
             state.interrupt()

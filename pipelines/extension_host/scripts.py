@@ -71,6 +71,7 @@ class ScriptRunner:
         values = self.arguments(script, args, request.mode)
         request.validate()
         stopped = [False]
+        presses = self.engine.interrupts  # Interrupt pressed between two jobs stops the script too
 
         def generate(job: Any) -> GenerationResult:
             result = self.engine.generate(job, on_progress=on_progress, extension_args=extension_args)
@@ -89,7 +90,7 @@ class ScriptRunner:
             return [r.name for r in self.engine.store.records(ModelType.CHECKPOINT) if r.installed and not r.problem]
 
         run = ScriptRun(request=request, args=values, generate=generate, save_grid=save_grid, checkpoints=checkpoints,
-                        interrupted=lambda: stopped[0])
+                        interrupted=lambda: stopped[0] or self.engine.interrupts != presses)
         try:
             result = script.run(run)
         except AtelierError:  # the user's input or a hook: already says what is wrong

@@ -152,3 +152,13 @@ def test_script_arguments_are_checked(ctx):
         ctx.scripts.run("X/Y/Z plot", JOB, [2.5, "1"])
     with pytest.raises(ValidationError, match="Prompt S/R did not find 'castle'"):
         ctx.scripts.run("X/Y/Z plot", JOB, {"x_type": "Prompt S/R", "x_values": "castle, tower"})
+
+
+def test_xyz_plot_stops_when_interrupt_comes_between_two_cells(ctx):
+    ctx.extensions.add_hook("test", HookPoint.AFTER_JOB, lambda event: ctx.engine.interrupt())  # after cell 1
+    try:
+        result = ctx.scripts.run("X/Y/Z plot", JOB, {"x_type": "Seed", "x_values": "1, 2, 3",
+                                                     "include_lone_images": True})
+    finally:
+        ctx.extensions.discard("test")
+    assert result.interrupted and [img.seed for img in result.images[1:]] == [1]
