@@ -201,6 +201,9 @@ def build_generate_parser() -> argparse.ArgumentParser:
     job.add_argument("--refiner", metavar="NAME", help="SDXL refiner checkpoint that takes over the last steps")
     job.add_argument("--refiner-switch-at", type=float, default=0.8,
                      help="fraction of the steps after which the refiner takes over (with --refiner; 1: never)")
+    job.add_argument("--vae", default="Automatic", metavar="NAME",
+                     help="SD VAE: Automatic (NAME.vae.safetensors beside the checkpoint, else its own), None (the "
+                          "checkpoint's own) or a VAE's file name in models/VAE")
     job.add_argument("--out", type=Path, help="write here (NAME-1.png, NAME-2.png ... for several images) "
                                                "instead of outputs/txt2img-images/")
     job.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -238,6 +241,7 @@ def generate_main(argv: list[str]) -> int:
         prompt=args.prompt, negative_prompt=args.negative, sampler_name=args.sampler, scheduler=args.scheduler,
         steps=args.steps, cfg_scale=args.cfg_scale, width=args.width, height=args.height, seed=args.seed,
         batch_size=args.batch_size, n_iter=args.batch_count, model=args.ckpt, save_images=args.out is None,
+        sd_vae=args.vae,
         subseed=args.subseed, subseed_strength=args.subseed_strength, seed_resize_from_w=args.seed_resize_from[0],
         seed_resize_from_h=args.seed_resize_from[1], styles=tuple(args.styles),
         refiner=Refiner(args.refiner, args.refiner_switch_at) if args.refiner else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from functools import partial
 
 from pipelines.engine import Engine
 from pipelines.extension_host.scripts import ScriptRunner
@@ -12,6 +13,7 @@ from pipelines.extension_host.startup import load_configured_extensions
 from pipelines.hooks import ExtensionRegistry
 from pipelines.extension_manager.manager import ExtensionManager
 from pipelines.models.store import ModelStore
+from pipelines.networks.vae import check_vae_name
 from pipelines.options import OptionsStore
 from pipelines.prompts.styles import StyleStore
 from pipelines.selection import CheckpointSelection
@@ -51,4 +53,4 @@ class AppContext:
         styles = StyleStore(settings.styles_file)
         engine = Engine(settings, store, selection, upscalers, styles)
         return cls(settings=settings, store=store, selection=selection, upscalers=upscalers, engine=engine,
-                   options=OptionsStore(settings, selection), styles=styles)
+                   options=OptionsStore(settings, selection, vae_check=partial(check_vae_name, store)), styles=styles)

@@ -19,10 +19,11 @@ from pipelines.hooks import ExtensionRegistry, JobHooks
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
 from pipelines.modes import extras, img2img, outpaint, txt2img
-from pipelines.modes.common import JobContext
+from pipelines.modes.common import JobContext, with_vae
 from pipelines.modes.refiner import held_refiner
 from pipelines.networks.lora import applied_loras
 from pipelines.networks.tags import extract_loras
+from pipelines.networks.vae import AUTOMATIC, held_vae
 from pipelines.progress import JobState, ProgressFn, ignore_progress
 from pipelines.prompts.styles import StyleStore
 from pipelines.requests import GenerationRequest
@@ -97,10 +98,12 @@ class Engine:
         prompt is encoded), run the mode."""
         tags = extract_loras(request.prompt, request.negative_prompt).tags
         with self.store.use(request.model or self.selection.current, on_progress) as loaded, \
+                held_vae(self.store, getattr(request, "sd_vae", AUTOMATIC), loaded, on_progress) as vae, \
                 held_refiner(self.store, request, loaded, on_progress) as refiner, \
                 applied_loras(loaded.pipeline, self.store, tags, loaded.record.architecture,
                               model_name=loaded.record.name) as loras:
-            job = self._job(loaded, state, on_progress)
+            job = self._job(with_vae(loaded, vae.vae) if vae else loaded, state, on_progress)
+            job.vae_params.update(vae.infotext() if vae else {})
             job.refiner = refiner
             job.prompt_params.update(loras.infotext())
             return mode.run(request, job)

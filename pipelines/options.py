@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -70,8 +70,8 @@ def option_specs(settings: Settings) -> tuple[OptionSpec, ...]:
         OptionSpec("CLIP_stop_at_last_layers", int, 1, "Clip skip (1-12; SDXL ignores it, as A1111 does)",
                    choices=tuple(range(1, 13))),
         OptionSpec("emphasis", str, "Original", "Emphasis: how (word:1.2) weights apply", choices=EMPHASIS_MODES),
-        OptionSpec("sd_vae", str, "Automatic", "SD VAE (the checkpoint's own VAE)", "stored",
-                   choices=("Automatic", "None")),
+        OptionSpec("sd_vae", str, "Automatic", "SD VAE: Automatic (NAME.vae.safetensors beside the checkpoint, else "
+                   "its own), None (the checkpoint's own) or a VAE's file name"),
         OptionSpec("sd_checkpoints_limit", int, 1,
                    "Checkpoints kept in RAM (stored only: Atelier's cache counts bytes)", "stored"),
         OptionSpec("outdir_samples", str, "", "Output folder for all images", "fixed"),
@@ -121,10 +121,13 @@ def _stored_value(spec: OptionSpec, stored: Mapping[str, Any]) -> Any:
 class OptionsStore:
     """Current option values for one process; thread-safe; persisted on every change."""
 
-    def __init__(self, settings: Settings, checkpoints: CheckpointSource, *, path: Path | None = None) -> None:
+    def __init__(self, settings: Settings, checkpoints: CheckpointSource, *, path: Path | None = None,
+                 vae_check: Callable[[Any, str], None] | None = None) -> None:
+        """``vae_check(value, field)`` refuses an ``sd_vae`` that names no VAE (raising ValidationError(field))."""
         self.path = path or settings.data_dir / CONFIG_FILE
         self._specs = {spec.key: spec for spec in option_specs(settings)}
         self._checkpoints = checkpoints
+        self._vae_check = vae_check
         self._lock = threading.Lock()
         self._stored: dict[str, Any] = read_config(self.path)
 
@@ -139,17 +142,33 @@ class OptionsStore:
         with self._lock:
             stored = dict(self._stored)
         out = {key: _stored_value(spec, stored) for key, spec in self._specs.items()}
+        out["sd_vae"] = self._usable_vae(out["sd_vae"])
         record = self._current_record()
         out["sd_model_checkpoint"] = record.title if record is not None else self._checkpoints.current
         out["sd_checkpoint_hash"] = (record.sha256 or "") if record is not None else ""
         out.update({key: value for key, value in stored.items() if key not in self._specs})
         return out
 
+    def _usable_vae(self, value: str) -> str:
+        """A saved ``sd_vae`` whose VAE is gone (or an A1111 config's) reads as the default, Automatic."""
+        if self._vae_check is None:
+            return value
+        try:
+            self._vae_check(value, "sd_vae")
+        except ValidationError:
+            log.info("sd_vae %r names no installed VAE; using Automatic", value)
+            return self._specs["sd_vae"].default
+        return value
+
     def prompt_settings(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The request fields the options decide (clip skip, emphasis), with ``overrides`` (a request's
         already checked ``override_settings``) taking precedence."""
         values = {**self.values(), **(overrides or {})}
         return {"clip_skip": values["CLIP_stop_at_last_layers"], "emphasis": values["emphasis"]}
+
+    def sd_vae(self, overrides: Mapping[str, Any] | None = None) -> str:
+        """The request's ``sd_vae``: the SD VAE option, or ``overrides["sd_vae"]`` (already checked)."""
+        return {**self.values(), **(overrides or {})}["sd_vae"]
 
     def check(self, changes: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:
         """Validate ``changes`` without applying them; returns the values to store.
@@ -165,6 +184,8 @@ class OptionsStore:
             if spec.behaviour == "derived":
                 continue
             value = _coerce(spec, value, prefix + key)
+            if key == "sd_vae" and self._vae_check is not None:
+                self._vae_check(value, prefix + key)
             if spec.behaviour == "fixed" and value != spec.default:
                 raise ValidationError(prefix + key, f"Atelier cannot change this yet; it is {spec.default!r}")
             if spec.behaviour != "fixed":

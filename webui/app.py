@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import gradio as gr
 from gradio.components import Component
 
 from pipelines.context import AppContext
+from pipelines.networks.vae import vae_choices
 from webui import wiring
 from webui.components import checkpoint_bar, model_hint, quick_settings, style_panel
 from webui.components.token_counter import TokenizerCache
@@ -23,7 +25,7 @@ def build_blocks(ctx: AppContext, *, restart: Callable[[], None] | None = None) 
         gr.Markdown(f"## {TITLE}")
         bar = checkpoint_bar.build(ctx)
         with bar.row:  # A1111's quicksettings: beside the checkpoint selector
-            quick = quick_settings.build(ctx.options)
+            quick = quick_settings.build(ctx.options, partial(vae_choices, ctx.store), bar.refreshed)
         model_hint.build(ctx, bar.dropdown, bar.status)  # Turbo/LCM steps and CFG, SD2 prediction
         tokenizers = TokenizerCache(ctx.selection)  # the token counters' tokenizers, shared by both tabs
         with gr.Tabs() as tabs:

@@ -28,9 +28,9 @@ ShowProgress = Callable[..., Any]  # gr.Progress: called as progress(fraction, d
 def generation(ctx: AppContext, request: GenerationRequest,
                run: Callable[[GenerationRequest, ProgressFn], Any] | None = None) -> Call:
     """The core call for one generation job from the UI: ``request`` with the prompt settings the
-    options hold now (the quick settings Clip skip and Emphasis, as A1111 applies its settings to
-    every job), run by the engine. Every tab and result action generates through this."""
-    job = replace(request, **ctx.options.prompt_settings())
+    options hold now (the quick settings Clip skip, Emphasis and SD VAE, as A1111 applies its settings
+    to every job), run by the engine. Every tab and result action generates through this."""
+    job = replace(request, **ctx.options.prompt_settings(), sd_vae=ctx.options.sd_vae())
     if run is not None:  # a script, or extension section values (webui/components/scripts_panel.py)
         return lambda report: run(job, report)
     return lambda report: ctx.engine.generate(job, on_progress=report)

@@ -10,6 +10,7 @@ The mapping follows A1111's ``PasteField`` labels::
     Denoising strength and the Hires keys -> hires (see :mod:`pipelines.infotext.paste_hires`)
     Refiner / Refiner switch at -> refiner (see :mod:`pipelines.infotext.paste_refiner`)
     Clip skip -> clip_skip           Emphasis -> emphasis (A1111 settings, applied to the job)
+    VAE / VAE hash -> sd_vae (an installed VAE; A1111's SD VAE setting; see :mod:`pipelines.infotext.vae_match`)
     Variation seed / Variation seed strength / Seed resize from-1, -2 -> subseed / subseed_strength /
     seed_resize_from_w, _h (strength 0 and no resize when the image names none: A1111 unticks "Extra")
 
@@ -34,6 +35,7 @@ from pipelines.errors import ValidationError
 from pipelines.infotext.model_match import ModelMatch, match_checkpoint, match_loras
 from pipelines.infotext.paste_hires import paste_hires
 from pipelines.infotext.paste_refiner import paste_refiner
+from pipelines.infotext.vae_match import match_vae
 from pipelines.requests import Img2ImgRequest, Txt2ImgRequest
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ _PROMPT_KEYS = ("Prompt", "Negative prompt")
 _A1111_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 # Keys that change the image but that Atelier's txt2img cannot apply yet.
 # (The hires keys and "Denoising strength" are applied by pipelines.infotext.paste_hires.)
-NOT_APPLIED = ("Hires checkpoint", "First pass size", "VAE", "ENSD", "Eta", "Eta DDIM", "Tiling",
+NOT_APPLIED = ("Hires checkpoint", "First pass size", "ENSD", "Eta", "Eta DDIM", "Tiling",
                "Face restoration", "Token merging ratio", "Distilled CFG Scale", "Noise multiplier", "Module 1")
 _DEFAULT_VALUES = {"Beta schedule alpha": "0.6", "Beta schedule beta": "0.6"}
 # Settings an infotext carries, with the value A1111 assumes when the key is missing.
@@ -242,7 +244,14 @@ def paste_parameters(params: Mapping[str, str], store: ModelStore | None = None)
     _variation_off_unless_named(params, fields)
     notes += _unapplied_notes(params)
     if store is None:
+        if params.get("VAE"):
+            notes.append(f"VAE {params['VAE']} not applied (no installed models to look it up in).")
         return PastedParameters(fields, notes=tuple(notes))
+    vae = match_vae(store, params)
+    if vae.found:
+        fields["sd_vae"] = vae.name
+    elif vae.message:
+        notes.append(vae.message)
     status = match_checkpoint(store, params.get("Model"), params.get("Model hash") or _civitai_model_hash(params))
     if status.found:
         fields["model"] = status.name

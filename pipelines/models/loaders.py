@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pipelines.errors import UnsafeFormatError
+from pipelines.errors import UnsafeFormatError, UnsupportedModelError
 from pipelines.lazy_diffusers import diffusers_attr
 from pipelines.models.architecture import Architecture, ModelKind
 from pipelines.models.refs import ModelRecord, SourceKind
@@ -112,20 +114,34 @@ def load_sd_x4(record: ModelRecord, *, dtype: torch.dtype, allow_pickle: bool = 
     return pipe
 
 
-def load_vae(record: ModelRecord, *, dtype: torch.dtype, config_dir: Path | None = None,
+def load_vae(record: ModelRecord, *, dtype: torch.dtype, config: Mapping[str, Any] | None = None,
              allow_pickle: bool = False) -> Any:
-    """A VAE from a diffusers folder (``AutoencoderKL``/``AutoencoderTiny``) or a single file (either layout)."""
+    """A VAE from a diffusers folder (``AutoencoderKL``/``AutoencoderTiny``) or a single file in either layout.
+
+    A single file has no config of its own: ``config`` (the checkpoint's own VAE config, which every
+    VAE of that family shares, scaling factor included) describes its shape; diffusers converts an
+    original-layout (LDM) file and takes a diffusers-layout one as it is.
+    """
     assert record.path is not None
     if record.path.is_dir():
-        config = json.loads((record.path / "config.json").read_text())
-        cls = diffusers_attr(config.get("_class_name", "AutoencoderKL"))
+        folder_config = json.loads((record.path / "config.json").read_text())
+        cls = diffusers_attr(folder_config.get("_class_name", "AutoencoderKL"))
         return cls.from_pretrained(str(record.path), dtype=dtype, use_safetensors=None if allow_pickle else True,
                                    local_files_only=True)
     if record.path.suffix != ".safetensors" and not allow_pickle:
         raise UnsafeFormatError(f"{record.path.name} is a pickled VAE; start with --allow-pickle to load it")
-    kwargs = {"config": str(config_dir)} if config_dir is not None else {}
-    return diffusers_attr("AutoencoderKL").from_single_file(str(record.path), dtype=dtype, local_files_only=True,
-                                                            **kwargs)
+    if config is None:
+        raise UnsupportedModelError(f"{record.path.name}: a single-file VAE is loaded for a checkpoint, "
+                                    "whose VAE config it takes")
+    with tempfile.TemporaryDirectory(prefix="atelier-vae-config-") as folder:
+        (Path(folder) / "config.json").write_text(json.dumps({k: v for k, v in config.items()
+                                                              if not k.startswith("_")} | {
+            "_class_name": "AutoencoderKL"}))
+        try:
+            return diffusers_attr("AutoencoderKL").from_single_file(str(record.path), config=folder, dtype=dtype,
+                                                                    local_files_only=True)
+        except (ValueError, RuntimeError, KeyError) as exc:  # weights that do not fit the shape
+            raise UnsupportedModelError(f"{record.path.name}: not a VAE of this checkpoint's shape ({exc})") from exc
 
 
 def load_tensors(record: ModelRecord, *, allow_pickle: bool = False) -> dict[str, torch.Tensor]:

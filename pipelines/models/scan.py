@@ -29,6 +29,12 @@ NETWORK_PICKLES = (".pt", ".ckpt", ".bin")  # LoRA, VAE, embedding files A1111 a
 UPSCALER_PICKLES = (".pth", ".pt")
 SIDECAR_SUFFIX = ".config"  # foo.safetensors + foo.config/ (diffusers configs, no weights)
 _VAE_CLASSES = {"AutoencoderKL", "AutoencoderTiny"}
+CHECKPOINT_VAE_TAG = ".vae"  # NAME.vae.safetensors beside checkpoint NAME: its VAE (A1111's "Automatic")
+
+
+def is_checkpoint_vae(path: Path) -> bool:
+    """``NAME.vae.safetensors`` (``.vae.pt``/``.vae.ckpt``): a VAE kept beside a checkpoint, not a checkpoint."""
+    return path.stem.lower().endswith(CHECKPOINT_VAE_TAG)
 
 
 @dataclass
@@ -112,6 +118,11 @@ def scan_checkpoint_dir(folder: Path, result: ScanResult, *, allow_pickle: bool)
         if path in model_dirs:
             result.records.append(_pipeline_folder(path, source=SourceKind.FOLDER, location=str(path.resolve()),
                                                    name=path.name))
+        elif path.is_file() and path.suffix in SAFE_SUFFIXES + CHECKPOINT_PICKLES and is_checkpoint_vae(path):
+            if path.suffix in SAFE_SUFFIXES or allow_pickle:
+                result.records.append(_network_file(path, ModelType.VAE))
+            else:
+                result.skip(ModelType.VAE, path)
         elif path.is_file() and path.suffix in SAFE_SUFFIXES + CHECKPOINT_PICKLES:
             _checkpoint_file(path, result, allow_pickle)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -124,12 +124,16 @@ class ModelStore:
     # ---- loading -------------------------------------------------------------------------
     @contextmanager
     def use(self, target: ModelRecord | str, on_progress: ProgressFn = ignore_progress, *,
-            model_type: ModelType = ModelType.CHECKPOINT) -> Iterator[LoadedModel]:
-        """Hold a model for one job, loading it or bringing it back as needed; never evicted until the block ends."""
+            model_type: ModelType = ModelType.CHECKPOINT,
+            config: Mapping[str, Any] | None = None) -> Iterator[LoadedModel]:
+        """Hold a model for one job, loading it or bringing it back as needed; never evicted until the block ends.
+
+        ``config``: the shape a single-file VAE is loaded with (the checkpoint's own VAE config).
+        """
         record = self.resolve(target, model_type)
         held = None
         while held is None:  # another thread may evict it between load and lock
-            loaded = self._ensure_loaded(record, on_progress)
+            loaded = self._ensure_loaded(record, on_progress, config)
             held = self.cache.acquire(loaded.record.ref.key)
         try:
             yield held
@@ -149,7 +153,8 @@ class ModelStore:
         except ModelNotFoundError:
             return None
 
-    def _ensure_loaded(self, record: ModelRecord, on_progress: ProgressFn) -> LoadedModel:
+    def _ensure_loaded(self, record: ModelRecord, on_progress: ProgressFn,
+                       config: Mapping[str, Any] | None = None) -> LoadedModel:
         cached = self.cache.get(record.ref.key)
         if cached is not None:
             return cached
@@ -162,11 +167,11 @@ class ModelStore:
             self.registry.update(record)
             self.cache.make_room(record.size_bytes, Tier.RAM if record.type.small and self.cache.two_tier
                                  else Tier.DEVICE)
-            loaded = self._build(record)
+            loaded = self._build(record, config)
             self.cache.put(record.ref.key, loaded, tier=Tier.RAM if not loaded.wants_device else Tier.DEVICE)
             return loaded
 
-    def _build(self, record: ModelRecord) -> LoadedModel:
+    def _build(self, record: ModelRecord, config: Mapping[str, Any] | None = None) -> LoadedModel:
         """Read ``record``'s files into memory, on the device it runs on."""
         allow = self.settings.allow_pickle
         kind = record.type
@@ -179,7 +184,7 @@ class ModelStore:
         if kind is ModelType.SD_X4_UPSCALER:
             return self._build_pipeline(record, loaders.load_sd_x4(record, dtype=self.dtype, allow_pickle=allow))
         if kind is ModelType.VAE:
-            vae = loaders.load_vae(record, dtype=self.dtype, allow_pickle=allow).to(self.device)
+            vae = loaders.load_vae(record, dtype=self.dtype, config=config, allow_pickle=allow).to(self.device)
             return LoadedModel(record, vae, self.device, self.dtype)
         if kind is ModelType.UPSCALER:
             assert record.path is not None
@@ -271,8 +276,9 @@ class ModelStore:
             return None
         if record.ref.kind is SourceKind.SINGLE_FILE:
             return record.path
+        folder = record.path if record.type is ModelType.VAE else record.path / "unet"  # a diffusers VAE folder
         for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"):
-            weights = record.path / "unet" / name
+            weights = folder / name
             if weights.exists():
                 return weights.resolve()
         return None

@@ -45,11 +45,13 @@ class JobContext:
     upscalers: UpscalerRegistry | None = None  # hires fix and extras upscale through it
     hooks: JobHooks | None = None  # this job's extension hooks (step_end, image_saved, infotext keys)
     prompt_params: dict[str, Any] = field(default_factory=dict)  # infotext keys the conditioning adds (TI hashes)
+    vae_params: dict[str, Any] = field(default_factory=dict)  # VAE hash / VAE, when the job's VAE is not the model's
     refiner: LoadedModel | None = None  # the SDXL refiner held for this job (pipelines/modes/refiner.py)
 
 
-def job_pipeline(base: Any, scheduler: Any, cls: type | None = None) -> Any:
-    """A pipeline object for one job: the loaded modules, a scheduler of its own.
+def job_pipeline(base: Any, scheduler: Any, cls: type | None = None, **components: Any) -> Any:
+    """A pipeline object for one job: the loaded modules, a scheduler of its own (and ``components``
+    in place of the loaded ones, e.g. the job's ``vae``).
 
     Building it is a plain constructor call (about a millisecond); no weights are
     copied, and per-call state such as ``_interrupt`` never touches the cached pipeline.
@@ -59,9 +61,17 @@ def job_pipeline(base: Any, scheduler: Any, cls: type | None = None) -> Any:
     kwargs = {k: v for k, v in base.components.items() if k in params}
     kwargs.update({k: base.config[k] for k in params if k in base.config and k not in base.components})
     kwargs["scheduler"] = scheduler
+    kwargs.update(components)
     view = cls(**kwargs)
     view.set_progress_bar_config(disable=True)
     return view
+
+
+def with_vae(loaded: LoadedModel, vae: Any) -> LoadedModel:
+    """``loaded`` as one job sees it when it decodes with another VAE: a pipeline view holding ``vae``;
+    the cached pipeline (and its previewer) stay as they are."""
+    base = loaded.pipeline
+    return replace(loaded, model=job_pipeline(base, base.scheduler, vae=vae), extras=dict(loaded.extras))
 
 
 def resolve_seed(seed: int) -> int:
@@ -186,6 +196,7 @@ def base_params(request: GenerationRequest, ctx: JobContext, seed: int) -> dict[
         "Seed": seed,
         "Size": f"{request.width}x{request.height}",
         **model_params(ctx.loaded),
+        **ctx.vae_params,
         **variation_params(request, seed),
     }
 
@@ -294,6 +305,8 @@ def result_info(request: GenerationRequest, ctx: JobContext, images: list[Genera
         "batch_size": request.batch_size,
         "sd_model_name": ctx.loaded.record.name,
         "sd_model_hash": ctx.loaded.record.short_hash,
+        "sd_vae_name": ctx.vae_params.get("VAE"),
+        "sd_vae_hash": ctx.vae_params.get("VAE hash"),
         "infotexts": [img.infotext for img in images],
         "version": VERSION,
     }

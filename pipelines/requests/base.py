@@ -70,6 +70,7 @@ class GenerationRequest:
     # how the prompt reaches the model (A1111's settings CLIP_stop_at_last_layers and emphasis)
     clip_skip: int = 1
     emphasis: str = "Original"  # EMPHASIS_MODES
+    sd_vae: str = "Automatic"  # A1111's SD VAE setting: Automatic, None (the checkpoint's own) or a VAE's name
     styles: tuple[str, ...] = ()  # names in styles.csv, applied to both prompts before anything else
     # A1111's variation seed (txt2img): noise slerped towards the subseed's; "resize seed from" W x H
     subseed: int = -1
@@ -99,6 +100,8 @@ class GenerationRequest:
         _check_int("clip_skip", self.clip_skip, 1, 12)
         if self.emphasis not in EMPHASIS_MODES:
             raise ValidationError("emphasis", f"must be one of {list(EMPHASIS_MODES)}, got {self.emphasis!r}")
+        if not isinstance(self.sd_vae, str) or not self.sd_vae:
+            raise ValidationError("sd_vae", f"must be 'Automatic', 'None' or a VAE's name, got {self.sd_vae!r}")
         self._validate_variation()
         if not isinstance(self.styles, tuple) or not all(isinstance(s, str) for s in self.styles):
             raise ValidationError("styles", f"must be a list of style names, got {self.styles!r}")

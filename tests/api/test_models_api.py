@@ -120,7 +120,7 @@ def test_upscalers_and_latent_modes(api):
         "Latent (nearest-exact)"]  # A1111's list, in its order
 
 
-@pytest.mark.parametrize("path", ["/sd-vae", "/loras", "/prompt-styles", "/hypernetworks", "/face-restorers",
+@pytest.mark.parametrize("path", ["/loras", "/prompt-styles", "/hypernetworks", "/face-restorers",
                                   "/realesrgan-models"])
 def test_lists_of_things_atelier_has_none_of_yet_are_empty(api, path):
     assert api.get(path).json() == []

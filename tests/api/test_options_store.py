@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
 from pipelines.errors import ModelNotFoundError, ValidationError
+from pipelines.networks.vae import check_vae_name
 from pipelines.options import OptionsStore, read_config, saved_checkpoint
 
 
 @pytest.fixture
 def store(app_context) -> OptionsStore:
-    return OptionsStore(app_context.settings, app_context.selection)
+    return app_context.options  # as AppContext builds it: sd_vae names are checked against the model store
 
 
 def test_defaults_and_the_current_checkpoint(store, app_context):
@@ -58,7 +60,8 @@ def test_values_atelier_cannot_use_in_an_a1111_config_file_read_as_the_default(a
     path = app_context.settings.data_dir / "config.json"
     path.write_text(json.dumps({"samples_format": "jpg", "sd_vae": "kl-f8.safetensors", "CLIP_stop_at_last_layers": 0,
                                 "sd_checkpoints_limit": 4, "quicksettings_list": ["sd_model_checkpoint"]}))
-    store = OptionsStore(app_context.settings, app_context.selection)
+    store = OptionsStore(app_context.settings, app_context.selection,
+                         vae_check=partial(check_vae_name, app_context.store))
     values = store.values()
     assert (values["samples_format"], values["sd_vae"], values["CLIP_stop_at_last_layers"]) == ("png", "Automatic", 1)
     assert values["sd_checkpoints_limit"] == 4 and values["quicksettings_list"] == ["sd_model_checkpoint"]

@@ -63,30 +63,33 @@ def test_bad_input_exits_nonzero_with_a_clear_message(tmp_path, model_store):
 
 
 def test_variation_seed_style_and_lora_flags_reach_the_job(tmp_path, model_store):
-    """The A1111 recipe fields from the command line give the image the core gives for the same request."""
+    """The A1111 recipe fields (and --vae) from the command line give the image the core gives for the same request."""
     from dataclasses import replace
 
     from pipelines.context import AppContext
     from pipelines.requests import Txt2ImgRequest
     from tests.support.apps import make_settings
     from tests.support.tiny_loras import save_kohya_lora_for
+    from tests.support.tiny_networks import save_vae_file
 
     install_models(model_store, tmp_path, ["tiny-sd15"])
     save_kohya_lora_for(model_store / "tiny-sd15", tmp_path / "models" / "Lora" / "inkwash.safetensors", seed=1)
     (tmp_path / "styles.csv").write_text('name,prompt,negative_prompt\nmoody,"{prompt}, moody light",fog\n')
+    save_vae_file(tmp_path / "models" / "VAE" / "cli-vae.safetensors", seed=41, layout="original")
     out = tmp_path / "fox.png"
     result = run_cli(tmp_path, "a fox <lora:inkwash:0.7>", "--steps", "2", "--width", "64", "--height", "64",
                      "--seed", "5", "--subseed", "9", "--subseed-strength", "0.4", "--seed-resize-from", "96x80",
-                     "--style", "moody", "--sampler", "Euler", "--ckpt", "tiny-sd15", "--out", str(out))
+                     "--style", "moody", "--sampler", "Euler", "--ckpt", "tiny-sd15", "--vae", "cli-vae.safetensors",
+                     "--out", str(out))
     assert result.returncode == 0, result.stderr
     info = parse_infotext(Image.open(out).info["parameters"])
     assert info["Prompt"] == "a fox <lora:inkwash:0.7>, moody light" and info["Negative prompt"] == "fog"
     assert (info["Variation seed"], info["Variation seed strength"], info["Seed resize from"]) == ("9", "0.4", "96x80")
-    assert info["Lora hashes"].startswith("inkwash: ")
+    assert info["Lora hashes"].startswith("inkwash: ") and info["VAE"] == "cli-vae.safetensors"
     ctx = AppContext.build(make_settings(tmp_path, hub_offline=True))
     request = Txt2ImgRequest(prompt="a fox <lora:inkwash:0.7>", styles=("moody",), steps=2, width=64, height=64,
                              seed=5, subseed=9, subseed_strength=0.4, seed_resize_from_w=96, seed_resize_from_h=80,
-                             sampler_name="Euler", model="tiny-sd15", save_images=False)
+                             sampler_name="Euler", model="tiny-sd15", sd_vae="cli-vae.safetensors", save_images=False)
     same = ctx.engine.generate(request).images[0].image
     assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), np.asarray(same))
     other = ctx.engine.generate(replace(request, subseed_strength=0.0)).images[0].image

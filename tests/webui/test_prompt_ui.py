@@ -175,7 +175,7 @@ def test_read_parameters_sets_the_quick_settings_from_the_infotext(client, ctx, 
     # Without the keys, A1111's defaults: Clip skip 1, Emphasis Original.
     values = dict(zip(PASTE_NAMES, client.predict(infotext="a castle\nSteps: 3, Sampler: Euler, Seed: 3",
                                                   api_name="/paste_to_txt2img"), strict=True))
-    assert {k: values[k] for k in QUICK_NAMES} == {"clip_skip": 1, "emphasis": "Original"}
+    assert {k: values[k] for k in QUICK_NAMES[:2]} == {"clip_skip": 1, "emphasis": "Original"}  # SD VAE kept
     assert ctx.options.prompt_settings() == {"clip_skip": 1, "emphasis": "Original"}
 
     # A plain prompt is no infotext: the settings stay.
@@ -190,5 +190,5 @@ def test_png_info_send_to_img2img_sets_the_quick_settings(client, ctx, tmp_path)
     path = tmp_path / "clip-skip.png"
     Image.new("RGB", (64, 64), "gray").save(path, pnginfo=info)
     values = client.predict(handle_file(str(path)), api_name="/png_info_send_to_img2img")
-    assert list(values[-2:]) == [2, "Original"] and values[1] == "a lake"
+    assert list(values[-3:-1]) == [2, "Original"] and values[1] == "a lake"  # then the SD VAE, kept
     assert ctx.options.prompt_settings() == {"clip_skip": 2, "emphasis": "Original"}

@@ -6,8 +6,9 @@ Order as in A1111's ``text2imgapi``: apply ``infotext`` to the fields the reques
 the sampler (legacy ``sampler_index`` and "DPM++ 2M Karras"-style names included; unknown -> 400
 "Sampler not found"), check ``override_settings``, then build the core request, whose
 ``validate()`` names any bad field. ``styles`` are applied by the engine (unknown names -> 422
-naming ``styles``); clip skip and emphasis come from the options, overridden per request by
-``override_settings`` (``CLIP_stop_at_last_layers``, ``emphasis``).
+naming ``styles``); clip skip, emphasis and the SD VAE come from the options, overridden per request by
+``override_settings`` (``CLIP_stop_at_last_layers``, ``emphasis``, ``sd_vae``: an unknown VAE -> 422 naming
+``override_settings.sd_vae``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pipelines import samplers
 from pipelines.errors import ValidationError
 from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_parameters
+from pipelines.models.store import ModelStore
 from pipelines.options import OptionsStore
 from pipelines.requests import GenerationRequest, Txt2ImgRequest
 from pipelines.requests.hires import HiresFix
@@ -36,10 +38,10 @@ Request = TypeVar("Request", bound=GenerationRequest)
 Response = TypeVar("Response", bound=TextToImageResponse)
 API_DEFAULT_SAMPLER = "Euler"  # A1111's API: sampler_index defaults to "Euler" when sampler_name is empty
 # Infotext keys that are settings in A1111 (``OptionInfo(infotext=...)``): pasted field -> option key.
-INFOTEXT_SETTINGS = (("clip_skip", "CLIP_stop_at_last_layers"), ("emphasis", "emphasis"))
+INFOTEXT_SETTINGS = (("clip_skip", "CLIP_stop_at_last_layers"), ("emphasis", "emphasis"), ("sd_vae", "sd_vae"))
 
 
-def apply_infotext(body: Body) -> Body:
+def apply_infotext(body: Body, store: ModelStore | None = None) -> Body:
     """Fill the fields the client did not send from ``body.infotext``.
 
     The mapping is the UI's "Read parameters" one (:func:`pipelines.infotext.paste.paste_parameters`):
@@ -52,7 +54,7 @@ def apply_infotext(body: Body) -> Body:
     """
     if not body.infotext:
         return body
-    pasted = paste_parameters(parse_infotext(body.infotext))
+    pasted = paste_parameters(parse_infotext(body.infotext), store)  # the store finds the infotext's VAE
     for note in pasted.notes:
         log.info("infotext: %s", note)
     updates = {name: value for name, value in pasted.fields.items()
@@ -127,6 +129,7 @@ def core_request(body: ProcessingAPI, options: OptionsStore, cls: type[Request],
         save_images=bool(_value(body, "save_images")),
         clip_skip=prompt_settings["clip_skip"],
         emphasis=prompt_settings["emphasis"],
+        sd_vae=options.sd_vae(overrides),
         styles=tuple(body.styles or ()),
         subseed=_value(body, "subseed"),
         subseed_strength=float(_value(body, "subseed_strength")),
@@ -202,8 +205,8 @@ def processed_info(body: ProcessingAPI, request: GenerationRequest, result: Gene
         "face_restoration_model": None,
         "sd_model_name": core.get("sd_model_name"),
         "sd_model_hash": core.get("sd_model_hash"),
-        "sd_vae_name": None,
-        "sd_vae_hash": None,
+        "sd_vae_name": core.get("sd_vae_name"),
+        "sd_vae_hash": core.get("sd_vae_hash"),
         "seed_resize_from_w": request.seed_resize_from_w if request.variation.resize_from else -1,
         "seed_resize_from_h": request.seed_resize_from_h if request.variation.resize_from else -1,
         "denoising_strength": _denoising_strength(body, request),

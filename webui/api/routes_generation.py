@@ -75,7 +75,7 @@ def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsSt
     @router.post("/txt2img", response_model=TextToImageResponse, responses=CLIENT_ERRORS)
     def txt2img(body: Txt2ImgBody) -> TextToImageResponse:
         """Generate images from a prompt (A1111's ``StableDiffusionTxt2ImgProcessingAPI``)."""
-        body = apply_infotext(body)
+        body = apply_infotext(body, ctx.store)
         request = to_core_request(body, options)
         job_timestamp = datetime.now().strftime(TIMESTAMP)
         result = run_generation(ctx, body, request)  # script_name / alwayson_scripts (webui/api/scripts.py)
@@ -86,7 +86,7 @@ def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsSt
         """Generate images from an init image and a prompt; with ``mask`` (white = repaint) it inpaints,
         honouring mask_blur (else mask_blur_x), inpainting_fill, inpaint_full_res(_padding) and
         inpainting_mask_invert (A1111's ``StableDiffusionImg2ImgProcessingAPI``)."""
-        body = apply_infotext(body)
+        body = apply_infotext(body, ctx.store)
         request = to_img2img_request(body, options)
         job_timestamp = datetime.now().strftime(TIMESTAMP)
         result = run_generation(ctx, body, request)

@@ -36,6 +36,7 @@ from pipelines.models.kinds import ModelType
 from pipelines.models.refs import ModelRecord
 from pipelines.models.store import ModelStore
 from pipelines.networks.metadata import alias, file_metadata
+from pipelines.networks.vae import vae_title
 from pipelines.options import OptionsStore
 from pipelines.prompts.embeddings import compatible, per_encoder
 from webui.api.models import (
@@ -300,13 +301,19 @@ def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, 
                                   metadata=metadata))
         return items
 
+    @router.get("/sd-vae", response_model=list[SDVaeItem])
+    def sd_vaes() -> list[SDVaeItem]:
+        """The VAEs the SD VAE setting can name (models/VAE, --vae-dir, NAME.vae.safetensors beside checkpoints,
+        Hub VAE repos): ``model_name`` is the value for ``sd_vae``, ``filename`` the file or folder."""
+        return [SDVaeItem(model_name=vae_title(r), filename=str(r.path)) for r in store.records(ModelType.VAE)
+                if r.installed and not r.problem and r.path is not None]
+
     _add_empty_lists(router)
 
 
 def _add_empty_lists(router: APIRouter) -> None:
     """Routes for things the API does not list yet: they answer, with nothing in them."""
     lists: tuple[tuple[str, Any], ...] = (
-        ("/sd-vae", SDVaeItem),
         ("/hypernetworks", HypernetworkItem), ("/face-restorers", FaceRestorerItem),
         ("/realesrgan-models", RealesrganItem),
     )

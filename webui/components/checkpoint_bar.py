@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -33,6 +34,7 @@ class CheckpointBar:
     status: gr.Markdown
     current: Callable[[], tuple]  # (dropdown, status) for the shared selection, run on page load
     row: gr.Row  # the selector's row: the page adds its quick settings here (``with bar.row:``)
+    refreshed: Any  # the refresh button's event (every kind of model rescanned): ``.then()`` lists follow it
 
 
 def build(ctx: AppContext) -> CheckpointBar:
@@ -71,5 +73,5 @@ def build(ctx: AppContext) -> CheckpointBar:
 
     dropdown.input(select_checkpoint, [dropdown], [dropdown, status], api_name="select_checkpoint",
                    concurrency_id="gpu", concurrency_limit=1)
-    refresh.click(refresh_checkpoints, None, [dropdown], api_name="refresh_checkpoints")
-    return CheckpointBar(dropdown, refresh, status, current_checkpoint, row)
+    refreshed = refresh.click(refresh_checkpoints, None, [dropdown], api_name="refresh_checkpoints")
+    return CheckpointBar(dropdown, refresh, status, current_checkpoint, row, refreshed)
