@@ -47,6 +47,7 @@ def git_executable() -> str:
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="", SSH_ASKPASS="", LC_ALL="C")
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")  # never ask for a password or a host key
     env.pop("GIT_DIR", None)
     env.pop("GIT_WORK_TREE", None)
     return env

@@ -195,7 +195,13 @@ class ExtensionManager:
         return value if isinstance(value, str) and value.strip() else DEFAULT_INDEX_URL
 
     def index(self, *, url: str | None = None, offline: bool = False) -> ExtensionIndex:
-        return load_index((url or self.index_url()).strip(), self.index_cache, offline=offline)
+        """The index from ``url`` (default: the ``extensions_index_url`` option), or its saved copy. Another URL
+        than the option's is refused behind the gate: a remote user must not point the server at any address."""
+        configured = self.index_url()
+        url = (url or "").strip() or configured
+        if url != configured:
+            self.access.check("Loading an extension index from another URL")
+        return load_index(url, self.index_cache, offline=offline)
 
     def available(self, index: ExtensionIndex, *, query: str = "", tags: Iterable[str] = (),
                   hide_tags: Iterable[str] = (), sort: SortOrder = "newest") -> list[AvailableExtension]:

@@ -22,7 +22,7 @@ from pipelines.errors import ValidationError
 
 REMOTE_SCHEMES = ("https", "http", "ssh", "git")
 MAX_NAME = 100
-_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!//)\S+$")
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*@[A-Za-z0-9.][A-Za-z0-9.-]*:(?!//)\S+$")
 _TRANSPORT = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 _BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]*$")
@@ -73,6 +73,8 @@ def check_source(url: str, *, allow_local: bool, name: str | None = None, field:
                                          "or git (or user@host:path for ssh)")
         if not parts.hostname:
             raise ValidationError(field, f"{url!r} names no host")
+        if parts.hostname.startswith("-") or (parts.username or "").startswith("-"):
+            raise ValidationError(field, f"{url!r}: a host or user name cannot start with '-'")
     folder = check_name(name, field="name") if name and name.strip() else folder_name(url)
     return ExtensionSource(url=url, local=local, name=folder)
 

@@ -167,3 +167,5 @@ def test_the_index_is_served_then_read_offline_from_its_cache(tmp_path):
     assert age_text(time.time() - offline.fetched_at) == "just now" and age_text(7300) == "2 hours ago"
     with pytest.raises(IndexUnavailable, match="no copy"):
         manager_for(tmp_path / "other").index(url=url)
+    with pytest.raises(ExtensionAccessDenied, match="Loading an extension index from another URL"):
+        manager_for(tmp_path / "data", listen=True).index(url=url)  # only the configured index, remotely

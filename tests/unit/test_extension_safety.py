@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
     ("../elsewhere", "local paths"),
     ("ftp://example.com/repo.git", "ftp: URLs are not allowed"),
     ("https:///no-host", "names no host"),
+    ("ssh://-oProxyCommand=touch%20x/repo", "cannot start with '-'"),
+    ("-oProxyCommand=x@host:repo", "command-line option"),
     ("just-words", "is not a URL"),
     ("https://example.com/a\nb", "control characters"),
     ("", "give the URL"),
@@ -140,3 +142,17 @@ def test_launch_flags_reach_the_settings_and_the_gate(tmp_path):
     allowed = build_settings(build_parser().parse_args(["--data-dir", str(tmp_path), "--server-name", "0.0.0.0",
                                                         "--enable-insecure-extension-access"]))
     assert ExtensionAccess.from_settings(allowed).allowed and allowed.extensions_folder == tmp_path / "extensions"
+
+
+def test_git_progress_lines_become_progress_updates():
+    from pipelines.extension_manager.git import progress_reporter
+
+    updates = []
+    report = progress_reporter("install", updates.append)
+    for line in ("Cloning into 'x'...", "remote: Counting objects:  50% (1/2)", "Receiving objects:  45% (9/20)",
+                 "Receiving objects: 100% (20/20), 3.1 KiB | 3.1 MiB/s, done.", "Resolving deltas:   0% (0/3)"):
+        report(line)
+    assert [(u.text, u.step, u.total) for u in updates] == [("Counting objects", 50, 100),
+                                                            ("Receiving objects", 45, 100),
+                                                            ("Receiving objects", 100, 100),
+                                                            ("Resolving deltas", 0, 100)]

@@ -88,7 +88,9 @@ def build(ctx: AppContext, installed_outputs: list, refresh_installed: Callable[
     def pick_row(current: ExtensionIndex | None, evt: gr.SelectData):
         """A click on a row picks that extension (the URL column identifies it)."""
         row = evt.row_value if evt is not None else None
-        return gr.Dropdown(value=row[-1]) if row else gr.Dropdown()
+        if not row or row[COLUMNS.index("Installed")]:
+            return gr.Dropdown()  # an installed one is not offered again
+        return gr.Dropdown(value=row[-1])
 
     def install_picked(picked: str | None, progress: gr.Progress = gr.Progress()):
         """Install the picked index entry (its URL), as Install from URL does."""
