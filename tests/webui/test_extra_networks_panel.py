@@ -15,7 +15,7 @@ from PIL import Image
 
 from pipelines.networks.cards import NetworkTab
 from tests.support.tiny_loras import save_kohya_lora_for
-from tests.support.tiny_networks import save_embedding, save_kohya_lora
+from tests.support.tiny_networks import save_embedding, save_kohya_lora, save_vae_file
 
 GRIDS = [tab.value for tab in NetworkTab]  # the order of the search / refresh outputs
 
@@ -35,7 +35,8 @@ def networks(live_app, model_store) -> Iterator[dict]:
     sdxl = save_kohya_lora(data_dir / "models" / "Lora" / "xl" / "xl-detail.safetensors", context_width=2048,
                            sdxl=True)
     embedding = save_embedding(data_dir / "embeddings" / "badhands.safetensors", width=32)
-    files = [lora, lora.with_name("inkwash.preview.png"), sdxl, embedding]
+    vae = save_vae_file(data_dir / "models" / "VAE" / "softvae.safetensors", seed=5)
+    files = [lora, lora.with_name("inkwash.preview.png"), sdxl, embedding, vae]
     try:
         yield {"lora": lora}
     finally:
@@ -60,7 +61,7 @@ def test_cards_show_previews_architectures_and_marks_and_search_filters(client, 
     assert {"tiny-sd15", "tiny-sd15-b"} <= set(cards(grids["checkpoints"]))
     loras = cards(grids["lora"])  # (other tests of the session may have left files of their own)
     assert {"inkwash", "xl-detail"} <= set(loras) and loras == sorted(loras, key=str.lower)
-    assert "badhands" in cards(grids["textual_inversion"])
+    assert "badhands" in cards(grids["textual_inversion"]) and "softvae" in cards(grids["vae"])
     inkwash, xl = card(grids["lora"], "inkwash"), card(grids["lora"], "xl-detail")
     assert 'src="data:image/jpeg;base64,' in inkwash and "data:image" not in xl  # the preview beside the file
     assert re.search(r"unknown · \d+ KiB", inkwash)  # the tiny LoRA's widths fit no real architecture
@@ -101,10 +102,20 @@ def test_details_show_the_training_metadata(client, networks):
 def test_a_checkpoint_card_selects_the_model(client, live_app):
     ctx = live_app["ctx"]
     try:
-        dropdown, status = client.predict(tab="checkpoints", name="tiny-sd15-b",
-                                          api_name="/img2img_extra_networks_select")
+        dropdown, status, _ = client.predict(tab="checkpoints", name="tiny-sd15-b",
+                                             api_name="/img2img_extra_networks_select")
         assert dropdown["value"] == "tiny-sd15-b" and "tiny-sd15-b" in status
         assert ctx.selection.current == "tiny-sd15-b" and ctx.store.loaded("tiny-sd15-b") is not None
     finally:
         ctx.selection.select("tiny-sd15")
         ctx.options.update({"sd_model_checkpoint": ctx.selection.record().title})
+
+
+def test_a_vae_card_sets_the_sd_vae_and_its_selector(client, live_app, networks):
+    ctx = live_app["ctx"]
+    try:
+        _, _, selector = client.predict(tab="vae", name="softvae", api_name="/txt2img_extra_networks_select")
+        assert selector["value"] == "softvae.safetensors"  # A1111's sd_vae value: the file name
+        assert ctx.options.values()["sd_vae"] == "softvae.safetensors"
+    finally:
+        ctx.options.update({"sd_vae": "Automatic"})

@@ -31,7 +31,9 @@ from pipelines.networks.cards import (
     find_card_record,
     toggle_in_prompt,
 )
+from pipelines.networks.vae import vae_title
 from webui.components.checkpoint_bar import CheckpointBar
+from webui.components.quick_settings import QuickSettings
 from webui.errors import user_error
 from webui.jobs import run_job
 
@@ -177,9 +179,9 @@ def details(ctx: AppContext, tab: str, name: str) -> dict[str, Any]:
         raise user_error(exc, title="Extra networks") from exc
 
 
-def select_handler(ctx: AppContext, bar: CheckpointBar, vae: gr.Dropdown | None) -> Callable[..., dict]:
+def select_handler(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings | None) -> Callable[..., dict]:
     """A checkpoint card loads its model as the checkpoint selector does; a VAE card sets the ``sd_vae``
-    option (and shows it in the SD VAE selector ``vae``, when the page has one)."""
+    option (and shows it in the quick settings' SD VAE selector, when the page has them)."""
 
     def select_card(tab: str, name: str, progress: gr.Progress = gr.Progress()) -> dict:
         network_tab = _tab(tab)
@@ -191,12 +193,12 @@ def select_handler(ctx: AppContext, bar: CheckpointBar, vae: gr.Dropdown | None)
         if network_tab is NetworkTab.VAE:
             # The option is what every generation reads (and /sdapi/v1/options reports), as with the selector.
             try:
-                record = find_card_record(ctx.store, network_tab, name)
-                ctx.options.update({"sd_vae": record.name})
+                value = vae_title(find_card_record(ctx.store, network_tab, name))  # A1111 stores the file name
+                ctx.options.update({"sd_vae": value})
             except AtelierError as exc:
                 raise user_error(exc, title="Cannot set the VAE") from exc
-            gr.Info(f"SD VAE: {record.name}", title="Extra networks")
-            return {vae: record.name} if vae is not None else {}
+            gr.Info(f"SD VAE: {value}", title="Extra networks")
+            return {quick.sd_vae: quick.vae_dropdown(value)} if quick is not None else {}
         raise gr.Error(f"A {network_tab.label} card writes into the prompt; use the insert endpoint.",
                        title="Extra networks")
 
@@ -204,9 +206,9 @@ def select_handler(ctx: AppContext, bar: CheckpointBar, vae: gr.Dropdown | None)
 
 
 def build(ctx: AppContext, prefix: str, prompt: gr.Textbox, negative_prompt: gr.Textbox, bar: CheckpointBar,
-          vae: gr.Dropdown | None = None) -> ExtraNetworksPanel:
+          quick: QuickSettings | None = None) -> ExtraNetworksPanel:
     """The panel, closed, at the current place in the layout; call it right under the prompt row.
-    ``vae`` is the page's SD VAE selector, which a VAE card sets."""
+    A VAE card shows its choice in ``quick``'s SD VAE selector."""
     thumbnails = Thumbnails()
     with gr.Accordion("Extra networks", open=False, elem_id=f"{prefix}_extra_networks") as accordion:
         with gr.Row(equal_height=True):
@@ -247,8 +249,8 @@ def build(ctx: AppContext, prefix: str, prompt: gr.Textbox, negative_prompt: gr.
         """A card's file, size, architecture and training metadata."""
         return details(ctx, tab, name)
 
-    select = select_handler(ctx, bar, vae)
-    selected = [bar.dropdown, bar.status, *([vae] if vae is not None else [])]
+    select = select_handler(ctx, bar, quick)
+    selected = [bar.dropdown, bar.status, *([quick.sd_vae] if quick is not None else [])]
     prompts = {"prompt": prompt, "negative_prompt": negative_prompt}
     search.input(render, search, grid_list, api_name=f"{prefix}_extra_networks_search", trigger_mode="always_last",
                  show_progress="hidden")

@@ -180,7 +180,7 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
     row = prompt_row("img2img", "what the new image shows", list(ctx.styles.all()))
     prompt, negative_prompt, generate, interrupt, skip = row.prompt, row.negative_prompt, row.generate, \
         row.interrupt, row.skip
-    extra_networks.build(ctx, "img2img", prompt, negative_prompt, bar)
+    extra_networks.build(ctx, "img2img", prompt, negative_prompt, bar, quick)
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Tabs(elem_id="img2img_sub_tabs") as sub_tabs:

@@ -165,7 +165,7 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
         row.interrupt, row.skip
     with row.side:
         read_parameters = gr.Button("↙ Read parameters", size="sm", elem_id="txt2img_read_parameters")
-    extra_networks.build(ctx, "txt2img", prompt, negative_prompt, bar)
+    extra_networks.build(ctx, "txt2img", prompt, negative_prompt, bar, quick)
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Row():
