@@ -84,6 +84,10 @@ def test_install_update_rollback_enable_uninstall_over_http(tmp_path):
         assert manager.check_updates()[0].behind == 0
         rolled = manager.rollback("sd-tiny-ext")
         assert (rolled.commit_hash, rolled.previous_commit) == (first, "")
+        repo.commit({"requirements.txt": "torch==1.0\n"}, "wants an old torch")
+        with pytest.raises(RequirementsConflict, match="torch==1.0"):  # checked before the checkout moves
+            manager.update("sd-tiny-ext")
+        assert manager.record("sd-tiny-ext").commit_hash == first
         with pytest.raises(ExtensionError, match="no earlier commit"):
             manager.rollback("sd-tiny-ext")
 
@@ -97,7 +101,7 @@ def test_install_update_rollback_enable_uninstall_over_http(tmp_path):
         assert json.loads((tmp_path / "data" / "config.json").read_text())["disabled_extensions"] == []
 
         # A branch and a folder name of one's own; a local path is fine while serving localhost only.
-        git("checkout", "-q", "-b", "dev", cwd=repo.work)
+        git("checkout", "-q", "-b", "dev", first, cwd=repo.work)
         dev = repo.commit({"dev.txt": "dev\n"}, "on dev", push=False)
         other = manager.install(str(repo.work), branch="dev", name="from-disk")
         assert (other.name, other.branch, other.commit_hash, other.remote) == ("from-disk", "dev", dev,
