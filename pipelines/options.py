@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -133,6 +133,13 @@ class OptionsStore:
 
     def _current_record(self) -> Any:
         return self._checkpoints.record()  # None: the default Hub model before it is downloaded
+
+    def add_options(self, specs: Iterable[OptionSpec]) -> None:
+        """Options declared by extensions: listed with their defaults, typed and checked like Atelier's own
+        (a key Atelier already has keeps its own spec)."""
+        with self._lock:
+            for spec in specs:
+                self._specs.setdefault(spec.key, spec)
 
     def values(self) -> dict[str, Any]:
         """Every known option with its current value, then the unknown keys as stored.

@@ -70,11 +70,14 @@ class ScriptRunner:
         extension, script = self.find(title, request.mode)
         values = self.arguments(script, args, request.mode)
         request.validate()
-        stopped = [False]
+        stopped, count = [False], [0]
         presses = self.engine.interrupts  # Interrupt pressed between two jobs stops the script too
 
         def generate(job: Any) -> GenerationResult:
-            result = self.engine.generate(job, on_progress=on_progress, extension_args=extension_args)
+            count[0] += 1
+            label = f"{script.title}, job {count[0]}"
+            result = self.engine.generate(job, extension_args=extension_args,
+                                          on_progress=lambda u: on_progress(replace(u, text=f"{label} · {u.text}")))
             stopped[0] = stopped[0] or result.interrupted
             return result
 

@@ -78,6 +78,9 @@ def test_extension_routes_and_a_failing_hook_over_http(tmp_path):
     with TestClient(create_api_app(ctx, ApiConfig())) as client:
         events = client.get("/extensions/recorder/events")
         assert events.status_code == 200 and events.json()["greeting"] == "hello"
+        assert client.get("/sdapi/v1/options").json()["recorder_greeting"] == "hello"  # declared options are listed
+        refused = client.post("/sdapi/v1/options", json={"recorder_greeting": 5})
+        assert refused.status_code == 422 and refused.json()["errors"].startswith("recorder_greeting")
         failed = client.post("/sdapi/v1/txt2img", json={**FAST, "alwayson_scripts": {"failing_hook": {
             "fail_in": "before_job"}}})
     assert failed.status_code == 500 and failed.json()["error"] == "ExtensionError"

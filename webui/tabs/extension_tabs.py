@@ -11,6 +11,7 @@ from gradio.components import Component
 
 from pipelines.context import AppContext
 from pipelines.extension_api import Option
+from webui.errors import user_error
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,10 @@ def build_options(ctx: AppContext) -> None:
             if isinstance(option.default, int) and not isinstance(option.default, bool) and value is not None:
                 value = int(value)
             typed[option.key] = value
-        ctx.options.update(typed)
+        try:
+            ctx.options.update(typed)
+        except Exception as exc:
+            raise user_error(exc, title="Cannot save") from exc
         gr.Info(f"Saved {len(typed)} extension setting(s).")
 
     save.click(save_extension_options, None, None, inputs_kwargs=inputs, api_name="save_extension_options")
