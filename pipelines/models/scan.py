@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.errors import AtelierError
-from pipelines.models.architecture import detect_folder, detect_single_file, read_safetensors_shapes
+from pipelines.models.architecture import Architecture, detect_folder, detect_single_file, read_safetensors_shapes
 from pipelines.models.families import file_family, folder_family
 from pipelines.models.header import read_header
 from pipelines.models.identify import embedding_architecture, is_lora, is_vae, lora_architecture
@@ -177,11 +177,21 @@ def scan_files(folders: tuple[Path, ...], model_type: ModelType, result: ScanRes
             if _class_name(config) in _VAE_CLASSES:  # a diffusers-layout VAE folder
                 ref = ModelRef(SourceKind.FOLDER, str(config.parent.resolve()), ModelType.VAE)
                 result.records.append(ModelRecord(ref=ref, name=config.parent.name, path=config.parent,
-                                                  size_bytes=folder_size(config.parent)))
+                                                  size_bytes=folder_size(config.parent), arch=_vae_arch(config)))
     skipped = result.skipped_pickles.get(model_type)
     if skipped:
         log.info("skipping %d pickled %s file(s) (start with --allow-pickle to load them): %s", len(skipped),
                  model_type.label, ", ".join(p.name for p in skipped))
+
+
+def _vae_arch(config: Path) -> Architecture | None:
+    """SDXL for a diffusers VAE with the SDXL VAE's scaling factor (0.13025); SD 1.x and 2.x share one VAE
+    (0.18215), so that one stays unknown rather than being marked as not fitting SD 2.x."""
+    try:
+        scaling = json.loads(config.read_text()).get("scaling_factor")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Architecture.SDXL if isinstance(scaling, float) and abs(scaling - 0.13025) < 1e-6 else None
 
 
 def _class_name(config: Path) -> str | None:
@@ -228,4 +238,5 @@ def scan_hub_cache(cache: Path, result: ScanResult) -> None:
                                                    sha256=_blob_sha256(snapshot)))
         elif _class_name(snapshot / "config.json") in _VAE_CLASSES:
             ref = ModelRef(SourceKind.HUB, repo_id, ModelType.VAE)
-            result.records.append(ModelRecord(ref=ref, name=repo_id, path=snapshot, size_bytes=folder_size(snapshot)))
+            result.records.append(ModelRecord(ref=ref, name=repo_id, path=snapshot, size_bytes=folder_size(snapshot),
+                                              arch=_vae_arch(snapshot / "config.json")))

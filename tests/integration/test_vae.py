@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.context import AppContext
 from pipelines.errors import ValidationError
+from pipelines.models.architecture import Architecture
 from pipelines.models.kinds import ModelType
 from pipelines.networks.vae import vae_choices
 from pipelines.requests import Txt2ImgRequest
@@ -73,3 +74,5 @@ def test_a_vae_that_does_not_fit_is_refused_naming_the_field_and_both_models(ctx
     assert caught.value.field == "sd_vae"
     if name != "ft-origin":
         assert name in caught.value.message and "tiny-sd15" in caught.value.message
+    if name == "xl-vae":  # told from its own config, so the extra-networks panel can mark it too
+        assert ctx.store.find(name, ModelType.VAE).architecture is Architecture.SDXL
