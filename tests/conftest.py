@@ -42,6 +42,23 @@ def sdxl_refiner(model_store) -> Path:
     return path if path.is_dir() else save_sdxl_refiner_folder(path, seed=0)
 
 
+@pytest.fixture(scope="session")
+def refiner_app(tmp_path_factory, model_store, sdxl_refiner) -> Iterator[dict]:
+    """The refiner tests' one served app (UI and API, no logins) on tiny-sdxl, its refiner and tiny-sd15:
+    ``url`` and ``ctx`` (the engine tests run on the same context, so the models load once)."""
+    from webui.api import ApiConfig
+    from webui.server import serve
+
+    data_dir = tmp_path_factory.mktemp("refiner-data")
+    install_models(model_store, data_dir, ["tiny-sdxl", sdxl_refiner.name, "tiny-sd15"])
+    ctx = AppContext.build(make_settings(data_dir, initial_model="tiny-sdxl"))
+    demo, url, _ = serve(ctx, host="127.0.0.1", port=free_port(), block=False, api=ApiConfig())
+    try:
+        yield {"url": url, "ctx": ctx}
+    finally:
+        demo.close()
+
+
 @pytest.fixture
 def app_context(tmp_path, model_store) -> AppContext:
     """A fresh data dir holding tiny-sd15 (folder), tiny-sd15-b and the single file."""

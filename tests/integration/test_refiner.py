@@ -14,17 +14,14 @@ from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_img2img_parameters, paste_parameters
 from pipelines.models.architecture import detect_tensor_names
 from pipelines.requests import HiresFix, Img2ImgRequest, Refiner, Txt2ImgRequest
-from tests.support.apps import install_models, make_settings
 
 BASE = Txt2ImgRequest(prompt="a lighthouse", negative_prompt="fog", steps=5, width=64, height=64, seed=3,
                       model="tiny-sdxl", save_images=False)
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory, model_store, sdxl_refiner) -> AppContext:
-    data_dir = tmp_path_factory.mktemp("refiner-data")
-    install_models(model_store, data_dir, ["tiny-sdxl", sdxl_refiner.name, "tiny-sd15"])
-    return AppContext.build(make_settings(data_dir))
+def ctx(refiner_app) -> AppContext:
+    return refiner_app["ctx"]
 
 
 def pixels(result) -> np.ndarray:
@@ -128,7 +125,7 @@ def test_the_refiner_as_the_main_model_is_a_clear_error(ctx):
 def test_cli_refiner_flags(ctx, tmp_path, monkeypatch, capsys):
     import launch
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(launch, "prepare", lambda args: ctx)  # the module's context: its models are loaded
     out = tmp_path / "refined.png"
     args = ["generate", "a lighthouse", "--negative", "fog", "--steps", "5", "--width", "64", "--height", "64",
             "--seed", "3", "--ckpt", "tiny-sdxl", "--refiner", "tiny-sdxl-refiner", "--refiner-switch-at", "0.6",

@@ -14,10 +14,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from pipelines.context import AppContext
 from pipelines.infotext.codec import parse_infotext
-from tests.support.apps import free_port, install_models, make_settings
-from webui.api import ApiConfig
 from webui.tabs.txt2img import PASTE_NAMES
 
 FORM = dict(checkpoint="tiny-sdxl", prompt="a lighthouse", negative_prompt="", sampler_name="Euler a",
@@ -28,18 +25,9 @@ BODY = {"prompt": "a lighthouse", "steps": 4, "width": 64, "height": 64, "seed":
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, model_store, sdxl_refiner) -> Iterator[dict]:
-    from webui.server import serve
-
-    data_dir = tmp_path_factory.mktemp("refiner-app")
-    install_models(model_store, data_dir, ["tiny-sdxl", sdxl_refiner.name, "tiny-sd15"])
-    ctx = AppContext.build(make_settings(data_dir, initial_model="tiny-sdxl"))
-    demo, url, _ = serve(ctx, host="127.0.0.1", port=free_port(), block=False, api=ApiConfig())
-    try:
-        yield {"url": url, "client": Client(url, verbose=False), "api": httpx.Client(base_url=url + "sdapi/v1",
-                                                                                   timeout=120)}
-    finally:
-        demo.close()
+def app(refiner_app) -> Iterator[dict]:
+    with httpx.Client(base_url=refiner_app["url"] + "sdapi/v1", timeout=120) as api:
+        yield {"url": refiner_app["url"], "client": Client(refiner_app["url"], verbose=False), "api": api}
 
 
 def image_of(path_or_b64: str) -> np.ndarray:
