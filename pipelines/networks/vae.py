@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.errors import ModelNotFoundError, ValidationError
+from pipelines.errors import ModelNotFoundError, UnsupportedModelError, ValidationError
 from pipelines.models.architecture import read_safetensors_shapes
 from pipelines.models.identify import vae_latent_channels
 from pipelines.models.kinds import ModelType
@@ -39,6 +40,7 @@ AUTOMATIC = "Automatic"
 NO_VAE = "None"
 FIELD = "sd_vae"
 _LEVEL = re.compile(r"(?:first_stage_model\.)?encoder\.down(?:_blocks)?\.(\d+)\.")
+_NOT_WEIGHTS = ("loss.", "model_ema.")  # training leftovers some original-layout files keep (A1111 skips them)
 # Config keys that decide whether a single-file VAE loaded for one checkpoint fits another.
 _SHAPE_KEYS = ("latent_channels", "block_out_channels", "layers_per_block", "norm_num_groups", "scaling_factor",
                "shift_factor")
@@ -105,25 +107,44 @@ class JobVae:
         return {"VAE hash": self.record.short_hash, "VAE": self.name}
 
 
-def _file_shape(record: ModelRecord) -> tuple[int | None, int | None, float | None]:
-    """(latent channels, downscaling levels, scaling factor) from the VAE's own files; None where unknown."""
+@dataclass(frozen=True)
+class VaeShape:
+    """What decides whether a VAE fits a checkpoint; None where unknown."""
+
+    channels: int | None = None  # latent channels
+    levels: int | None = None  # downscaling levels (4: 8x)
+    scaling: float | None = None  # latent scaling factor (AutoencoderKL)
+    parameters: int | None = None  # weights in a single file, read from its header
+
+    @classmethod
+    def of_module(cls, vae: Any) -> VaeShape:
+        if type(vae).__name__ != "AutoencoderKL":  # TAESD: its latents come pre-scaled, its blocks differ
+            return cls(vae.config.get("latent_channels"))
+        return cls(vae.config.get("latent_channels"), len(vae.config.get("block_out_channels") or ()) or None,
+                   vae.config.get("scaling_factor"))
+
+
+def _file_shape(record: ModelRecord) -> VaeShape:
+    """The shape a VAE's own files state: a folder's config, a safetensors file's header (pickles: unknown)."""
     path = record.path
     if path is None:
-        return None, None, None
+        return VaeShape()
     if path.is_dir():
         try:
             config = json.loads((path / "config.json").read_text())
         except (OSError, ValueError):
-            return None, None, None
+            return VaeShape()
+        if config.get("_class_name", "AutoencoderKL") != "AutoencoderKL":
+            return VaeShape(config.get("latent_channels"))
         blocks = config.get("block_out_channels")
-        kl = config.get("_class_name", "AutoencoderKL") == "AutoencoderKL"  # TAESD's latents come pre-scaled
-        return config.get("latent_channels"), len(blocks) if isinstance(blocks, list) and kl else None, \
-            config.get("scaling_factor") if kl else None
+        return VaeShape(config.get("latent_channels"), len(blocks) if isinstance(blocks, list) else None,
+                        config.get("scaling_factor"))
     if path.suffix != ".safetensors":
-        return None, None, None  # pickled: its shape is only known once loaded
-    shapes = read_safetensors_shapes(path)
+        return VaeShape()  # pickled: its shape is only known once loaded
+    shapes = {k: v for k, v in read_safetensors_shapes(path).items() if not k.startswith(_NOT_WEIGHTS)}
     levels = {int(m.group(1)) for key in shapes if (m := _LEVEL.match(key))}
-    return vae_latent_channels(shapes), len(levels) or None, None
+    return VaeShape(vae_latent_channels(shapes), len(levels) or None, None,
+                    sum(math.prod(shape) for shape in shapes.values()))
 
 
 def _refuse(record: ModelRecord, checkpoint: ModelRecord, why: str) -> ValidationError:
@@ -131,23 +152,28 @@ def _refuse(record: ModelRecord, checkpoint: ModelRecord, why: str) -> Validatio
                            f"choose another VAE, or {AUTOMATIC!r} / {NO_VAE!r} for the checkpoint's own")
 
 
-def check_fits(record: ModelRecord, channels: int | None, levels: int | None, scaling: float | None,
-               loaded: LoadedModel) -> None:
-    """Refuse a VAE whose latents the checkpoint's UNet cannot take (channels, 8x vs other downscaling), or one
-    made for another family (the SDXL VAE's scaling factor 0.13025 vs SD1/SD2's 0.18215)."""
-    own = loaded.pipeline.vae.config
+def check_fits(record: ModelRecord, shape: VaeShape, loaded: LoadedModel) -> None:
+    """Refuse a VAE whose latents the checkpoint's UNet cannot take (channels, 8x vs other downscaling), one
+    made for another family (the SDXL VAE's scaling factor 0.13025 vs SD1/SD2's 0.18215), or a single file
+    whose weights are not the checkpoint VAE's shape (it is loaded with that VAE's config)."""
+    own_vae = loaded.pipeline.vae
+    own = VaeShape.of_module(own_vae)
     wanted = loaded.pipeline.unet.config.out_channels
-    if channels is not None and channels != wanted:
-        raise _refuse(record, loaded.record, f"its latents have {channels} channels, the checkpoint's UNet "
+    if shape.channels is not None and shape.channels != wanted:
+        raise _refuse(record, loaded.record, f"its latents have {shape.channels} channels, the checkpoint's UNet "
                       f"works on {wanted}")
-    own_levels = len(own.block_out_channels)
-    if levels is not None and levels != own_levels:
-        raise _refuse(record, loaded.record, f"it scales images down {2 ** (levels - 1)}x, the checkpoint's VAE "
-                      f"{2 ** (own_levels - 1)}x")
-    if scaling is not None and abs(scaling - own.scaling_factor) > 1e-6:
-        family = {0.13025: "an SDXL VAE", 0.18215: "an SD1/SD2 VAE"}.get(round(scaling, 5), "a VAE")
-        raise _refuse(record, loaded.record, f"it is {family} (scaling factor {scaling:g}) and the checkpoint is "
-                      f"{loaded.record.architecture or 'another kind'} (scaling factor {own.scaling_factor:g})")
+    if shape.levels is not None and own.levels is not None and shape.levels != own.levels:
+        raise _refuse(record, loaded.record, f"it scales images down {2 ** (shape.levels - 1)}x, the checkpoint's "
+                      f"VAE {2 ** (own.levels - 1)}x")
+    if shape.scaling is not None and own.scaling is not None and abs(shape.scaling - own.scaling) > 1e-6:
+        family = {0.13025: "an SDXL VAE", 0.18215: "an SD1/SD2 VAE"}.get(round(shape.scaling, 5), "a VAE")
+        raise _refuse(record, loaded.record, f"it is {family} (scaling factor {shape.scaling:g}) and the checkpoint "
+                      f"is {loaded.record.architecture or 'another kind'} (scaling factor {own.scaling:g})")
+    if shape.parameters is not None:
+        own_parameters = sum(t.numel() for t in own_vae.state_dict().values())
+        if shape.parameters != own_parameters:
+            raise _refuse(record, loaded.record, f"its file holds {shape.parameters:,} weights, the checkpoint's VAE "
+                          f"{own_parameters:,} (another VAE design)")
 
 
 def job_vae_record(store: ModelStore, choice: str, checkpoint: ModelRecord) -> ModelRecord | None:
@@ -165,7 +191,7 @@ def held_vae(store: ModelStore, choice: str, loaded: LoadedModel,
     if record is None:
         yield None
         return
-    check_fits(record, *_file_shape(record), loaded)
+    check_fits(record, _file_shape(record), loaded)
     record = store.hashed(record)
     config = None
     if record.ref.kind is SourceKind.SINGLE_FILE:  # no config of its own: the checkpoint's shape
@@ -173,10 +199,11 @@ def held_vae(store: ModelStore, choice: str, loaded: LoadedModel,
         cached = store.loaded(record, ModelType.VAE)
         if cached is not None and any(cached.model.config.get(k) != config.get(k) for k in _SHAPE_KEYS):
             store.unload(cached.record.ref.key)  # loaded earlier for a checkpoint of another shape
-    with store.use(record, on_progress, model_type=ModelType.VAE, config=config) as held:
-        vae = held.model
-        kl = type(vae).__name__ == "AutoencoderKL"
-        check_fits(record, vae.config.get("latent_channels"), len(vae.config.get("block_out_channels") or ()) or None
-                   if kl else None, vae.config.get("scaling_factor") if kl else None, loaded)
+    with ExitStack() as stack:
+        try:
+            held = stack.enter_context(store.use(record, on_progress, model_type=ModelType.VAE, config=config))
+        except UnsupportedModelError as exc:  # a single file whose weights the checkpoint's VAE config cannot take
+            raise _refuse(record, loaded.record, str(exc)) from exc
+        check_fits(record, VaeShape.of_module(held.model), loaded)  # what pickles and Hub repos only tell now
         log.info("VAE %s for %s", vae_title(record), loaded.record.name)
-        yield JobVae(record, vae)
+        yield JobVae(record, held.model)

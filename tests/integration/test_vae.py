@@ -33,6 +33,7 @@ def ctx(tmp_path_factory, model_store) -> AppContext:
     save_vae_file(vaes / "ft-original.safetensors", seed=11, layout="original")  # A1111's usual download
     save_vae_file(vaes / "ft-diffusers.safetensors", seed=11, layout="diffusers")  # the same weights
     save_vae_file(vaes / "wide.safetensors", latent_channels=16)  # an SD3/Flux-like VAE
+    save_vae_file(vaes / "deep.safetensors", layers_per_block=2, layout="original")  # same latents, other design
     save_vae_folder(vaes / "xl-vae", scaling_factor=0.13025)  # an SDXL VAE (diffusers folder)
     save_vae_file(data / "models" / "Stable-diffusion" / "tiny-sd15-file.vae.safetensors", seed=12,
                   layout="original")
@@ -67,6 +68,7 @@ def test_automatic_takes_the_vae_beside_the_checkpoint(ctx):
 
 
 @pytest.mark.parametrize(("name", "why"), [("wide.safetensors", "16 channels"), ("xl-vae", "an SDXL VAE"),
+                                           ("deep.safetensors", "another VAE design"),
                                            ("ft-origin", "did you mean 'ft-original'")])
 def test_a_vae_that_does_not_fit_is_refused_naming_the_field_and_both_models(ctx, name, why):
     with pytest.raises(ValidationError, match=why) as caught:

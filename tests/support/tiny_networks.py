@@ -52,14 +52,15 @@ def save_embedding(path: Path, *, width: int = 768, vectors: int = 2, seed: int 
     return path
 
 
-def tiny_vae(seed: int = 0, *, latent_channels: int = 4, scaling_factor: float = 0.18215):
+def tiny_vae(seed: int = 0, *, latent_channels: int = 4, scaling_factor: float = 0.18215, layers_per_block: int = 1):
     """An ``AutoencoderKL`` shaped like the tiny checkpoints' own (tests.support.tiny_models: four levels, so
     an 8x downscale, tiny widths), with weights of its own; ``latent_channels`` 16 makes a VAE of another
-    latent shape (SD3/Flux-like)."""
+    latent shape (SD3/Flux-like), ``layers_per_block`` 2 one of another design with the same latents."""
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
-    return AutoencoderKL(block_out_channels=[32, 32, 64, 64], layers_per_block=1, latent_channels=latent_channels,
+    return AutoencoderKL(block_out_channels=[32, 32, 64, 64], layers_per_block=layers_per_block,
+                         latent_channels=latent_channels,
                          down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
                          sample_size=256, scaling_factor=scaling_factor)
 
@@ -70,11 +71,12 @@ def save_vae_folder(path: Path, *, seed: int = 0, scaling_factor: float = 0.1821
     return path
 
 
-def save_vae_file(path: Path, *, seed: int = 0, layout: str = "diffusers", latent_channels: int = 4) -> Path:
+def save_vae_file(path: Path, *, seed: int = 0, layout: str = "diffusers", latent_channels: int = 4,
+                  layers_per_block: int = 1) -> Path:
     """One VAE state dict in a ``.safetensors`` file, as ``models/VAE`` holds them: diffusers key names
     (``layout="diffusers"``) or the original LDM ones (``"original"``: ``encoder.down.0...``, as A1111's
     ``vae-ft-mse-840000-ema-pruned.safetensors``)."""
-    vae = tiny_vae(seed, latent_channels=latent_channels)
+    vae = tiny_vae(seed, latent_channels=latent_channels, layers_per_block=layers_per_block)
     state = {k: v.contiguous() for k, v in vae.state_dict().items()}
     if layout == "original":
         from tests.support.ldm_export import vae_to_ldm
