@@ -162,3 +162,15 @@ def test_xyz_plot_stops_when_interrupt_comes_between_two_cells(ctx):
     finally:
         ctx.extensions.discard("test")
     assert result.interrupted and [img.seed for img in result.images[1:]] == [1]
+
+
+def test_xyz_plot_sampler_checkpoint_and_clip_skip_axes(ctx):
+    result = ctx.scripts.run("X/Y/Z plot", JOB, {"x_type": "Sampler", "x_values": "Euler, DDIM",
+                                                 "y_type": "Checkpoint name", "y_values": "tiny-sd15",
+                                                 "z_type": "Clip skip", "z_values": "1, 2",
+                                                 "include_lone_images": True})
+    texts = [img.infotext for img in result.images[1:]]
+    assert len(texts) == 4 and "Sampler: Euler," in texts[0] and "Sampler: DDIM," in texts[1]
+    assert "Clip skip" not in texts[0] and "Clip skip: 2" in texts[3] and all("Model: tiny-sd15" in t for t in texts)
+    with pytest.raises(ValidationError, match="unknown checkpoint 'nope'"):
+        ctx.scripts.run("X/Y/Z plot", JOB, {"x_type": "Checkpoint name", "x_values": "tiny-sd15, nope"})
