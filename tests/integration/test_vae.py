@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.context import AppContext
 from pipelines.errors import ValidationError
+from pipelines.infotext.paste import paste_parameters
 from pipelines.models.architecture import Architecture
 from pipelines.models.kinds import ModelType
 from pipelines.networks.vae import vae_choices
@@ -78,3 +79,14 @@ def test_a_vae_that_does_not_fit_is_refused_naming_the_field_and_both_models(ctx
         assert name in caught.value.message and "tiny-sd15" in caught.value.message
     if name == "xl-vae":  # told from its own config, so the extra-networks panel can mark it too
         assert ctx.store.find(name, ModelType.VAE).architecture is Architecture.SDXL
+
+
+def test_pasting_an_infotext_selects_an_installed_vae_by_name_then_by_hash(ctx):
+    record = ctx.store.hashed(ctx.store.find("ft-original", ModelType.VAE))
+    params = {"Prompt": "x", "Steps": "2"}
+    by_name = paste_parameters({**params, "VAE": "ft-original.safetensors"}, ctx.store)
+    renamed = paste_parameters({**params, "VAE hash": record.sha256[:10], "VAE": "renamed.safetensors"}, ctx.store)
+    assert by_name.fields["sd_vae"] == renamed.fields["sd_vae"] == "ft-original.safetensors"
+    missing = paste_parameters({**params, "VAE hash": "0123456789", "VAE": "gone.safetensors"}, ctx.store)
+    assert "sd_vae" not in missing.fields
+    assert any("gone.safetensors [0123456789]" in note and "not installed" in note for note in missing.notes)
