@@ -10,8 +10,8 @@ from functools import partial
 from pipelines.engine import Engine
 from pipelines.extension_host.scripts import ScriptRunner
 from pipelines.extension_host.startup import load_configured_extensions
-from pipelines.hooks import ExtensionRegistry
 from pipelines.extension_manager.manager import ExtensionManager
+from pipelines.hooks import ExtensionRegistry
 from pipelines.models.store import ModelStore
 from pipelines.networks.vae import check_vae_name
 from pipelines.options import OptionsStore
