@@ -9,9 +9,10 @@ unchanged; fields A1111 does not define are ignored. What Atelier does with each
   sampler_name is empty; "DPM++ 2M Karras"-style names are split), scheduler (label or name),
   batch_size, n_iter, steps, cfg_scale, width, height, send_images, save_images,
   override_settings (for this request only: sd_model_checkpoint, CLIP_stop_at_last_layers 1-12,
-  emphasis, sd_vae (Automatic, None or a VAE's name; unknown -> 422); other known options must keep their value, see pipelines/options.py; unknown keys are
-  ignored), infotext (fills the fields the request does not set, with the UI's paste mapping:
-  pipelines/infotext/paste.py; its Clip skip, Emphasis and installed VAE go to override_settings, as in A1111),
+  emphasis, sd_vae (Automatic, None or a VAE's name; unknown -> 422); other known options must keep
+  their value, see pipelines/options.py; unknown keys are ignored), infotext (fills the fields the
+  request does not set, with the UI's paste mapping: pipelines/infotext/paste.py; its Clip skip,
+  Emphasis and installed VAE go to override_settings, as in A1111),
   enable_hr with hr_scale, hr_upscaler, hr_second_pass_steps, hr_resize_x/y, hr_sampler_name,
   hr_scheduler, hr_prompt, hr_negative_prompt and denoising_strength (hires fix:
   pipelines/requests/hires.py), styles, subseed, subseed_strength, seed_resize_from_w/h (variation
