@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -14,6 +15,7 @@ from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_img2img_parameters, paste_parameters
 from pipelines.models.architecture import detect_tensor_names
 from pipelines.requests import HiresFix, Img2ImgRequest, Refiner, Txt2ImgRequest
+from tests.support.ldm_export import export_sdxl_refiner_single_file, write_sidecar_config
 
 BASE = Txt2ImgRequest(prompt="a lighthouse", negative_prompt="fog", steps=5, width=64, height=64, seed=3,
                       model="tiny-sdxl", save_images=False)
@@ -57,6 +59,25 @@ def test_single_file_refiners_are_told_apart_by_their_one_openclip_embedder():
     base = detect_tensor_names({**unet, "conditioner.embedders.0.transformer.text_model.embeddings.weight": (768,),
                                 "conditioner.embedders.1.model.ln_final.weight": (1280,)})
     assert refiner.refiner and refiner.reference_key == "sdxl-refiner" and not base.refiner
+
+
+def test_a_single_file_refiner_loads_and_refines_as_its_folder_does(ctx, sdxl_refiner):
+    folder = ctx.settings.models_dir / "Stable-diffusion"
+    file = export_sdxl_refiner_single_file(sdxl_refiner, folder / "tiny-refiner-file.safetensors")
+    write_sidecar_config(sdxl_refiner, folder / "tiny-refiner-file.config")
+    try:
+        ctx.store.refresh()
+        assert ctx.store.find("tiny-refiner-file").kind.refiner
+        from_folder = ctx.engine.generate(replace(BASE, refiner=Refiner("tiny-sdxl-refiner", 0.6)))
+        from_file = ctx.engine.generate(replace(BASE, refiner=Refiner("tiny-refiner-file", 0.6)))
+        # the same weights (OpenCLIP's fused q/k/v split back by diffusers: float rounding apart)
+        assert np.abs(pixels(from_folder) - pixels(from_file)).max() <= 2
+        assert parse_infotext(from_file.images[0].infotext)["Refiner"].startswith("tiny-refiner-file [")
+    finally:
+        ctx.store.unload(ctx.store.find("tiny-refiner-file").ref.key)
+        file.unlink()
+        shutil.rmtree(folder / "tiny-refiner-file.config")
+        ctx.store.refresh()
 
 
 def test_img2img_runs_on_the_refiner_itself(ctx):

@@ -351,6 +351,20 @@ def export_sdxl_single_file(diffusers_folder: Path, out_file: Path) -> Path:
     return _save(tensors, out_file)
 
 
+def export_sdxl_refiner_single_file(diffusers_folder: Path, out_file: Path) -> Path:
+    """Write an SDXL refiner folder as one ``.safetensors`` in the SGM layout of ``sd_xl_refiner_1.0``.
+
+    Keys: ``model.diffusion_model.*``, ``first_stage_model.*`` and ``conditioner.embedders.0.model.*`` (its
+    one text encoder, OpenCLIP-bigG style; the base's first embedder, CLIP-L, is absent). diffusers reads it as
+    ``xl_refiner`` when the tower has a ``resblocks.9`` (it does in
+    :func:`tests.support.tiny_models.save_sdxl_refiner_folder`). Returns ``out_file``.
+    """
+    folder = Path(diffusers_folder)
+    tensors = _unet_and_vae(folder)
+    open_clip = open_clip_to_ldm(_load_component_weights(folder / "text_encoder_2"))
+    return _save(tensors | _prefixed("conditioner.embedders.0.model.", open_clip), out_file)
+
+
 _SIDECAR_SUFFIXES = {".json", ".txt", ".model"}
 
 
