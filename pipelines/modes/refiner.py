@@ -147,8 +147,11 @@ def plan(request: Any, ctx: JobContext, *, output_type: str, later_steps: int = 
         # 3. A base pass cut short (interrupt, skip), or nothing left to refine: kept as it is
         if first_pipe.interrupt or ctx.job.interrupted or not split.refiner_evaluations:
             return first_pipe, latents if output_type == "latent" else decode_latents(first_pipe, latents)
-        # 4. The rest of the schedule on the refiner's modules, on a pipeline view of its own
-        pipe = job_pipeline(refiner_pipe, samplers.build_scheduler(base.scheduler.config, spec, schedule), cls=cls)
+        # 4. The rest of the schedule on the refiner's modules, on a pipeline view of its own; a job's SD VAE
+        #    (pipelines/networks/vae.py) decodes the refined latents too, as A1111 applies it to the model that runs
+        vae = {"vae": base.vae} if ctx.vae_params else {}
+        pipe = job_pipeline(refiner_pipe, samplers.build_scheduler(base.scheduler.config, spec, schedule), cls=cls,
+                            **vae)
         callback = step_callback(ctx, steps=total, size=(request.width, request.height), text=f"{label} · refiner",
                                  offset=base_steps, conditioning=conditioning)
         output = pipe(

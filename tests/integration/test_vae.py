@@ -14,7 +14,7 @@ from pipelines.infotext.paste import paste_parameters
 from pipelines.models.architecture import Architecture
 from pipelines.models.kinds import ModelType
 from pipelines.networks.vae import vae_choices
-from pipelines.requests import Txt2ImgRequest
+from pipelines.requests import Refiner, Txt2ImgRequest
 from tests.support.apps import install_models, make_settings
 from tests.support.tiny_networks import save_vae_file, save_vae_folder
 
@@ -90,3 +90,18 @@ def test_pasting_an_infotext_selects_an_installed_vae_by_name_then_by_hash(ctx):
     missing = paste_parameters({**params, "VAE hash": "0123456789", "VAE": "gone.safetensors"}, ctx.store)
     assert "sd_vae" not in missing.fields
     assert any("gone.safetensors [0123456789]" in note and "not installed" in note for note in missing.notes)
+
+
+def test_the_vae_decodes_the_refined_image_too(refiner_app):
+    ctx = refiner_app["ctx"]  # shared: the file is taken out again
+    path = save_vae_file(ctx.settings.models_dir / "VAE" / "xl-ft.safetensors", seed=13, layout="original")
+    ctx.store.refresh()
+    try:
+        request = replace(BASE, model="tiny-sdxl", refiner=Refiner("tiny-sdxl-refiner", 0.5))
+        own = ctx.engine.generate(request)
+        with_vae = ctx.engine.generate(replace(request, sd_vae="xl-ft.safetensors"))
+    finally:
+        path.unlink()
+        ctx.store.refresh()
+    assert "VAE: xl-ft.safetensors" in with_vae.images[0].infotext
+    assert not np.array_equal(pixels(with_vae), pixels(own))  # the refiner's output went through the chosen VAE
