@@ -176,6 +176,11 @@ def check_fits(record: ModelRecord, shape: VaeShape, loaded: LoadedModel) -> Non
                           f"{own_parameters:,} (another VAE design)")
 
 
+def _plain(value: Any) -> Any:
+    """A config value comparable across sources (JSON lists, tuples from code)."""
+    return list(value) if isinstance(value, list | tuple) else value
+
+
 def job_vae_record(store: ModelStore, choice: str, checkpoint: ModelRecord) -> ModelRecord | None:
     """The VAE file a job with ``sd_vae = choice`` uses, or None for the checkpoint's own."""
     if choice == AUTOMATIC:
@@ -197,7 +202,7 @@ def held_vae(store: ModelStore, choice: str, loaded: LoadedModel,
     if record.ref.kind is SourceKind.SINGLE_FILE:  # no config of its own: the checkpoint's shape
         config = dict(loaded.pipeline.vae.config)
         cached = store.loaded(record, ModelType.VAE)
-        if cached is not None and any(cached.model.config.get(k) != config.get(k) for k in _SHAPE_KEYS):
+        if cached is not None and any(_plain(cached.model.config.get(k)) != _plain(config.get(k)) for k in _SHAPE_KEYS):
             store.unload(cached.record.ref.key)  # loaded earlier for a checkpoint of another shape
     with ExitStack() as stack:
         try:

@@ -55,6 +55,9 @@ def test_a_vae_file_changes_the_decode_lands_in_the_infotext_and_leaves_no_trace
                                                                              record.sha256[:10])
     assert "VAE" not in own.images[0].infotext and own.info["sd_vae_name"] is None
     assert np.array_equal(pixels(ctx.engine.generate(BASE)), pixels(own))  # the checkpoint's own VAE is untouched
+    held = ctx.store.loaded(record, ModelType.VAE).model
+    assert np.array_equal(pixels(ctx.engine.generate(replace(BASE, sd_vae=record.sha256[:10]))), pixels(original))
+    assert ctx.store.loaded(record, ModelType.VAE).model is held  # used again (by hash) without reloading it
 
 
 def test_automatic_takes_the_vae_beside_the_checkpoint(ctx):
