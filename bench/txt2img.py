@@ -240,10 +240,18 @@ def _client_contender(args: argparse.Namespace, key: str, endpoints: Endpoints, 
     return Contender(key, run)
 
 
+def _positional(client: Any, api_name: str, values: dict[str, Any]) -> list[Any]:
+    """An endpoint's inputs in its order, for a plain-HTTP call: ours by name, the rest (the sections and
+    scripts the loaded extensions add) at the defaults the server declares."""
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"][api_name]
+    return [values[p["parameter_name"]] if p["parameter_name"] in values else p["parameter_default"]
+            for p in info["parameters"]]
+
+
 def _http_contender(args: argparse.Namespace, endpoints: Endpoints, model: str, shared: Shared) -> Contender:
     """The documented two-step REST call (what curl users do), one kept-alive connection."""
     server, http = endpoints.servers["e2e_on"], endpoints.http
-    data = list(_txt2img_inputs(args, model).values())
+    data = _positional(endpoints.clients["e2e_on"], "/txt2img", _txt2img_inputs(args, model))
 
     def run() -> tuple[Timings, Any]:
         server.thaw()

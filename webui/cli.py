@@ -52,8 +52,13 @@ def family_note(ctx: AppContext, request: Txt2ImgRequest) -> str | None:
 
 
 def run_txt2img(ctx: AppContext, request: Txt2ImgRequest, *, out: Path | None, quiet: bool = False,
-                stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
-    """Generate, save, print the saved paths; returns the process exit status."""
+                stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Generate, save, print the saved paths; returns the process exit status.
+
+    ``stdout``/``stderr`` default to the streams ``sys`` holds at the call (not at import), so
+    redirections made after import (pytest's capture, ``contextlib.redirect_stderr``) see the output."""
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
     try:
         request.validate()
         if (note := family_note(ctx, request)) is not None:

@@ -193,7 +193,7 @@ def test_round_trip_of_every_field_atelier_writes():
         sampler = rng.choice(samplers.SAMPLERS)
         schedules = [s.label for s in sampler.supported_schedules()]
         ctx = SimpleNamespace(loaded=SimpleNamespace(record=SimpleNamespace(short_hash="0123456789", name=model)),
-                              prompt_params={}, vae_params={})
+                              prompt_params={}, vae_params={}, hooks=None)
         request = Txt2ImgRequest(
             clip_skip=rng.randint(1, 12), emphasis=rng.choice(EMPHASIS_MODES),
             prompt=(_random_text(rng) + "p").strip(), negative_prompt=_random_text(rng).strip(),
