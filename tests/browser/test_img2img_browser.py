@@ -94,7 +94,7 @@ def draw_stroke(page, editor) -> None:
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx - 100, cy - 50)
     page.mouse.down()
-    page.mouse.move(cx - 20, cy - 50, steps=12)
+    page.mouse.move(cx - 20, cy - 50, steps=3)  # each move redraws the canvas: seconds apiece in headless chromium
     page.mouse.up()
 
 
