@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
@@ -23,7 +25,36 @@ def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_generate_saves_where_asked_with_infotext_and_is_reproducible(tmp_path, model_store):
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """``launch.py generate`` in this process (``launch.generate_main``, the entry point's own function): the
+    parsing, settings, context and output of the real command without a fresh interpreter's imports per run.
+    The first test runs the real command line once."""
+    import launch
+
+    def run(data_dir: Path, *args: str) -> Ran:
+        for name, value in {"HF_HUB_OFFLINE": "1", "HF_HOME": str(data_dir / "hf"),
+                            "GRADIO_TEMP_DIR": str(data_dir / ".gradio_tmp")}.items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        try:
+            code = launch.generate_main([*args, "--data-dir", str(data_dir), "--skip-install", "--threads", "1"])
+        except SystemExit as exc:  # argparse refusing a flag
+            code = exc.code
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
+def test_generate_saves_where_asked_with_infotext_and_is_reproducible(tmp_path, model_store, cli):
     install_models(model_store, tmp_path, ["tiny-sd15"])
     out = tmp_path / "out.png"
     args = ["a castle on a hill", "--steps", "4", "--sampler", "DPM++ 2M", "--seed", "1", "--width", "64",
@@ -35,34 +66,34 @@ def test_generate_saves_where_asked_with_infotext_and_is_reproducible(tmp_path, 
     assert info["Prompt"] == "a castle on a hill" and info["Negative prompt"] == "fog"
     assert (info["Steps"], info["Sampler"], info["Schedule type"], info["Seed"]) == ("4", "DPM++ 2M", "Karras", "1")
     # without --out it saves into outputs/ like the UI, and the same seed gives the same pixels
-    second = run_cli(tmp_path, *args)
+    second = cli(tmp_path, *args)
     assert second.returncode == 0, second.stderr
     saved = Path(second.stdout.strip())
     assert saved.parent.parent.name == "txt2img-images" and saved.name.endswith("-1.png")
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(saved)))
 
 
-def test_batch_writes_numbered_files(tmp_path, model_store):
+def test_batch_writes_numbered_files(tmp_path, model_store, cli):
     install_models(model_store, tmp_path, ["tiny-sd15"])
-    result = run_cli(tmp_path, "a cat", "--steps", "2", "--width", "64", "--height", "64", "--batch-size", "2",
+    result = cli(tmp_path, "a cat", "--steps", "2", "--width", "64", "--height", "64", "--batch-size", "2",
                      "--seed", "5", "--ckpt", "tiny-sd15", "--out", str(tmp_path / "cat.png"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(tmp_path / "cat-1.png"), str(tmp_path / "cat-2.png")]
     assert "Seed: 6" in Image.open(tmp_path / "cat-2.png").info["parameters"]
 
 
-def test_bad_input_exits_nonzero_with_a_clear_message(tmp_path, model_store):
+def test_bad_input_exits_nonzero_with_a_clear_message(tmp_path, model_store, cli):
     install_models(model_store, tmp_path, ["tiny-sd15"])
-    bad_size = run_cli(tmp_path, "x", "--width", "100", "--ckpt", "tiny-sd15")
+    bad_size = cli(tmp_path, "x", "--width", "100", "--ckpt", "tiny-sd15")
     assert bad_size.returncode == 2 and "width: must be a multiple of 8" in bad_size.stderr
     assert "Traceback" not in bad_size.stderr
-    bad_sampler = run_cli(tmp_path, "x", "--sampler", "Nope", "--ckpt", "tiny-sd15")
+    bad_sampler = cli(tmp_path, "x", "--sampler", "Nope", "--ckpt", "tiny-sd15")
     assert bad_sampler.returncode == 2 and "unknown sampler 'Nope'" in bad_sampler.stderr
-    missing = run_cli(tmp_path, "x", "--ckpt", "not-installed")
+    missing = cli(tmp_path, "x", "--ckpt", "not-installed")
     assert missing.returncode == 2 and "no model named 'not-installed'" in missing.stderr
 
 
-def test_variation_seed_style_and_lora_flags_reach_the_job(tmp_path, model_store):
+def test_variation_seed_style_and_lora_flags_reach_the_job(tmp_path, model_store, cli):
     """The A1111 recipe fields (and --vae) from the command line give the image the core gives for the same request."""
     from dataclasses import replace
 
@@ -77,7 +108,7 @@ def test_variation_seed_style_and_lora_flags_reach_the_job(tmp_path, model_store
     (tmp_path / "styles.csv").write_text('name,prompt,negative_prompt\nmoody,"{prompt}, moody light",fog\n')
     save_vae_file(tmp_path / "models" / "VAE" / "cli-vae.safetensors", seed=41, layout="original")
     out = tmp_path / "fox.png"
-    result = run_cli(tmp_path, "a fox <lora:inkwash:0.7>", "--steps", "2", "--width", "64", "--height", "64",
+    result = cli(tmp_path, "a fox <lora:inkwash:0.7>", "--steps", "2", "--width", "64", "--height", "64",
                      "--seed", "5", "--subseed", "9", "--subseed-strength", "0.4", "--seed-resize-from", "96x80",
                      "--style", "moody", "--sampler", "Euler", "--ckpt", "tiny-sd15", "--vae", "cli-vae.safetensors",
                      "--out", str(out))
@@ -96,6 +127,6 @@ def test_variation_seed_style_and_lora_flags_reach_the_job(tmp_path, model_store
     assert not np.array_equal(np.asarray(other), np.asarray(same))
 
 
-def test_a_malformed_size_flag_is_refused_by_the_parser(tmp_path):
-    bad = run_cli(tmp_path, "x", "--seed-resize-from", "96by80")
+def test_a_malformed_size_flag_is_refused_by_the_parser(tmp_path, cli):
+    bad = cli(tmp_path, "x", "--seed-resize-from", "96by80")
     assert bad.returncode == 2 and "expected WIDTHxHEIGHT such as 768x512, got '96by80'" in bad.stderr
