@@ -10,8 +10,8 @@
 #   3. installs Debian's chromium for the browser tests when /usr/bin/chromium is missing and
 #      we are root (otherwise it warns and those tests skip); never `playwright install`;
 #      and git (the extension manager clones with it) when it is missing and we are root,
-#   4. runs `.venv/bin/python -m pytest "$@"` with single-threaded math and no telemetry,
-#      and exits with pytest's status.
+#   4. runs `.venv/bin/python -m pytest "$@"` with single-threaded math and no telemetry, its test
+#      files spread over one worker process per CPU (at most 4; pytest-xdist), and exits with pytest's status.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -141,8 +141,20 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export GRADIO_ANALYTICS_ENABLED="${GRADIO_ANALYTICS_ENABLED:-False}"
 export HF_HUB_DISABLE_TELEMETRY="${HF_HUB_DISABLE_TELEMETRY:-1}"
 
+# Test files run in parallel worker processes (pytest-xdist, one file per worker at a time, so a module's
+# server and fixtures stay in one process): one per CPU, at most 4; ATELIER_TEST_WORKERS overrides (0: none),
+# and a -n / -p no:xdist given on the command line wins.
+parallel=()
+if [[ " $* " != *" -n "* && " $* " != *" -n="* && " $* " != *"no:xdist"* ]]; then
+    cpus="$("$VPY" -c 'import os; print(len(os.sched_getaffinity(0)))')"  # not nproc: it obeys OMP_NUM_THREADS
+    workers="${ATELIER_TEST_WORKERS:-$(( cpus < 4 ? cpus : 4 ))}"
+    if [[ "$workers" -gt 1 ]]; then
+        parallel=(-n "$workers" --dist loadfile)
+    fi
+fi
+
 set +e
-"$VPY" -m pytest "$@"
+"$VPY" -m pytest "${parallel[@]}" "$@"
 status=$?
 set -e
 exit "$status"
