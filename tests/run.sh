@@ -98,42 +98,36 @@ if [[ -n "$reason" ]]; then
     say "requirements installed in $((SECONDS - started)) s"
 fi
 
-# --- 3. chromium for the browser tests ----------------------------------------------------
+# --- 3. system packages: chromium (browser tests) and git (the extension manager clones with it) ------
+# apt_install PACKAGE WHAT: install a Debian package when we are root and have apt-get; in CI a failure
+# is fatal (those tests must run), elsewhere a warning saying what will not work.
+apt_install() {
+    local package="$1" what="$2"
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian's $package for $what (apt-get)"
+        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null &&
+               DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$package" </dev/null; }; then
+            if [[ "${CI:-}" == "true" ]]; then
+                say "ERROR: could not install $package; CI must run $what"
+                exit 1
+            fi
+            say "WARNING: could not install $package; $what will not run"
+        fi
+    else
+        say "WARNING: $package is missing and we are not root (or have no apt-get); $what will not run." \
+            "Install it with: sudo apt-get install -y $package"
+    fi
+}
+
 if [[ ! -x "$CHROMIUM" ]]; then
     if [[ -n "${ATELIER_CHROMIUM:-}" ]]; then
         say "WARNING: ATELIER_CHROMIUM=$CHROMIUM is not an executable; the browser tests will skip"
-    elif [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        say "installing Debian's chromium for the browser tests (apt-get)"
-        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null &&
-               DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium </dev/null; }; then
-            if [[ "${CI:-}" == "true" ]]; then
-                say "ERROR: could not install chromium; CI must run the browser tests"
-                exit 1
-            fi
-            say "WARNING: could not install chromium; the browser tests will skip"
-        fi
     else
-        say "WARNING: $CHROMIUM is missing and we are not root (or have no apt-get);" \
-            "the browser tests will skip. Install it with: sudo apt-get install -y chromium"
+        apt_install chromium "the browser tests"
     fi
 fi
-
-# git: the extension manager and its tests clone real repositories with it.
 if ! command -v git >/dev/null 2>&1; then
-    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        say "installing git for the extension manager (apt-get)"
-        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null &&
-               DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends git </dev/null; }; then
-            if [[ "${CI:-}" == "true" ]]; then
-                say "ERROR: could not install git; CI must run the extension tests"
-                exit 1
-            fi
-            say "WARNING: could not install git; the extension tests will fail"
-        fi
-    else
-        say "WARNING: git is missing and we are not root (or have no apt-get); install it with:" \
-            "sudo apt-get install -y git"
-    fi
+    apt_install git "the extension tests"
 fi
 
 # --- 4. pytest ------------------------------------------------------------------------------
