@@ -287,6 +287,40 @@ SDXL_ADDITION_TIME_EMBED_DIM = 8
 SDXL_TEXT_ENCODER_2_LAYERS = 10
 
 
+def _sdxl_unet(*, layers_per_block: int, time_ids: int, cross_attention_dim: int, **extra):
+    """A tiny SDXL-shaped UNet: ``time_ids`` add-time ids (6 for the base, 5 for the refiner) of
+    ``SDXL_ADDITION_TIME_EMBED_DIM`` each, plus the pooled projection."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=layers_per_block, sample_size=32, in_channels=4,
+        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4), use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=SDXL_ADDITION_TIME_EMBED_DIM,
+        projection_class_embeddings_input_dim=time_ids * SDXL_ADDITION_TIME_EMBED_DIM + SDXL_PROJECTION_DIM,
+        cross_attention_dim=cross_attention_dim, **extra,
+    )
+
+
+def _sdxl_text_encoder_2():
+    """SDXL's second (OpenCLIP-G-like) encoder, tiny: the base's and the refiner's."""
+    from transformers import CLIPTextModelWithProjection
+
+    return CLIPTextModelWithProjection(_clip_text_config(
+        hidden_size=SDXL_TEXT_ENCODER_2_HIDDEN, hidden_act="gelu", projection_dim=SDXL_PROJECTION_DIM,
+        num_hidden_layers=SDXL_TEXT_ENCODER_2_LAYERS))
+
+
+def _sdxl_scheduler():
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        interpolation_type="linear", prediction_type="epsilon", steps_offset=1, timestep_spacing="leading",
+        use_karras_sigmas=False,
+    )
+
+
 def save_sdxl_folder(path: Path, *, seed: int = 0) -> Path:
     """Save a tiny random ``StableDiffusionXLPipeline`` folder and return ``path``.
 
@@ -298,26 +332,12 @@ def save_sdxl_folder(path: Path, *, seed: int = 0) -> Path:
     factor 0.13025. Default output 64x64. The encoders differ in width on purpose (as 768 vs 1280
     do for real): diffusers' single-file loader tells them apart by embedding width.
     """
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+    from diffusers import StableDiffusionXLPipeline
+    from transformers import CLIPTextModel
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=SDXL_ADDITION_TIME_EMBED_DIM,
-        transformer_layers_per_block=(1, 2),
-        projection_class_embeddings_input_dim=6 * SDXL_ADDITION_TIME_EMBED_DIM + SDXL_PROJECTION_DIM,
-        cross_attention_dim=SDXL_TEXT_ENCODER_HIDDEN + SDXL_TEXT_ENCODER_2_HIDDEN,
-    )
+    unet = _sdxl_unet(layers_per_block=2, transformer_layers_per_block=(1, 2), time_ids=6,
+                      cross_attention_dim=SDXL_TEXT_ENCODER_HIDDEN + SDXL_TEXT_ENCODER_2_HIDDEN)
     torch.manual_seed(seed + 1)
     vae = _tiny_vae(scaling_factor=0.13025)
     torch.manual_seed(seed + 2)
@@ -329,25 +349,8 @@ def save_sdxl_folder(path: Path, *, seed: int = 0) -> Path:
         )
     )
     torch.manual_seed(seed + 3)
-    text_encoder_2 = CLIPTextModelWithProjection(
-        _clip_text_config(
-            hidden_size=SDXL_TEXT_ENCODER_2_HIDDEN,
-            hidden_act="gelu",
-            projection_dim=SDXL_PROJECTION_DIM,
-            num_hidden_layers=SDXL_TEXT_ENCODER_2_LAYERS,
-        )
-    )
-    scheduler = EulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        interpolation_type="linear",
-        prediction_type="epsilon",
-        steps_offset=1,
-        timestep_spacing="leading",
-        use_karras_sigmas=False,
-    )
+    text_encoder_2 = _sdxl_text_encoder_2()
+    scheduler = _sdxl_scheduler()
     pipe = StableDiffusionXLPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -371,41 +374,15 @@ def save_sdxl_refiner_folder(path: Path, *, seed: int = 0) -> Path:
     text_encoder_2 are those :func:`save_sdxl_folder` builds with the same ``seed`` (one latent space);
     the UNet differs, so refining changes the image.
     """
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModelWithProjection
+    from diffusers import StableDiffusionXLImg2ImgPipeline
 
     torch.manual_seed(seed + 1)
     vae = _tiny_vae(scaling_factor=0.13025)
     torch.manual_seed(seed + 3)
-    text_encoder_2 = CLIPTextModelWithProjection(
-        _clip_text_config(
-            hidden_size=SDXL_TEXT_ENCODER_2_HIDDEN,
-            hidden_act="gelu",
-            projection_dim=SDXL_PROJECTION_DIM,
-            num_hidden_layers=SDXL_TEXT_ENCODER_2_LAYERS,
-        )
-    )
+    text_encoder_2 = _sdxl_text_encoder_2()
     torch.manual_seed(seed + 4)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=SDXL_ADDITION_TIME_EMBED_DIM,
-        projection_class_embeddings_input_dim=5 * SDXL_ADDITION_TIME_EMBED_DIM + SDXL_PROJECTION_DIM,
-        cross_attention_dim=SDXL_TEXT_ENCODER_2_HIDDEN,
-    )
-    scheduler = EulerDiscreteScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        interpolation_type="linear", prediction_type="epsilon", steps_offset=1, timestep_spacing="leading",
-        use_karras_sigmas=False,
-    )
+    unet = _sdxl_unet(layers_per_block=1, time_ids=5, cross_attention_dim=SDXL_TEXT_ENCODER_2_HIDDEN)
+    scheduler = _sdxl_scheduler()
     pipe = StableDiffusionXLImg2ImgPipeline(
         vae=vae,
         text_encoder=None,
