@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipelines.settings import Settings
@@ -34,3 +36,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def served_ui(ctx) -> Iterator[str]:
+    """The Gradio app for ``ctx`` served on a free loopback port; yields its URL, closes it after."""
+    from webui.server import serve
+
+    demo, url, _ = serve(ctx, host="127.0.0.1", port=free_port(), block=False)
+    try:
+        yield url
+    finally:
+        demo.close()

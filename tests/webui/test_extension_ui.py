@@ -13,22 +13,18 @@ import pytest
 from gradio_client import Client
 
 from pipelines.context import AppContext
-from tests.support.apps import free_port, make_settings
+from tests.support.apps import make_settings, served_ui
 
 FIXTURES = Path(__file__).resolve().parents[1] / "support" / "extensions"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[dict]:
-    from webui.server import serve
 
     data_dir = tmp_path_factory.mktemp("ext-ui")
     ctx = AppContext.build(make_settings(data_dir, extensions_dir=FIXTURES))
-    demo, url, _ = serve(ctx, host="127.0.0.1", port=free_port(), block=False)
-    try:
+    with served_ui(ctx) as url:
         yield {"url": url, "data_dir": data_dir}
-    finally:
-        demo.close()
 
 
 def test_extension_tab_and_settings_are_on_the_page(served):

@@ -13,9 +13,8 @@ from gradio_client import Client
 
 from pipelines.context import AppContext
 from pipelines.requests import Txt2ImgRequest
-from tests.support.apps import free_port, make_settings
+from tests.support.apps import make_settings, served_ui
 from webui.cli import run_txt2img
-from webui.server import serve
 
 
 def _lcm_folder(src, dst):
@@ -37,11 +36,8 @@ def served(tmp_path_factory, model_store):
     (ckpts / "tiny-sd15-turbo").symlink_to(model_store / "tiny-sd15", target_is_directory=True)
     _lcm_folder(model_store / "tiny-sd15", ckpts / "tiny-distilled")  # nothing in its name says LCM
     ctx = AppContext.build(make_settings(data, initial_model="tiny-sd15"))
-    demo, url, _ = serve(ctx, host="127.0.0.1", port=free_port(), block=False)
-    try:
+    with served_ui(ctx) as url:
         yield ctx, Client(url, verbose=False)
-    finally:
-        demo.close()
 
 
 def test_turbo_and_lcm_models_get_their_settings_and_ordinary_ones_none(served):

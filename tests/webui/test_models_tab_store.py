@@ -9,11 +9,10 @@ from gradio_client.exceptions import AppError
 
 from pipelines.context import AppContext
 from pipelines.models.kinds import ModelType
-from tests.support.apps import free_port, install_models, make_settings
+from tests.support.apps import install_models, make_settings, served_ui
 from tests.support.hub_server import LocalHub
 from tests.support.tiny_networks import save_embedding, save_kohya_lora, save_vae_file
 from tests.support.tiny_upscalers import save_rrdbnet
-from webui.server import serve
 from webui.tabs.models import COLUMNS
 
 NAME, TYPE, MEMORY, IN_USE = (COLUMNS.index(c) for c in ("Name", "Type", "In memory", "In use"))
@@ -38,11 +37,8 @@ def served(tmp_path, model_store):
     with LocalHub() as hub:
         hub.add_repo("someone/hub-esrgan", repo, downloads=12, likes=3)
         ctx = AppContext.build(make_settings(tmp_path, hub_offline=False, hf_endpoint=hub.endpoint))
-        demo, url, _ = serve(ctx, host="127.0.0.1", port=free_port(), block=False)
-        try:
+        with served_ui(ctx) as url:
             yield ctx, Client(url, verbose=False)
-        finally:
-            demo.close()
 
 
 def test_every_kind_is_listed_and_one_loaded_model_unloads(served):
