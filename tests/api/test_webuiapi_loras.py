@@ -1,8 +1,8 @@
 """webuiapi (unmodified, PyPI) against a served Atelier with a LoRA: the calls an A1111 client makes for LoRAs.
 
-``get_loras`` lists the file in A1111's shape, ``refresh-loras`` (a POST on the client's session) picks up a
-file copied in while the server runs, and a txt2img whose prompt names the LoRA changes the image, writes ``Lora hashes``
-and leaves the next job as before.
+``get_loras`` lists the file in A1111's shape, ``refresh-loras`` (a POST on the client's session) picks up
+a file copied in while the server runs, and a txt2img whose prompt names the LoRA changes the image,
+writes ``Lora hashes`` and leaves the next job as before.
 """
 
 from __future__ import annotations
