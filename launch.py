@@ -30,12 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--server-name", metavar="HOST", help="bind this address (overrides --listen)")
     net.add_argument("--enable-insecure-extension-access", action="store_true",
                      help="allow installing and switching extensions even with --listen, --share or --server-name")
-    net.add_argument("--gradio-auth", metavar="USER:PASS[,USER2:PASS2]", help="protect the UI with a login")
+    net.add_argument("--gradio-auth", metavar="USER:PASS[,USER2:PASS2]",
+                     help="protect the UI with a login (and the REST API too, unless --api-auth sets its own)")
+    net.add_argument("--insecure", action="store_true",
+                     help="serve with --listen, --share or --server-name without a login (refused otherwise)")
     api = p.add_argument_group("REST API (AUTOMATIC1111-compatible, under /sdapi/v1)")
     api.add_argument("--api", action="store_true",
                      help="also serve the REST API beside the UI (off by default, as in A1111)")
     api.add_argument("--api-auth", metavar="USER:PASS[,USER2:PASS2]",
-                     help="HTTP Basic login for every /sdapi route (separate from --gradio-auth)")
+                     help="HTTP Basic login for every /sdapi route (default: the --gradio-auth accounts)")
     api.add_argument("--nowebui", action="store_true", help="serve only the REST API (default port 7861)")
     add_core_arguments(p)
     return p
@@ -254,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["generate"]:
         raise SystemExit(generate_main(argv[1:]))
     args = build_parser().parse_args(argv)
+    check_exposure(args)
     ctx = prepare(args)
     from webui.server import serve
 
@@ -281,9 +285,46 @@ def restart_process() -> None:
     """Replace this process with a new one started the same way (the Extensions tab's "Apply and restart
     UI": the new process loads the extensions afresh). The listening socket is not inherited, so the port is
     free for the new server."""
-    log.info("restarting: %s %s", sys.executable, " ".join(sys.argv))
+    log.info("restarting: %s %s", sys.executable, " ".join(redacted_argv(sys.argv)))
     logging.shutdown()
     os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+def check_exposure(args: argparse.Namespace) -> None:
+    """Refuse to serve other machines without a login (SystemExit naming the flags), unless --insecure
+    says the user means it (then a warning). The login is --gradio-auth; the API alone also takes --api-auth."""
+    from webui.guard import is_loopback
+
+    exposed = [flag for flag, on in (("--listen", args.listen), ("--share", args.share and not args.nowebui),
+                                     ("--server-name", args.server_name and not is_loopback(args.server_name))) if on]
+    login = args.gradio_auth or (args.nowebui and args.api_auth)
+    if not exposed or login:
+        return
+    reach = "anyone with the share link" if "--share" in exposed else "anyone on the network"
+    if not args.insecure:
+        raise SystemExit(f"{' and '.join(exposed)} would let {reach} use Atelier without a login: add "
+                         f"--gradio-auth USER:PASS{' (or --api-auth)' if args.nowebui else ''}, "
+                         "or --insecure to serve it without one anyway")
+    log.warning("%s with --insecure: anyone who can reach this server can use it (and its GPU) without a login",
+                " and ".join(exposed))
+
+
+def redacted_argv(argv: list[str]) -> list[str]:
+    """``argv`` with the passwords of --gradio-auth / --api-auth replaced by ***, for log lines."""
+    secret_flags = ("--gradio-auth", "--api-auth")
+
+    def hide(accounts: str) -> str:
+        return ",".join(f"{item.partition(':')[0]}:***" for item in accounts.split(","))
+
+    out = []
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        if eq and flag in secret_flags:
+            arg = f"{flag}={hide(value)}"
+        elif i and argv[i - 1] in secret_flags:
+            arg = hide(arg)
+        out.append(arg)
+    return out
 
 
 def server_port(args: argparse.Namespace) -> int:
@@ -297,9 +338,7 @@ def build_api_config(args: argparse.Namespace):
         return None
     from webui.api import ApiConfig
 
-    auth = parse_auth(args.api_auth, "--api-auth") or []
-    if not auth and (args.listen or args.share):
-        log.warning("the REST API is reachable from other machines without a login; consider --api-auth")
+    auth = parse_auth(args.api_auth, "--api-auth") or parse_auth(args.gradio_auth) or []  # UI login guards it too
     if args.share and args.nowebui:
         log.warning("--share needs the UI; with --nowebui the API is served locally only")
     return ApiConfig(auth=tuple(auth), cmd_flags=vars(args))

@@ -1,9 +1,12 @@
 """Serve the Gradio page and, with ``api``, the A1111-compatible REST API beside it; or the API alone.
 
-With the UI, the API routes are added to the app ``demo.launch()`` returns, as A1111 does: that
-app is what ``--share`` tunnels to and what ``prevent_thread_lock`` keeps serving, so the API is
-reachable wherever the page is. Gradio has no route under /sdapi, so ours are the ones matched
-(tests/api checks this), and Gradio's ``auth`` does not reach them: the API has ``--api-auth``.
+With the UI, the API's routes go into the FastAPI app ``demo.launch()`` creates, through its documented
+``app_kwargs`` (FastAPI's ``routes`` and ``middleware``), so they are there before the server accepts its
+first connection: that app is what ``--share`` tunnels to and what ``prevent_thread_lock`` keeps
+serving, so the API is reachable wherever the page is. Gradio has no route under /sdapi, so ours are the
+ones matched (tests/api checks this). Gradio's ``auth`` guards its own routes; the API has its own login
+(``ApiConfig.auth``: ``--api-auth``, else the ``--gradio-auth`` accounts). Both servers are wrapped in
+webui.guard's middleware (Host check on loopback, failed-login throttle).
 """
 
 from __future__ import annotations
@@ -14,24 +17,30 @@ import time
 from collections.abc import Callable
 
 import uvicorn
+from fastapi import APIRouter
 
 from pipelines.context import AppContext
 from pipelines.extension_api import AppStarted
-from webui.api import ApiConfig, create_api_app, mount_api
-from webui.api.app import DOCS_KWARGS
+from webui.api import ApiConfig, create_api_app
+from webui.api.app import NO_DOCS_KWARGS, api_routes
 from webui.api.scripts import mount_extension_routes
 from webui.app import build_blocks
+from webui.guard import LOGIN_FAILURES_PER_MINUTE, guard_middleware
 
 log = logging.getLogger(__name__)
 
 
 def serve(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
           auth: list[tuple[str, str]] | None = None, block: bool = True, api: ApiConfig | None = None,
-          restart: Callable[[], None] | None = None):
+          restart: Callable[[], None] | None = None, login_failures: int = LOGIN_FAILURES_PER_MINUTE):
     """Start the server; returns (demo, local_url, share_url) when ``block`` is False. ``restart`` replaces the
-    process with a fresh one (launch.py's; the Extensions tab's "Apply and restart UI" calls it)."""
+    process with a fresh one (launch.py's; the Extensions tab's "Apply and restart UI" calls it).
+    ``login_failures``: refused logins per client address and minute before it gets 429s."""
     demo = build_blocks(ctx, restart=restart)
-    app, local_url, share_url = demo.launch(
+    routes = api_routes(ctx, api) if api is not None else APIRouter()
+    if api is None:
+        mount_extension_routes(routes, ctx)  # with the API, api_routes adds them behind its login
+    _, local_url, share_url = demo.launch(
         server_name=host,
         server_port=port,
         share=share,
@@ -40,14 +49,12 @@ def serve(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7860, share: 
         prevent_thread_lock=True,
         show_error=True,
         quiet=False,
-        app_kwargs=dict(DOCS_KWARGS) if api is not None else None,
+        app_kwargs={**NO_DOCS_KWARGS, "routes": list(routes.routes),
+                    "middleware": guard_middleware(host, share=share, login_failures=login_failures)},
     )
     if api is not None:
-        mount_api(app, ctx, api)
         log.info("A1111-compatible API on %ssdapi/v1 (docs: %sdocs)%s", local_url, local_url,
-                 " with --api-auth" if api.auth else "")
-    else:
-        mount_extension_routes(app, ctx)  # with the API, mount_api adds them behind its login
+                 " behind a login" if api.auth else "")
     log.info("Atelier serving on %s%s", local_url, f" and {share_url}" if share_url else "")
     ctx.extensions.app_started(AppStarted(local_url, ctx.settings.data_dir))
     if block:
@@ -59,7 +66,8 @@ class ApiServer:
     """uvicorn in a background thread, for the API without the UI (``--nowebui``)."""
 
     def __init__(self, ctx: AppContext, *, host: str, port: int, api: ApiConfig) -> None:
-        config = uvicorn.Config(create_api_app(ctx, api), host=host, port=port, log_level="warning")
+        app = create_api_app(ctx, api, middleware=guard_middleware(host))
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="atelier-api", daemon=True)
         self.url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"

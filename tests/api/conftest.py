@@ -23,7 +23,8 @@ def api_app(tmp_path_factory, model_store) -> Iterator[dict]:
     install_models(model_store, data_dir, ["tiny-sd15", "tiny-sd15-b"])
     ctx = AppContext.build(make_settings(data_dir, initial_model="tiny-sd15"))
     demo, url, _ = serve(ctx, host="127.0.0.1", port=free_port(), auth=[UI_USER], block=False,
-                         api=ApiConfig(auth=(API_USER,), cmd_flags=FLAGS))
+                         api=ApiConfig(auth=(API_USER,), cmd_flags=FLAGS),
+                         login_failures=10_000)  # test_auth tries ~100 wrong logins; tests/api/test_security throttles
     try:
         yield {"url": url, "ctx": ctx, "data_dir": data_dir, "app": demo.server_app}
     finally:

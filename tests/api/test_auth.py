@@ -1,4 +1,5 @@
-"""--api-auth guards every /sdapi route; --gradio-auth guards the UI only (separate logins, as in A1111)."""
+"""--api-auth guards every /sdapi route and the docs; --gradio-auth guards the UI (with --api-auth set, separate
+logins, as in A1111; without it the UI's accounts guard the API too: tests/api/test_security.py)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,9 @@ def test_gradio_auth_does_not_guard_the_api_and_api_auth_does_not_open_the_ui(ap
         assert browser.get("sdapi/v1/sd-models").status_code == 401  # a UI session is not an API login
 
 
-@pytest.mark.parametrize("path", ["docs", "openapi.json"])
-def test_docs_are_readable_without_a_login(api_app, path):
-    """As in A1111, the schema is public; it describes the API and holds no data."""
-    assert httpx.get(api_app["url"] + path, timeout=10).status_code == 200
+@pytest.mark.parametrize("path", ["docs", "redoc", "openapi.json"])
+def test_docs_need_the_api_login(api_app, path):
+    """Unlike A1111 (public docs), the docs are behind the API's login: they map the whole API for a caller."""
+    assert httpx.get(api_app["url"] + path, timeout=10).status_code == 401
+    assert httpx.get(api_app["url"] + path, auth=UI_USER, timeout=10).status_code == 401
+    assert httpx.get(api_app["url"] + path, auth=API_USER, timeout=10).status_code == 200

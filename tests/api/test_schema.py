@@ -7,7 +7,7 @@ import httpx
 import pytest
 from starlette.routing import Match
 
-from tests.support.api import flatten, sdapi_routes
+from tests.support.api import API_USER, flatten, sdapi_routes
 from webui.api import models
 
 # Section 2.3: StableDiffusionTxt2ImgProcessingAPI, every field with A1111 1.10's default.
@@ -116,7 +116,7 @@ def test_training_and_server_control_are_absent(api, path):
 
 
 def test_openapi_docs_list_the_typed_models(api_app):
-    spec = httpx.get(api_app["url"] + "openapi.json", timeout=10).json()
+    spec = httpx.get(api_app["url"] + "openapi.json", auth=API_USER, timeout=10).json()
     schemas = spec["components"]["schemas"]
     for name in ("StableDiffusionTxt2ImgProcessingAPI", "TextToImageResponse", "ProgressResponse", "PNGInfoRequest",
                  "PNGInfoResponse", "SDModelItem", "SamplerItem", "SchedulerItem", "UpscalerItem", "MemoryResponse",
@@ -131,12 +131,12 @@ def test_openapi_docs_list_the_typed_models(api_app):
     assert all(path.startswith(("/sdapi/v1/", "/atelier/v1/")) for path in spec["paths"])
     assert "/atelier/v1/extensions/install" in spec["paths"]
     assert "HTTPBasic" in spec["components"]["securitySchemes"]
-    docs = httpx.get(api_app["url"] + "docs", timeout=10)
+    docs = httpx.get(api_app["url"] + "docs", auth=API_USER, timeout=10)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
 def test_sdapi_routes_are_matched_before_any_gradio_route(api_app):
-    """Routes added after demo.launch() come after Gradio's; none of Gradio's may shadow one of ours."""
+    """Our routes come first in the app (created with them); none of Gradio's may shadow one of ours."""
     app = api_app["app"]
     ours = sdapi_routes(app)
     assert len(ours) >= 30

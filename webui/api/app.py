@@ -1,11 +1,13 @@
 """Build the A1111-compatible API: one APIRouter under /sdapi/v1, added to Gradio's app or served alone.
 
-- Every /sdapi route depends on HTTP Basic auth when ``--api-auth`` is set (401
-  ``Incorrect username or password`` + ``WWW-Authenticate: Basic``). Gradio's ``--gradio-auth``
-  guards Gradio's own routes only (its login check is a per-route dependency, not middleware), so
-  the API and the UI keep separate logins, as in A1111.
+- Every /sdapi route depends on HTTP Basic auth when the API has a login: ``--api-auth``, else the
+  ``--gradio-auth`` accounts (launch.build_api_config; 401 ``Incorrect username or password`` +
+  ``WWW-Authenticate: Basic``). A Gradio session cookie is not an API login.
 - Errors and ``X-Process-Time`` come from :class:`~webui.api.errors.ApiRoute`.
-- ``/docs`` (Swagger UI) and ``/openapi.json`` describe the API routes only.
+- ``/docs`` (Swagger UI), ``/redoc`` and ``/openapi.json`` describe the API routes only, behind the same login
+  (the browser asks for it once; Swagger's own fetch of the schema reuses it).
+- :func:`api_routes` gathers everything in one router, so the Gradio app can be created with the
+  routes already in it (``app_kwargs["routes"]``): nothing is added after the server accepts connections.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.exceptions import HTTPException
 
@@ -30,7 +34,8 @@ from webui.api.scripts import add_script_routes, mount_extension_routes
 
 API_PREFIX = "/sdapi/v1"
 TITLE = "Atelier API (AUTOMATIC1111-compatible)"
-DOCS_KWARGS = {"docs_url": "/docs", "redoc_url": "/redoc"}
+# FastAPI's own docs routes would be open to all; ours (api_routes) carry the API's login
+NO_DOCS_KWARGS = {"docs_url": None, "redoc_url": None, "openapi_url": None}
 
 
 @dataclass(frozen=True)
@@ -70,28 +75,52 @@ def build_router(ctx: AppContext, config: ApiConfig) -> APIRouter:
     return router
 
 
-def mount_api(app: FastAPI, ctx: AppContext, config: ApiConfig) -> APIRouter:
-    """Add the API to a FastAPI app (Gradio's, already serving, or our own) and point its docs at it."""
+def api_routes(ctx: AppContext, config: ApiConfig) -> APIRouter:
+    """Every route the API adds to an app: /sdapi/v1, /atelier/v1 (Atelier's own), /extensions/<name>/...
+    and the docs, all behind the API's login when it has one."""
     router = build_router(ctx, config)
-    app.include_router(router)
-    atelier = build_atelier_router(ctx, list(router.dependencies))  # /atelier/v1: Atelier's own, same login
-    app.include_router(atelier)
-    mount_extension_routes(app, ctx, list(router.dependencies))  # /extensions/<name>/..., same login
+    dependencies = list(router.dependencies)
+    atelier = build_atelier_router(ctx, dependencies)
+    everything = APIRouter()
+    everything.include_router(router)
+    everything.include_router(atelier)
+    mount_extension_routes(everything, ctx, dependencies)
+    add_docs_routes(everything, [*router.routes, *atelier.routes], dependencies)
+    return everything
+
+
+def add_docs_routes(target: APIRouter, described: list[Any], dependencies: list[Any]) -> None:
+    """/openapi.json, /docs and /redoc for the ``described`` routes (built on first request)."""
     schema: dict[str, Any] = {}
+    docs = APIRouter(dependencies=dependencies, include_in_schema=False)
 
-    def api_openapi() -> dict[str, Any]:
+    @docs.get("/openapi.json")
+    def openapi() -> JSONResponse:
         if not schema:
-            schema.update(get_openapi(title=TITLE, version=__version__, routes=[*router.routes, *atelier.routes],
+            schema.update(get_openapi(title=TITLE, version=__version__, routes=described,
                                       description="AUTOMATIC1111 webui API, served by Atelier's core."))
-        return schema
+        return JSONResponse(schema)
 
-    app.openapi_schema = None
-    app.openapi = api_openapi  # FastAPI's documented hook; Gradio's own clients use /gradio_api/info
-    return router
+    @docs.get("/docs")
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} - docs")
+
+    @docs.get("/redoc")
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{TITLE} - ReDoc")
+
+    target.include_router(docs)
 
 
-def create_api_app(ctx: AppContext, config: ApiConfig) -> FastAPI:
-    """A FastAPI app with only the API (``--nowebui``)."""
-    app = FastAPI(title=TITLE, version=__version__, **DOCS_KWARGS)
+def mount_api(app: FastAPI, ctx: AppContext, config: ApiConfig) -> APIRouter:
+    """Add the API to a FastAPI app created with :data:`NO_DOCS_KWARGS` (before it serves)."""
+    routes = api_routes(ctx, config)
+    app.include_router(routes)
+    return routes
+
+
+def create_api_app(ctx: AppContext, config: ApiConfig, middleware: list[Any] | None = None) -> FastAPI:
+    """A FastAPI app with only the API (``--nowebui``), wrapped in ``middleware`` (webui.guard's)."""
+    app = FastAPI(title=TITLE, version=__version__, middleware=middleware, **NO_DOCS_KWARGS)
     mount_api(app, ctx, config)
     return app

@@ -86,7 +86,7 @@ def add_script_routes(router: APIRouter, ctx: AppContext) -> None:
         return script_infos(ctx)
 
 
-def mount_extension_routes(app: FastAPI, ctx: AppContext, dependencies: list[Any] | None = None) -> None:
+def mount_extension_routes(app: FastAPI | APIRouter, ctx: AppContext, dependencies: list[Any] | None = None) -> None:
     """Each extension's routes under ``/extensions/<name>``, with the API's login when it has one; errors in
     A1111's JSON shape (a handler's exception is a 500 that names nothing of the server)."""
     routes = ctx.extensions.routes()
