@@ -13,7 +13,6 @@ from typing import TextIO
 
 from pipelines.context import AppContext
 from pipelines.errors import AtelierError
-from pipelines.models.families import hint_for
 from pipelines.outputs import save_image_as
 from pipelines.progress import ProgressUpdate
 from pipelines.requests import Txt2ImgRequest
@@ -45,7 +44,7 @@ def family_note(ctx: AppContext, request: Txt2ImgRequest) -> str | None:
         record = ctx.store.resolve(request.model or ctx.selection.current)
     except AtelierError:
         return None  # the job itself reports it
-    hint = hint_for(record)
+    hint = record.family_hint
     if hint is None or hint.fits(request.steps, request.cfg_scale):
         return None
     return f"note: {record.name} is a {hint.text} (this run: {request.steps} steps, CFG scale {request.cfg_scale:g})"

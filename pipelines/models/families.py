@@ -13,12 +13,8 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipelines.models.header import SafetensorsHeader
-
-if TYPE_CHECKING:
-    from pipelines.models.refs import ModelRecord
 
 
 class ModelFamily(StrEnum):
@@ -99,15 +95,16 @@ def file_family(name: str, header: SafetensorsHeader) -> ModelFamily | None:
     return family_from_name(name) or family_from_name(header.metadata.get("modelspec.title", ""))
 
 
-def hint_for(record: ModelRecord) -> ModelFamilyHint | None:
-    """The suggested settings for a checkpoint, or None for an ordinary one."""
-    family = record.family or family_from_name(record.name)  # a Hub repo not downloaded yet: its name
-    if family is None and record.kind is not None and record.kind.turbo:
+def hint_for(name: str, family: ModelFamily | None = None, *, turbo: bool = False) -> ModelFamilyHint | None:
+    """The suggested settings for a checkpoint called ``name`` (its recognised ``family``, if any; ``turbo``:
+    its kind says Turbo), or None for an ordinary one. ``ModelRecord.family_hint`` calls this."""
+    family = family or family_from_name(name)  # a Hub repo not downloaded yet: its name
+    if family is None and turbo:
         family = ModelFamily.TURBO
     if family is None:
         return None
     hint = HINTS[family]
-    match = _STEP_COUNT.search(record.name.lower())
+    match = _STEP_COUNT.search(name.lower())
     if match and family in (ModelFamily.LIGHTNING, ModelFamily.HYPER):  # made for the step count in its name
         steps = int(match.group(1))
         hint = replace(hint, steps=(steps, steps))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.models.architecture import Architecture, ModelKind
-from pipelines.models.families import ModelFamily
+from pipelines.models.families import ModelFamily, ModelFamilyHint, hint_for
 from pipelines.models.kinds import ModelType
 
 if TYPE_CHECKING:
@@ -68,6 +68,11 @@ class ModelRecord:
     def title(self) -> str:
         """A1111's checkpoint title: ``name [hash10]`` once hashed."""
         return f"{self.name} [{self.short_hash}]" if self.short_hash else self.name
+
+    @property
+    def family_hint(self) -> ModelFamilyHint | None:
+        """The steps/CFG/sampler a Turbo, LCM, Lightning or Hyper checkpoint is made for; None otherwise."""
+        return hint_for(self.name, self.family, turbo=self.kind is not None and self.kind.turbo)
 
     def with_hash(self, sha256: str) -> ModelRecord:
         return replace(self, sha256=sha256)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipelines.models.architecture import Architecture, ModelKind
-from pipelines.models.families import ModelFamily, family_from_name, folder_family, hint_for
+from pipelines.models.families import ModelFamily, family_from_name, folder_family
 from pipelines.models.refs import ModelRecord, ModelRef, SourceKind
 
 
@@ -27,12 +27,12 @@ def _record(name: str, family: ModelFamily | None = None, kind: ModelKind | None
 
 
 def test_hints_say_steps_cfg_and_sampler():
-    assert hint_for(_record("sdxl-turbo")).text == "Turbo model: 1–4 steps, CFG scale 0–1, sampler Euler a"
-    lcm = hint_for(_record("distilled", ModelFamily.LCM))
+    assert _record("sdxl-turbo").family_hint.text == "Turbo model: 1–4 steps, CFG scale 0–1, sampler Euler a"
+    lcm = _record("distilled", ModelFamily.LCM).family_hint
     assert (lcm.steps, lcm.cfg, lcm.sampler) == ((4, 8), (1.0, 2.0), "LCM")
-    assert hint_for(_record("sdxl_lightning_4step")).text == "Lightning model: 4 steps, CFG scale 1–2, sampler Euler"
-    assert hint_for(_record("mine", kind=ModelKind(Architecture.SDXL, turbo=True))).label == "Turbo"
-    assert hint_for(_record("v1-5-pruned-emaonly", kind=ModelKind(Architecture.SD1))) is None
+    assert _record("sdxl_lightning_4step").family_hint.text == "Lightning model: 4 steps, CFG scale 1–2, sampler Euler"
+    assert _record("mine", kind=ModelKind(Architecture.SDXL, turbo=True)).family_hint.label == "Turbo"
+    assert _record("v1-5-pruned-emaonly", kind=ModelKind(Architecture.SD1)).family_hint is None
 
 
 def test_a_folder_with_an_lcm_scheduler_is_lcm_whatever_its_name(tmp_path):

@@ -11,7 +11,6 @@ import gradio as gr
 
 from pipelines.context import AppContext
 from pipelines.errors import AtelierError
-from pipelines.models.families import hint_for
 
 
 def hint_text(ctx: AppContext, checkpoint: str | None) -> str:
@@ -25,7 +24,7 @@ def hint_text(ctx: AppContext, checkpoint: str | None) -> str:
     loaded = ctx.store.loaded(record)
     record = loaded.record if loaded is not None else record  # the loaded one knows its probed prediction
     parts = []
-    if (hint := hint_for(record)) is not None:
+    if (hint := record.family_hint) is not None:
         parts.append(f"💡 {hint.text}")
     if record.prediction is not None:
         parts.append(f"Predicts {record.prediction.describe()}")
