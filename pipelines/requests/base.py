@@ -7,15 +7,14 @@ from typing import Any
 
 from pipelines import samplers
 from pipelines.errors import ValidationError
+from pipelines.imaging.image_input import MAX_INPUT_PIXELS
 from pipelines.imaging.noise import Variation
 from pipelines.requests.hires import HiresFix
+from pipelines.requests.limits import check_output_pixels, check_prompt_length
 from pipelines.requests.refiner import Refiner
 
 MAX_SEED = 2**32 - 1
 EMPHASIS_MODES = ("Original", "No norm", "None")  # A1111's emphasis setting
-# Input images above Pillow's decompression-bomb threshold are refused (Pillow itself only warns up to
-# twice this and refuses beyond); about 9459 x 9459.
-MAX_INPUT_PIXELS = 89_478_485
 
 
 def _check_image(field: str, image: Any) -> None:
@@ -85,7 +84,7 @@ class GenerationRequest:
         if not isinstance(self.prompt, str):
             raise ValidationError("prompt", "must be text")
         samplers.resolve(self.sampler_name, self.scheduler)
-        if not isinstance(self.steps, int):
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int):
             raise ValidationError("steps", f"must be a whole number, got {self.steps!r}")
         _check_range("steps", self.steps, 1, 150)
         _check_range("cfg_scale", self.cfg_scale, 0, 30)
@@ -93,10 +92,12 @@ class GenerationRequest:
         _check_size("height", self.height)
         if not isinstance(self.seed, int) or not -1 <= self.seed <= MAX_SEED:
             raise ValidationError("seed", f"must be -1 (random) or between 0 and {MAX_SEED}, got {self.seed!r}")
-        _check_range("batch_size", self.batch_size, 1, 8)
-        _check_range("n_iter", self.n_iter, 1, 100)
+        _check_int("batch_size", self.batch_size, 1, 8)
+        _check_int("n_iter", self.n_iter, 1, 100)
         if not isinstance(self.negative_prompt, str):
             raise ValidationError("negative_prompt", "must be text")
+        check_prompt_length("prompt", self.prompt)
+        check_prompt_length("negative_prompt", self.negative_prompt)
         _check_int("clip_skip", self.clip_skip, 1, 12)
         if self.emphasis not in EMPHASIS_MODES:
             raise ValidationError("emphasis", f"must be one of {list(EMPHASIS_MODES)}, got {self.emphasis!r}")
@@ -120,6 +121,16 @@ class GenerationRequest:
         if self.variation.active and self.mode != "txt2img":
             raise ValidationError("subseed_strength", f"variation seeds apply to txt2img; {self.mode} draws its noise "
                                   "from the init image (send 0 and no seed resize)")
+
+    def output_size(self) -> tuple[int, int]:
+        """The size of each image the job returns."""
+        return self.width, self.height
+
+    def check_output_pixels(self) -> None:
+        """Refuse up front a job whose images would pass :mod:`pipelines.requests.limits` (call after the fields
+        are checked)."""
+        field = "n_iter" if self.n_iter > 1 else "batch_size"
+        check_output_pixels(field, self.output_size(), self.batch_size * self.n_iter)
 
     @property
     def variation(self) -> Variation:
@@ -151,3 +162,7 @@ class Txt2ImgRequest(GenerationRequest):
             if not isinstance(self.refiner, Refiner):
                 raise ValidationError("refiner", f"must be a Refiner or None, got {type(self.refiner).__name__}")
             self.refiner.validate()
+        self.check_output_pixels()
+
+    def output_size(self) -> tuple[int, int]:
+        return self.hires.target_size(self.width, self.height) if self.hires is not None else (self.width, self.height)

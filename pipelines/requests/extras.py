@@ -7,6 +7,7 @@ from typing import Any
 
 from pipelines.errors import ValidationError
 from pipelines.requests.base import _check_image, _check_range
+from pipelines.requests.limits import check_output_pixels
 
 EXTRAS_RESIZE_MODES = {0: "Scale by", 1: "Scale to"}
 MAX_UPSCALED_SIDE = 16384  # pixels; larger results would not fit in memory on most machines
@@ -51,6 +52,7 @@ class ExtrasRequest:
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise ValidationError(field, f"must be a whole number of pixels, got {value!r}")
                 _check_range(field, value, 1, MAX_UPSCALED_SIDE)
+        self._check_output_pixels()
         visibility = self.extras_upscaler_2_visibility
         if isinstance(visibility, bool) or not isinstance(visibility, int | float):
             raise ValidationError("extras_upscaler_2_visibility", f"must be a number, got {visibility!r}")
@@ -72,6 +74,22 @@ class ExtrasRequest:
             if side > MAX_UPSCALED_SIDE:
                 raise ValidationError("upscaling_resize", f"{factor:g} would make image {index} {side} px wide or "
                                       f"high; the limit is {MAX_UPSCALED_SIDE}")
+
+    def scale_for(self, size: tuple[int, int]) -> float:
+        """The factor an image of ``size`` is upscaled by: the one asked for, or (resize mode 1) the one that
+        covers w x h (the image is then cropped to w x h when ``upscaling_crop``)."""
+        if self.resize_mode == 0:
+            return float(self.upscaling_resize)
+        return max(self.upscaling_resize_w / size[0], self.upscaling_resize_h / size[1])
+
+    def _check_output_pixels(self) -> None:
+        """Each upscaled image (before any crop, as it is held in memory) and all of them within the limits."""
+        field = "upscaling_resize" if self.resize_mode == 0 else "upscaling_resize_w"
+        total = 0
+        for image in self.images:
+            scale = self.scale_for(image.size)
+            size = (round(image.size[0] * scale), round(image.size[1] * scale))
+            total = check_output_pixels(field, size, total_before=total)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields, with the images summarized rather than copied."""

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from pipelines import samplers
 from pipelines.errors import ValidationError
+from pipelines.requests.limits import check_prompt_length
 
 
 class FirstPass(Protocol):
@@ -131,6 +132,7 @@ class HiresFix:
         for field, value in (("hr_prompt", self.hr_prompt), ("hr_negative_prompt", self.hr_negative_prompt)):
             if not isinstance(value, str):
                 raise ValidationError(field, "must be text")
+            check_prompt_length(field, value)
         try:
             samplers.resolve(self.sampler_name(first), self.scheduler(first))
         except ValidationError as exc:

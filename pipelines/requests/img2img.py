@@ -54,6 +54,7 @@ class Img2ImgRequest(GenerationRequest):
                                   "0, 1 or 2")
         if self.mask is not None:
             self._validate_inpainting()
+        self.check_output_pixels()
 
     def _validate_inpainting(self) -> None:
         _check_int("mask_blur", self.mask_blur, 0, 64)
@@ -98,16 +99,19 @@ class OutpaintRequest(Img2ImgRequest):
     def canvas_size(self) -> tuple[int, int]:
         return (self.width + self.expand_left + self.expand_right, self.height + self.expand_up + self.expand_down)
 
+    def output_size(self) -> tuple[int, int]:
+        return self.canvas_size
+
     def validate(self) -> None:
         if self.mask is not None:
             raise ValidationError("mask", "outpainting makes its own mask from the expand_* fields; leave it empty")
-        super().validate()
-        for side in OUTPAINT_SIDES:
+        for side in OUTPAINT_SIDES:  # before the shared fields: their check counts the canvas's pixels
             value = getattr(self, side)
             _check_int(side, value, 0, 4096)
             if value % 8:
                 lower = value - value % 8
                 raise ValidationError(side, f"must be a multiple of 8, got {value} (try {lower} or {lower + 8})")
+        super().validate()
         if not any(getattr(self, side) for side in OUTPAINT_SIDES):
             raise ValidationError("expand_left", "expand at least one side (expand_left/right/up/down > 0)")
         width, height = self.canvas_size

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -76,6 +77,17 @@ def _small(body: Any) -> Any:
     return body if size <= MAX_ECHOED_BODY else f"(request body of {size} characters not echoed)"
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as text: JSON has no such numbers, and a client may have sent them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
 def error_response(exc: Exception) -> JSONResponse:
     """The A1111-shaped JSON response for ``exc``."""
     headers: dict[str, str] | None = None
@@ -98,7 +110,7 @@ def error_response(exc: Exception) -> JSONResponse:
         errors = str(exc)
     name = exc.error if isinstance(exc, ApiError) else type(exc).__name__
     content = {"error": name, "detail": detail, "body": body, "errors": errors}
-    return JSONResponse(status_code=status, content=jsonable_encoder(content), headers=headers)
+    return JSONResponse(status_code=status, content=_json_safe(jsonable_encoder(content)), headers=headers)
 
 
 class ApiRoute(APIRoute):

@@ -8,11 +8,11 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import warnings
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from pipelines.errors import ValidationError
+from pipelines.imaging.image_input import read_image
 from pipelines.outputs import png_info
 
 
@@ -24,7 +24,8 @@ def encode_png(image: Image.Image, infotext: str | None = None) -> str:
 
 
 def decode_image(data: str, field: str = "image") -> Image.Image:
-    """A PIL image from base64 or a ``data:image/...;base64,`` URI; ValidationError naming ``field``."""
+    """A PIL image from base64 or a ``data:image/...;base64,`` URI, read fully and normalised
+    (:func:`~pipelines.imaging.image_input.read_image`); ValidationError naming ``field``."""
     text = data.strip()
     if text.startswith(("http://", "https://")):
         raise ValidationError(field, "image URLs are not fetched (api_enable_requests is off); send base64")
@@ -37,12 +38,4 @@ def decode_image(data: str, field: str = "image") -> Image.Image:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValidationError(field, f"not valid base64 ({exc})") from exc
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw))
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as exc:
-        raise ValidationError(field, f"not a readable image ({type(exc).__name__}: {exc})") from exc
-    return image
+    return read_image(raw, field)

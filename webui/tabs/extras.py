@@ -15,6 +15,8 @@ import gradio as gr
 from PIL import Image
 
 from pipelines.context import AppContext
+from pipelines.errors import ValidationError
+from pipelines.imaging.image_input import read_image_file
 from pipelines.requests import ExtrasRequest
 from webui.components.forms import NamedForm
 from webui.components.gallery import first_infotext, gallery_items, output_gallery, size_caption
@@ -60,12 +62,11 @@ def _open_images(paths: list[str] | None) -> tuple[Image.Image, ...]:
     """The batch's files as images, each fully read; a file that is not an image names itself."""
     images = []
     for path in paths or []:
+        name = path.rsplit("/", 1)[-1]
         try:
-            with Image.open(path) as opened:
-                images.append(opened.copy())  # read now, the file closed; copy() keeps the PNG text chunks
-        except (OSError, ValueError) as exc:
-            name = path.rsplit("/", 1)[-1]
-            raise gr.Error(f"{name} is not an image Pillow can read ({exc})", title="Cannot upscale") from exc
+            images.append(read_image_file(path, name))  # read fully now; the PNG text chunks are kept
+        except ValidationError as exc:
+            raise gr.Error(str(exc), title="Cannot upscale") from exc
     return tuple(images)
 
 
