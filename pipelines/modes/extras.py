@@ -26,9 +26,7 @@ NO_SEED = -1  # extras images were not generated from a seed
 
 def target_scale(request: ExtrasRequest, image: Image.Image) -> float:
     """The factor to upscale by: the one asked for, or (resize mode 1) the one that covers w x h."""
-    if request.resize_mode == 0:
-        return float(request.upscaling_resize)
-    return max(request.upscaling_resize_w / image.width, request.upscaling_resize_h / image.height)
+    return request.scale_for(image.size)  # the same factor validate() counted the output pixels with
 
 
 def postprocess_params(request: ExtrasRequest, scale: float) -> dict[str, Any]:

@@ -266,6 +266,12 @@ UI_CASES = [
     ("extras", {"image": None, "upscaler_1": "Lanczos", "upscaling_resize": 8}, "Single image"),
     ("extras", {"upscaler_1": TRAVERSAL, "upscaling_resize": 2}, "upscaler_1"),
     ("extras", {"upscaler_1": "Lanczos", "upscaling_resize": 8, "image": "BIG"}, "per image"),
+    ("extras", {"source": "Batch", "batch_files": GOOD[:150], "image": None}, "in.png: is not a readable image"),
+    ("extras", {"source": "Batch", "batch_files": BOMB, "image": None}, "megapixels"),
+    ("img2img", {"init_image": GOOD[:150]}, "init_image: is not a readable image"),
+    ("img2img", {"init_image": GOOD[:-12]}, "init_image: is not a readable image"),  # pixels decode, IEND missing
+    ("img2img", {"init_image": BOMB}, "init_image: is larger than the limit"),
+    ("img2img", {"init_image": GOOD, "width": 2048, "height": 2048, "batch_size": 8, "n_iter": 8}, "per job"),
 ]
 
 
@@ -274,6 +280,7 @@ def ui(api_app) -> Client:
     return Client(api_app["url"], auth=UI_USER, verbose=False)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Gradio opens the bomb's header
 @pytest.mark.parametrize("event, values, field", UI_CASES, ids=[f"{e}-{i}" for i, (e, _, _) in enumerate(UI_CASES)])
 def test_ui_events_refuse_with_a_readable_message(ui, outputs, tmp_path, event, values, field):
     from gradio_client import handle_file
@@ -281,6 +288,16 @@ def test_ui_events_refuse_with_a_readable_message(ui, outputs, tmp_path, event, 
     before = files_under(outputs)
     if event == "txt2img":
         call = dict(api_name="/txt2img", **{**UI_FORM, **values})
+    elif event == "img2img":
+        path = tmp_path / "in.png"
+        path.write_bytes(values["init_image"])
+        call = dict(api_name="/img2img", **{**UI_FORM, "steps": 2, "denoising_strength": 0.75, "resize_mode": 0,
+                                            **values, "init_image": handle_file(str(path))})
+    elif "batch_files" in values:
+        path = tmp_path / "in.png"
+        path.write_bytes(values["batch_files"])
+        call = dict(api_name="/extras", resize_mode=0, upscaling_resize=1, upscaler_1="None",
+                    **{**values, "batch_files": [handle_file(str(path))]})
     else:
         image = values.get("image", "GOOD")
         path = tmp_path / "in.png"

@@ -16,6 +16,7 @@ from gradio.components import Component
 
 from pipelines import samplers
 from pipelines.context import AppContext
+from pipelines.errors import ValidationError
 from pipelines.requests import GenerationRequest, Img2ImgRequest
 from webui.components import extra_networks, scripts_panel
 from webui.components.checkpoint_bar import CheckpointBar
@@ -28,7 +29,7 @@ from webui.errors import user_error
 from webui.jobs import generation, run_streaming
 from webui.tabs import inpaint as inpaint_tab
 from webui.tabs import outpaint as outpaint_tab
-from webui.tabs.img2img_form import RESIZE_CHOICES, Img2ImgForm, request_from_form, size_of
+from webui.tabs.img2img_form import RESIZE_CHOICES, Img2ImgForm, read_upload, request_from_form, size_of
 from webui.tabs.inpaint import InpaintInputs, inpaint_request
 from webui.tabs.outpaint import OutpaintInputs, outpaint_request
 
@@ -104,7 +105,10 @@ def build_request(*, mode: str, **values: Any) -> GenerationRequest:
         if values.get("init_image") is None:
             raise gr.Error("Upload or paste an image to start from (drop a file on the image box, or Ctrl+V).",
                            title="No image")
-        request = replace(base, init_image=values["init_image"])
+        try:
+            request = replace(base, init_image=read_upload(values["init_image"], "init_image"))
+        except ValidationError as exc:
+            raise user_error(exc) from exc
     elif mode == "inpaint":
         request = inpaint_request(base, **{name: values[name] for name in INPAINT_FIELDS})
     elif mode == "outpaint":
@@ -185,7 +189,8 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
         with gr.Column(scale=1):
             with gr.Tabs(elem_id="img2img_sub_tabs") as sub_tabs:
                 with gr.Tab("img2img", id="img2img", elem_id="img2img_sub_img2img") as img2img_sub:
-                    init_image = gr.Image(label="Image", type="pil", sources=["upload", "clipboard"],
+                    # a file path: the handler reads it fully (a truncated upload is refused, not repainted)
+                    init_image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"],
                                           image_mode=None, height=360, elem_id="img2img_image")
                 with gr.Tab("Inpaint", id="inpaint", elem_id="img2img_sub_inpaint") as inpaint_sub:
                     inpaint = inpaint_tab.build_inputs()

@@ -8,12 +8,16 @@ sub-tabs their own settings, see :mod:`webui.tabs.inpaint`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
 from gradio.components import Component
+from PIL import Image
 
 from pipelines.actions import image_size_for_request
+from pipelines.imaging.image_input import read_image_file
 from pipelines.requests import RESIZE_MODES, Img2ImgRequest
 from webui.components.forms import NamedForm
 
@@ -67,8 +71,23 @@ def request_from_form(*, init_image: Any, **form_values: Any) -> Img2ImgRequest:
     return Img2ImgRequest(init_image=init_image, **shared_fields(**form_values))
 
 
+def read_upload(value: Any, field: str) -> Any:
+    """An image input's value as a PIL image: a file path (an upload) read fully by the core, which refuses a
+    truncated or unreadable file naming ``field``; an image (a pasted infotext's, a test's) as it is."""
+    if isinstance(value, str | Path):
+        return read_image_file(value, field)
+    return value
+
+
 def size_of(image: Any) -> tuple[Any, Any]:
-    """Width and height for a newly uploaded image: its own size in multiples of 8 (nothing when cleared)."""
+    """Width and height for a newly uploaded image (a path or an image): its own size in multiples of 8
+    (nothing when cleared or unreadable; Generate then says why)."""
+    if isinstance(image, str | Path):
+        try:
+            with Image.open(image) as opened:  # the header only
+                image = SimpleNamespace(size=opened.size)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return gr.skip(), gr.skip()
     if image is None or not hasattr(image, "size"):
         return gr.skip(), gr.skip()
     width, height = image_size_for_request(image)
