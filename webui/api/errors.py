@@ -12,7 +12,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import Request, Response
@@ -45,6 +46,18 @@ class ApiError(Exception):
         self.detail = detail
         self.error = error or type(self).__name__
         self.errors = errors or detail
+
+
+@contextmanager
+def naming_model_field(field: str | None) -> Iterator[None]:
+    """A :class:`ModelNotFoundError` raised inside names ``field``, the request field that asked for the model
+    (None: raised as it is)."""
+    try:
+        yield
+    except ModelNotFoundError as exc:
+        if field is None:
+            raise
+        raise ModelNotFoundError(f"{field}: {exc}") from exc
 
 
 def not_implemented(feature: str) -> ApiError:

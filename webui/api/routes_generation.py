@@ -17,7 +17,7 @@ from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.png_info import read_image_metadata
 from pipelines.options import OptionsStore
 from pipelines.progress import JobState
-from webui.api.errors import not_implemented
+from webui.api.errors import naming_model_field, not_implemented
 from webui.api.extras import batch_request, encoded_images, html_info, single_image_request
 from webui.api.generation import apply_infotext, to_core_request, txt2img_response
 from webui.api.images import decode_image, encode_png
@@ -69,6 +69,12 @@ def progress_of(state: JobState | None, *, with_preview: bool) -> ProgressRespon
     )
 
 
+def _model_field(body: Txt2ImgBody | Img2ImgBody) -> str | None:
+    """The field that names the job's checkpoint, when the request names one."""
+    named = (body.override_settings or {}).get("sd_model_checkpoint")
+    return "override_settings.sd_model_checkpoint" if named else None
+
+
 def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsStore) -> None:
     engine = ctx.engine
 
@@ -78,7 +84,8 @@ def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsSt
         body = apply_infotext(body, ctx.store)
         request = to_core_request(body, options)
         job_timestamp = datetime.now().strftime(TIMESTAMP)
-        result = run_generation(ctx, body, request)  # script_name / alwayson_scripts (webui/api/scripts.py)
+        with naming_model_field(_model_field(body)):
+            result = run_generation(ctx, body, request)  # script_name / alwayson_scripts (webui/api/scripts.py)
         return txt2img_response(body, request, result, job_timestamp)
 
     @router.post("/img2img", response_model=ImageToImageResponse, responses=CLIENT_ERRORS)
@@ -89,7 +96,8 @@ def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsSt
         body = apply_infotext(body, ctx.store)
         request = to_img2img_request(body, options)
         job_timestamp = datetime.now().strftime(TIMESTAMP)
-        result = run_generation(ctx, body, request)
+        with naming_model_field(_model_field(body)):
+            result = run_generation(ctx, body, request)
         return img2img_response(body, request, result, job_timestamp)
 
     @router.post("/extra-single-image", response_model=ExtrasSingleImageResponse, responses=CLIENT_ERRORS)

@@ -39,6 +39,7 @@ from pipelines.networks.metadata import alias, file_metadata
 from pipelines.networks.vae import vae_title
 from pipelines.options import OptionsStore
 from pipelines.prompts.embeddings import compatible, per_encoder
+from webui.api.errors import naming_model_field
 from webui.api.models import (
     EmbeddingItem,
     EmbeddingsResponse,
@@ -240,7 +241,8 @@ def add_model_routes(router: APIRouter, ctx: AppContext, options: OptionsStore, 
     @router.post("/options", response_model=None, responses=CLIENT_ERRORS)
     def set_options(changes: dict[str, Any] = Body(...)) -> None:
         """Change options; ``sd_model_checkpoint`` loads that model now. Saved in data_dir/config.json."""
-        options.update(changes)
+        with naming_model_field("sd_model_checkpoint"):
+            options.update(changes)
 
     @router.get("/cmd-flags", response_model=FlagsModel)
     def cmd_flags_route() -> FlagsModel:
