@@ -268,6 +268,7 @@ UI_CASES = [
     ("extras", {"image": None, "upscaler_1": "Lanczos", "upscaling_resize": 8}, "Single image"),
     ("extras", {"upscaler_1": TRAVERSAL, "upscaling_resize": 2}, "upscaler_1"),
     ("extras", {"upscaler_1": "Lanczos", "upscaling_resize": 8, "image": "BIG"}, "per image"),
+    ("extras", {"upscaler_1": "None", "upscaling_resize": 1, "image": "TRUNCATED"}, "image: is not a readable image"),
     ("extras", {"source": "Batch", "batch_files": GOOD[:150], "image": None}, "in.png: is not a readable image"),
     ("extras", {"source": "Batch", "batch_files": BOMB, "image": None}, "megapixels"),
     ("img2img", {"init_image": GOOD[:150]}, "init_image: is not a readable image"),
@@ -303,7 +304,7 @@ def test_ui_events_refuse_with_a_readable_message(ui, outputs, tmp_path, event, 
     else:
         image = values.get("image", "GOOD")
         path = tmp_path / "in.png"
-        path.write_bytes(BIG if image == "BIG" else GOOD)
+        path.write_bytes({"BIG": BIG, "TRUNCATED": GOOD[:-12]}.get(image, GOOD))
         call = dict(api_name="/extras", source="Single image", batch_files=None, resize_mode=0,
                     upscaling_resize_w=512, upscaling_resize_h=512, upscaling_crop=True, upscaler_2="None",
                     extras_upscaler_2_visibility=0,

@@ -70,7 +70,7 @@ def _open_images(paths: list[str] | None) -> tuple[Image.Image, ...]:
     return tuple(images)
 
 
-def request_from_form(*, source: str, image: Image.Image | None, batch_files: list[str] | None, resize_mode: int,
+def request_from_form(*, source: str, image: Image.Image | str | None, batch_files: list[str] | None, resize_mode: int,
                       upscaling_resize: float, upscaling_resize_w: float | None, upscaling_resize_h: float | None,
                       upscaling_crop: bool, upscaler_1: str | None, upscaler_2: str | None,
                       extras_upscaler_2_visibility: float) -> ExtrasRequest:
@@ -82,7 +82,10 @@ def request_from_form(*, source: str, image: Image.Image | None, batch_files: li
     else:
         if image is None:
             raise gr.Error("Drop or paste an image into the Single image tab first", title="Cannot upscale")
-        images = (image,)
+        try:
+            images = (read_image_file(image, "image") if isinstance(image, str) else image,)
+        except ValidationError as exc:
+            raise gr.Error(str(exc), title="Cannot upscale") from exc
     return ExtrasRequest(
         images=images, resize_mode=int(resize_mode), upscaling_resize=float(upscaling_resize),
         upscaling_resize_w=int(upscaling_resize_w or 0), upscaling_resize_h=int(upscaling_resize_h or 0),
@@ -104,7 +107,8 @@ def _build_form(ctx: AppContext) -> tuple[ExtrasForm, gr.Tabs, gr.Button]:
     source = gr.Radio(list(SOURCES), value=SOURCES[0], visible=False, elem_id="extras_source")
     with gr.Tabs(selected="single", elem_id="extras_source_tabs") as source_tabs:
         with gr.Tab("Single image", id="single") as single_tab:
-            image = gr.Image(label="Source", type="pil", image_mode=None, sources=["upload", "clipboard"],
+            # a file path: request_from_form reads it fully (a truncated upload is refused, not upscaled)
+            image = gr.Image(label="Source", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                              elem_id="extras_image")
         with gr.Tab("Batch", id="batch") as batch_tab:
             batch_files = gr.File(label="Images", file_count="multiple", file_types=["image"],
