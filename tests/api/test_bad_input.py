@@ -274,6 +274,7 @@ UI_CASES = [
     ("img2img", {"init_image": GOOD[:150]}, "init_image: is not a readable image"),
     ("img2img", {"init_image": GOOD[:-12]}, "init_image: is not a readable image"),  # pixels decode, IEND missing
     ("img2img", {"init_image": BOMB}, "init_image: is larger than the limit"),
+    ("outpaint", {"outpaint_image": GOOD[:-12], "expand_right": 64}, "outpaint_image: is not a readable image"),
     ("img2img", {"init_image": GOOD, "width": 2048, "height": 2048, "batch_size": 8, "n_iter": 8}, "per job"),
 ]
 
@@ -296,6 +297,11 @@ def test_ui_events_refuse_with_a_readable_message(ui, outputs, tmp_path, event, 
         path.write_bytes(values["init_image"])
         call = dict(api_name="/img2img", **{**UI_FORM, "steps": 2, "denoising_strength": 0.75, "resize_mode": 0,
                                             **values, "init_image": handle_file(str(path))})
+    elif event == "outpaint":
+        path = tmp_path / "in.png"
+        path.write_bytes(values["outpaint_image"])
+        call = dict(api_name="/outpaint", **{**UI_FORM, "steps": 2, "denoising_strength": 0.75, "resize_mode": 0,
+                                             **values, "outpaint_image": handle_file(str(path))})
     elif "batch_files" in values:
         path = tmp_path / "in.png"
         path.write_bytes(values["batch_files"])

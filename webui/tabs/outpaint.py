@@ -9,8 +9,10 @@ from typing import Any
 import gradio as gr
 from gradio.components import Component
 
+from pipelines.errors import ValidationError
 from pipelines.requests import Img2ImgRequest, OutpaintRequest
 from webui.components.forms import NamedForm
+from webui.tabs.img2img_form import read_upload
 from webui.tabs.inpaint import MASKED_CONTENT_CHOICES
 
 EXPAND_MAX = 1024  # px per side in the form (the core takes up to a 4096 px canvas)
@@ -44,7 +46,8 @@ class OutpaintInputs(NamedForm):
 def build_inputs() -> OutpaintInputs:
     """The sub-tab's components, in the current Blocks context."""
     defaults = OutpaintRequest()
-    image = gr.Image(label="Image to extend", type="pil", sources=["upload", "clipboard"], image_mode=None,
+    # a file path: outpaint_request has the core read it fully (a truncated upload is refused)
+    image = gr.Image(label="Image to extend", type="filepath", sources=["upload", "clipboard"], image_mode=None,
                      height=360, elem_id="outpaint_image")
     with gr.Row():
         left, right = (gr.Slider(0, EXPAND_MAX, value=0, step=8, label=SIDES[side], elem_id=f"outpaint_{side}")
@@ -72,6 +75,10 @@ def outpaint_request(base: Img2ImgRequest, *, outpaint_image: Any, expand_left: 
     if not any(expand.values()):
         raise gr.Error("Set at least one of Expand left / right / up / down above 0.", title="Nothing to extend")
     values = {f.name: getattr(base, f.name) for f in fields(base)}
-    values.update(init_image=outpaint_image, mask_blur=int(outpaint_mask_blur),
+    try:
+        image = read_upload(outpaint_image, "outpaint_image")
+    except ValidationError as exc:
+        raise gr.Error(str(exc), title="Cannot generate") from exc
+    values.update(init_image=image, mask_blur=int(outpaint_mask_blur),
                   inpainting_fill=int(outpaint_inpainting_fill))
     return OutpaintRequest(**values, **expand)
