@@ -133,7 +133,7 @@ class LoginThrottle:
             await send(message)
 
         await self.app(scope, receive, watch)
-        if status and status[0] in (400, 401):
+        if status and (status[0] == 401 or (form_login and status[0] == 400)):  # Gradio's form: 400
             self.failures.setdefault(client, deque()).append(self.clock())
             log.warning("refused login from %s", client)
 

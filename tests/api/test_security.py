@@ -1,0 +1,210 @@
+"""Safe serving (issue 12): one server as ``launch.py --api --gradio-auth artist:PASSWORD`` builds it (the UI's
+account guards the API too), started while a script polls it; every route it serves walked with and without
+the login; the Host check, the failed-login throttle, no password in any response or log line; and the
+refusal to serve other machines without a login."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from starlette.routing import Mount
+
+from launch import build_api_config, build_parser, check_exposure, redacted_argv
+from pipelines.context import AppContext
+from tests.support.apps import free_port, make_settings
+
+PASSWORD = "pw-Zq81-s3cret"
+USER = ("artist", PASSWORD)
+ARGV = ["--api", "--gradio-auth", f"{USER[0]}:{PASSWORD}"]
+
+# Routes that answer without a login, and why that gives nothing away. Every other route must refuse (401/403).
+PUBLIC = {
+    "/": "the login page", "/login": "the login form's target", "/login/": "the login form's target",
+    "/logout": "a redirect", "/favicon.ico": "asset", "/manifest.json": "asset", "/robots.txt": "asset",
+    "/theme.css": "asset", "/gradio_api/theme.css": "asset", "/assets/{path:path}": "the page's bundled assets",
+    "/static/{path:path}": "the page's bundled assets", "/svelte/{path:path}": "the page's bundled assets",
+    "/pwa_icon": "asset", "/pwa_icon/{size}": "asset", "/gradio_api/runs": "the login page",
+    "/gradio_api/runs/": "the login page", "/gradio_api/custom_component/{id}/{environment}/{type}/{file_name}":
+    "custom components' assets (Atelier has none)",
+    "/gradio_api/app_id": "a random id of this start", "/gradio_api/app_id/": "a random id of this start",
+    "/gradio_api/startup-events": "runs the app's start-up once; says true/false",
+    "/gradio_api/token": "echoes the caller's own cookie", "/gradio_api/token/": "echoes the caller's own cookie",
+    "/gradio_api/user": "the caller's own user name", "/gradio_api/user/": "the caller's own user name",
+    "/gradio_api/heartbeat/{session_hash}": "keep-alive of a session the caller names",
+    "/gradio_api/cancel": "needs a running event's random id", "/gradio_api/reset": "needs an event's random id",
+    "/gradio_api/reset/": "needs an event's random id", "/gradio_api/stream/{event_id}": "needs an event's id",
+    "/gradio_api/stream/{event_id}/close": "needs an event's random id",
+    "/monitoring/{key}": "needs the monitoring key (403 without)",
+}
+STREAMS = ("/gradio_api/stream/{session_hash}/", "/gradio_api/vibe", "/gradio_api/undo-vibe")  # off: 403 / random ids
+REFUSED_EVEN_LOGGED_IN = ("/gradio_api/run-history/",)  # needs a Hugging Face sign-in, which Atelier does not offer
+API_PATHS = ("/sdapi/", "/atelier/", "/extensions/", "/docs", "/redoc", "/openapi.json")  # HTTP Basic; others: cookie
+
+
+def every_call(routes, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path template) of every HTTP route in ``routes`` (included routers and mounts opened up)."""
+    for route in routes:
+        if hasattr(route, "original_router"):
+            yield from every_call(route.original_router.routes, prefix)
+        elif isinstance(route, Mount):
+            yield "GET", prefix + route.path + "/{path:path}"
+        else:
+            for method in route.methods or ():
+                if method != "HEAD":
+                    yield method, prefix + route.path
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory) -> Iterator[dict]:
+    """The server, with what a script polling it during start-up saw: ``first_api_status``, the status of
+    /sdapi/v1/sd-models asked the moment ``/`` first answered."""
+    from webui.server import serve
+
+    data_dir = tmp_path_factory.mktemp("security-data")
+    ctx = AppContext.build(make_settings(data_dir))
+    output = ctx.settings.outputs_dir / "txt2img-images" / "kept.png"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(b"\x89PNG\r\n\x1a\n")
+    args = build_parser().parse_args(ARGV)
+    check_exposure(args)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    seen: dict = {}
+
+    def poll() -> None:  # a script waiting for the server, then calling the API at once
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(url, timeout=2)
+            except httpx.HTTPError:
+                time.sleep(0.005)
+                continue
+            seen["first_api_status"] = httpx.get(url + "sdapi/v1/sd-models", auth=USER, timeout=10).status_code
+            return
+
+    lines = Lines()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(lines)
+    root.setLevel(logging.INFO)
+    poller = threading.Thread(target=poll)
+    poller.start()
+    demo, served_url, _ = serve(ctx, host="127.0.0.1", port=port, auth=[USER], block=False,
+                                api=build_api_config(args))
+    poller.join(130)
+    try:
+        yield {"url": served_url, "app": demo.server_app, "output": output, "logs": lines.lines, **seen}
+    finally:
+        demo.close()
+        root.removeHandler(lines)
+        root.setLevel(old_level)
+
+
+def test_the_api_answers_the_moment_the_page_does(guarded):
+    assert guarded["first_api_status"] == 200  # not a 404 while the routes are still being added
+
+
+def _path(template: str, output) -> str:
+    if "file" in template and "path" in template:
+        return template.split("{")[0] + str(output)  # a real output file: refused without the login, served with it
+    return re.sub(r"\{[^}]+\}", "1", template)
+
+
+def _call(client: httpx.Client, method: str, path: str) -> tuple[int, str]:
+    with client.stream(method, path, json={} if method in ("POST", "PUT", "PATCH") else None) as response:
+        text = "" if "event-stream" in response.headers.get("content-type", "") else response.read().decode("latin-1")
+        return response.status_code, text + str(response.headers)
+
+
+def test_every_route_needs_the_login_unless_it_is_public(guarded):
+    calls = sorted(set(every_call(guarded["app"].routes)))
+    paths = {path for _, path in calls}
+    assert {"/sdapi/v1/txt2img", "/sdapi/v1/options", "/docs", "/openapi.json", "/config", "/gradio_api/info",
+            "/gradio_api/file={path_or_url:path}", "/gradio_api/upload", "/atelier/v1/extensions"} <= paths
+    assert len(calls) > 100
+    with httpx.Client(base_url=guarded["url"], timeout=60) as anyone, \
+            httpx.Client(base_url=guarded["url"], timeout=60) as browser, \
+            httpx.Client(base_url=guarded["url"], auth=USER, timeout=60) as script:
+        assert browser.post("login", data={"username": USER[0], "password": PASSWORD}).status_code == 200
+        for method, template in calls:
+            path = _path(template, guarded["output"])
+            status, text = _call(anyone, method, path)
+            assert PASSWORD not in text, (method, path)
+            if template in PUBLIC or template.startswith(STREAMS):
+                continue
+            assert status in (401, 403), (method, template, status, text[:200])
+            status, text = _call(script if template.startswith(API_PATHS) else browser, method, path)
+            assert PASSWORD not in text, (method, path)
+            if template.startswith(REFUSED_EVEN_LOGGED_IN):
+                continue
+            assert status not in (401, 403, 429), (method, template, status, text[:200])
+        served = browser.get(_path("/gradio_api/file={path_or_url:path}", guarded["output"]))
+        assert served.content.startswith(b"\x89PNG")
+
+
+def test_a_foreign_host_header_is_refused_on_localhost(guarded):
+    url, port = guarded["url"], guarded["url"].rstrip("/").rsplit(":", 1)[1]
+    for host in ("evil.example", f"evil.example:{port}", "192.168.1.9"):
+        for path in ("", "sdapi/v1/sd-models", "config"):
+            response = httpx.get(url + path, headers={"Host": host}, auth=USER, timeout=10)
+            assert response.status_code == 403, (host, path)
+            assert "localhost" in response.json()["detail"]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
+        assert httpx.get(url + "sdapi/v1/sd-models", headers={"Host": host}, auth=USER, timeout=10).status_code == 200
+
+
+def test_failed_logins_are_throttled_per_address(guarded):
+    form = {"username": USER[0], "password": "guess"}
+    other = httpx.HTTPTransport(local_address="127.0.0.2")  # its own address: the other tests are not throttled
+    with httpx.Client(base_url=guarded["url"], transport=other, timeout=10) as attacker:
+        statuses = [attacker.post("login", data=form).status_code for _ in range(5)]
+        assert statuses == [400] * 5  # Gradio's "Incorrect credentials."
+        throttled = attacker.post("login", data=form)
+        assert throttled.status_code == 429 and 1 <= int(throttled.headers["retry-after"]) <= 60
+        assert "try again" in throttled.json()["detail"]
+        right = attacker.get("sdapi/v1/sd-models", auth=USER)  # even the right password, from this address
+        assert right.status_code == 429 and "retry-after" in right.headers
+        assert attacker.get("sdapi/v1/sd-models").status_code == 401  # no credentials: not a login attempt
+    assert httpx.get(guarded["url"] + "sdapi/v1/sd-models", auth=USER, timeout=10).status_code == 200
+
+
+def test_no_log_line_holds_the_password(guarded):
+    httpx.get(guarded["url"] + "sdapi/v1/cmd-flags", auth=USER, timeout=10)
+    httpx.get(guarded["url"] + "sdapi/v1/options", auth=(USER[0], PASSWORD + "x"), timeout=10)
+    assert guarded["logs"], "the log capture saw nothing"
+    assert not [line for line in guarded["logs"] if PASSWORD in line]
+
+
+def test_serving_other_machines_needs_a_login_or_insecure(caplog):
+    parse = build_parser().parse_args
+    for argv, names in ((["--listen"], "--listen"), (["--share"], "--share"),
+                        (["--server-name", "0.0.0.0"], "--server-name"), (["--nowebui", "--listen"], "--api-auth")):
+        with pytest.raises(SystemExit) as refused:
+            check_exposure(parse(argv))
+        message = str(refused.value)
+        assert "--gradio-auth" in message and "--insecure" in message and names in message, message
+    with caplog.at_level(logging.WARNING, logger="atelier"):
+        check_exposure(parse(["--listen", "--insecure"]))
+    assert "--insecure" in caplog.text and "without a login" in caplog.text
+    for argv in ([], ["--listen", "--gradio-auth", "a:b"], ["--nowebui", "--listen", "--api-auth", "a:b"],
+                 ["--server-name", "127.0.0.1"], ["--share", "--nowebui"]):
+        check_exposure(parse(argv))  # local only, or a login: starts
+    assert build_api_config(parse(ARGV)).auth == (USER,)  # the UI's login guards the API too
+    assert build_api_config(parse([*ARGV, "--api-auth", "bot:t0k"])).auth == (("bot", "t0k"),)  # unless its own
+    assert redacted_argv(["launch.py", "--gradio-auth", "a:pw1,b:pw2", "--api-auth=c:pw3"]) == [
+        "launch.py", "--gradio-auth", "a:***,b:***", "--api-auth=c:***"]
