@@ -126,7 +126,8 @@ def _path(template: str, output) -> str:
 
 
 def _call(client: httpx.Client, method: str, path: str) -> tuple[int, str]:
-    with client.stream(method, path, json={} if method in ("POST", "PUT", "PATCH") else None) as response:
+    body = ({"steps": "x"} if path.endswith("2img") else {}) if method in ("POST", "PUT", "PATCH") else None  # no job
+    with client.stream(method, path, json=body) as response:
         text = "" if "event-stream" in response.headers.get("content-type", "") else response.read().decode("latin-1")
         return response.status_code, text + str(response.headers)
 
