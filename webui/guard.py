@@ -134,8 +134,14 @@ class LoginThrottle:
 
         await self.app(scope, receive, watch)
         if status and (status[0] == 401 or (form_login and status[0] == 400)):  # Gradio's form: 400
-            self.failures.setdefault(client, deque()).append(self.clock())
-            log.warning("refused login from %s", client)
+            stamps = self.failures.setdefault(client, deque())
+            stamps.append(self.clock())
+            if len(stamps) == self.max_failures:  # one line per lockout, not per attempt
+                log.warning("%d failed logins from %s within %d s: its logins get 429 for a while",
+                            self.max_failures, client, self.window)
+            if len(self.failures) > 10_000:  # many addresses: forget those whose failures have all expired
+                for stale in [key for key, kept in self.failures.items() if kept[-1] <= self.clock() - self.window]:
+                    del self.failures[stale]
 
 
 def guard_middleware(host: str, *, share: bool = False,
