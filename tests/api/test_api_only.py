@@ -44,6 +44,8 @@ def test_api_only_serves_the_api_docs_and_no_page(api_only):
     assert "/sdapi/v1/txt2img" in httpx.get(api_only + "openapi.json", timeout=10).json()["paths"]
     assert httpx.post(api_only + "sdapi/v1/img2img", json={}, timeout=10).status_code == 404  # no init image
     assert httpx.post(api_only + "sdapi/v1/interrogate", json={}, timeout=10).status_code == 501
+    rebound = httpx.get(api_only + "sdapi/v1/progress", headers={"Host": "evil.example"}, timeout=10)
+    assert rebound.status_code == 403  # bound to localhost: a foreign Host (DNS rebinding) is refused here too
 
 
 def test_launch_flags():
