@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
             ctx.selection.select(args.ckpt)
         except Exception as exc:  # the UI still starts and says what is wrong on Generate
             log.error("could not load --ckpt %s: %s", args.ckpt, exc)
-    host = args.server_name or ("0.0.0.0" if args.listen else "127.0.0.1")
+    host = bind_host(args)
     api = build_api_config(args)
     if args.nowebui:
         from webui.server import serve_api
@@ -288,6 +288,11 @@ def restart_process() -> None:
     log.info("restarting: %s %s", sys.executable, " ".join(redacted_argv(sys.argv)))
     logging.shutdown()
     os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+def bind_host(args: argparse.Namespace) -> str:
+    """The address to bind: --server-name, else 0.0.0.0 with --listen, else loopback only."""
+    return args.server_name or ("0.0.0.0" if args.listen else "127.0.0.1")
 
 
 def check_exposure(args: argparse.Namespace) -> None:

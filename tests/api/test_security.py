@@ -15,7 +15,7 @@ import httpx
 import pytest
 from starlette.routing import Mount
 
-from launch import build_api_config, build_parser, check_exposure, redacted_argv
+from launch import bind_host, build_api_config, build_parser, check_exposure, redacted_argv
 from pipelines.context import AppContext
 from tests.support.apps import free_port, make_settings
 
@@ -193,6 +193,8 @@ def test_no_log_line_holds_the_password(guarded):
 
 def test_serving_other_machines_needs_a_login_or_insecure(caplog):
     parse = build_parser().parse_args
+    assert bind_host(parse([])) == "127.0.0.1" and bind_host(parse(["--share", "--gradio-auth", "a:b"])) == "127.0.0.1"
+    assert bind_host(parse(["--listen", "--gradio-auth", "a:b"])) == "0.0.0.0"
     for argv, names in ((["--listen"], "--listen"), (["--share"], "--share"),
                         (["--server-name", "0.0.0.0"], "--server-name"), (["--nowebui", "--listen"], "--api-auth")):
         with pytest.raises(SystemExit) as refused:
