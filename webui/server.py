@@ -46,6 +46,7 @@ def serve(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7860, share: 
         share=share,
         auth=auth,
         allowed_paths=[str(ctx.settings.outputs_dir)],
+        max_file_size=ctx.settings.max_upload_bytes,  # larger uploads are refused before they are stored
         prevent_thread_lock=True,
         show_error=True,
         quiet=False,
