@@ -40,6 +40,10 @@ class GenerationInterrupted(AtelierError):
     """Raised inside a job that was interrupted before it produced any image."""
 
 
+class DiskFullError(AtelierError):
+    """A file could not be written because the disk (or the user's quota) is full; nothing partial was left."""
+
+
 class ExtensionError(AtelierError):
     """An extension's hook raised: the job it ran in fails, naming the extension; the next job is unaffected."""
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
+from pipelines.files import atomic_file
 
 _NUMBERED = re.compile(r"^(\d{5,})[-.]")  # NNNNN-SEED.png, or NNNNN.png (extras)
 
@@ -20,6 +23,10 @@ def png_info(infotext: str) -> PngInfo:
     info = PngInfo()
     info.add_text("parameters", infotext)
     return info
+
+
+def _write_png(image: Image.Image, file: BinaryIO, infotext: str) -> None:
+    image.save(file, format="PNG", pnginfo=png_info(infotext))
 
 
 def _next_number(folder: Path) -> int:
@@ -32,7 +39,8 @@ def save_image(image: Image.Image, *, outputs_dir: Path, mode: str, seed: int | 
     """Write ``image`` as PNG with its infotext; never overwrites an existing file.
 
     ``seed=None`` (images that were not generated, e.g. extras, grids) names the file ``NNNNN.png``;
-    ``kind="grids"`` writes to A1111's ``<mode>-grids`` folder, beside ``<mode>-images``.
+    ``kind="grids"`` writes to A1111's ``<mode>-grids`` folder, beside ``<mode>-images``. The file appears
+    whole or not at all; a full disk raises :class:`~pipelines.errors.DiskFullError`.
     """
     folder = outputs_dir / f"{mode}-{kind}" / (today or _dt.date.today()).isoformat()
     folder.mkdir(parents=True, exist_ok=True)
@@ -40,8 +48,8 @@ def save_image(image: Image.Image, *, outputs_dir: Path, mode: str, seed: int | 
     while True:
         path = folder / (f"{number:05d}.png" if seed is None else f"{number:05d}-{seed}.png")
         try:
-            with path.open("xb") as fh:
-                image.save(fh, format="PNG", pnginfo=png_info(infotext))
+            with atomic_file(path, overwrite=False) as fh:
+                _write_png(image, fh, infotext)
             return path
         except FileExistsError:
             number += 1
@@ -56,6 +64,6 @@ def read_infotext(path_or_image: Path | Image.Image) -> str | None:
 
 def save_image_as(image: Image.Image, path: Path, infotext: str) -> Path:
     """Write ``image`` to an exact path (the CLI's ``--out``), infotext included."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG", pnginfo=png_info(infotext))
+    with atomic_file(path) as fh:
+        _write_png(image, fh, infotext)
     return path

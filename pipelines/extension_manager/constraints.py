@@ -30,6 +30,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from pipelines.extension_manager.errors import ExtensionError, RequirementsConflict
+from pipelines.files import write_text_atomically
 
 PIN_FILES = ("requirements.txt", "requirements-nodeps.txt")
 _PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)")
@@ -169,8 +170,7 @@ def install_requirements(extension: str, folder: Path, *, root: Path, constraint
         raise RequirementsConflict(extension, list(check.refused))
     if not check.requirements:
         return False
-    constraints_file.parent.mkdir(parents=True, exist_ok=True)
-    constraints_file.write_text(constraints_text(check.protected), encoding="utf-8")
+    write_text_atomically(constraints_file, constraints_text(check.protected))
     done = subprocess.run(pip_command(requirements, constraints_file), stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
     if done.returncode != 0:

@@ -12,6 +12,8 @@ import logging
 import threading
 from pathlib import Path
 
+from pipelines.files import write_text_atomically
+
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
@@ -85,7 +87,4 @@ class HashCache:
         return value
 
     def _save(self) -> None:
-        self._file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._sections, indent=1))
-        tmp.replace(self._file)
+        write_text_atomically(self._file, json.dumps(self._sections, indent=1))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import ModelUnavailableError, UnsafeFormatError, ValidationError
+from pipelines.files import atomic_file
 from pipelines.models.hub import HubClient, _ByteCounter, _tqdm_class
 from pipelines.models.kinds import ModelType
 from pipelines.models.scan import CHECKPOINT_PICKLES, NETWORK_PICKLES, SAFE_SUFFIXES, UPSCALER_PICKLES
@@ -123,9 +124,8 @@ class Installer:
                                         f"({type(exc).__name__}: {exc})") from exc
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / Path(filename).name
-        partial = target.with_name(target.name + ".part")
-        shutil.copyfile(cached, partial)  # the HF cache keeps the blob; the kind's folder gets a plain file
-        partial.replace(target)
+        with open(cached, "rb") as source, atomic_file(target) as copy:
+            shutil.copyfileobj(source, copy)  # the HF cache keeps the blob; the kind's folder gets a plain file
         on_progress(ProgressUpdate("download", sizes[filename], sizes[filename], "bytes", f"Downloaded {filename}"))
         log.info("%s downloaded from %s into %s", filename, repo_id, folder)
         return target

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 
 from pipelines.errors import (
     AtelierError,
+    DiskFullError,
     ExtensionError,
     ModelNotFoundError,
     ModelUnavailableError,
@@ -73,6 +74,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (UnsupportedModelError, 422),
     (UnsafeFormatError, 403),
     (ModelUnavailableError, 503),
+    (DiskFullError, 507),  # Insufficient Storage: the server's disk, not the request, is at fault
     (AtelierError, 400),
 )
 
