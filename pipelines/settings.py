@@ -75,11 +75,8 @@ class Settings:
     share: bool = False
     server_name: str | None = None
     enable_insecure_extension_access: bool = False
-    # Uploads through the UI: the largest file Gradio accepts, and how its temporary folder is cleaned
-    # (every `temp_cleanup_every_s`, files older than `temp_max_age_s` go; all of it at each start).
+    # Uploads through the UI: the largest file Gradio accepts (larger ones get 413 before they are stored).
     max_upload_bytes: int = 100 * 2**20
-    temp_cleanup_every_s: int = 3600
-    temp_max_age_s: int = 86400
 
     @property
     def models_dir(self) -> Path:

@@ -21,9 +21,7 @@ TITLE = "Atelier"
 
 def build_blocks(ctx: AppContext, *, restart: Callable[[], None] | None = None) -> gr.Blocks:
     """The page; ``restart`` (from launch.py) restarts the server for the Extensions tab's Apply button."""
-    # Gradio's temp files (uploads, results it copies) are deleted on a schedule
-    cleanup = (ctx.settings.temp_cleanup_every_s, ctx.settings.temp_max_age_s)
-    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=cleanup) as demo:
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"## {TITLE}")
         bar = checkpoint_bar.build(ctx)
         with bar.row:  # A1111's quicksettings: beside the checkpoint selector
