@@ -20,6 +20,7 @@ from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
 from pipelines.modes import extras, img2img, outpaint, txt2img
 from pipelines.modes.common import JobContext, with_vae
+from pipelines.modes.memory_recovery import run_with_memory_recovery
 from pipelines.modes.refiner import held_refiner
 from pipelines.networks.lora import applied_loras
 from pipelines.networks.tags import extract_loras
@@ -106,7 +107,7 @@ class Engine:
             job.vae_params.update(vae.infotext() if vae else {})
             job.refiner = refiner
             job.prompt_params.update(loras.infotext())
-            return mode.run(request, job)
+            return run_with_memory_recovery(mode.run, request, job)  # a lower-memory retry on OOM
 
     def _with_styles(self, request: Any) -> Any:
         """The request with its ``styles`` applied to both prompts (A1111's styles.csv); unknown names are refused."""

@@ -44,6 +44,10 @@ class DiskFullError(AtelierError):
     """A file could not be written because the disk (or the user's quota) is full; nothing partial was left."""
 
 
+class OutOfMemoryError(AtelierError):
+    """A job did not fit in the device's memory, even in the lowest-memory mode it was retried in."""
+
+
 class ExtensionError(AtelierError):
     """An extension's hook raised: the job it ran in fails, naming the extension; the next job is unaffected."""
 

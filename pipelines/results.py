@@ -22,6 +22,7 @@ class GenerationResult:
     images: list[GeneratedImage]
     info: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    notices: tuple[str, ...] = ()  # what the user should know about how the job ran (e.g. a lower-memory retry)
 
     @property
     def paths(self) -> list[Path]:

@@ -326,6 +326,10 @@ class ModelStore:
         self.registry.refresh()
         return self.registry.find(path.stem, model_type)
 
+    def free_bytes(self, tier: Tier = Tier.DEVICE) -> int:
+        """Bytes free on ``tier`` now, as the cache's memory probe reads them (tests give the store their own)."""
+        return self.cache.policy.probe.free_bytes(tier)
+
     def budgets(self) -> list[str]:
         """How each tier's budget stands now, with the numbers it comes from."""
         tiers = (Tier.DEVICE, Tier.RAM) if self.cache.two_tier else (Tier.DEVICE,)

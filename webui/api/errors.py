@@ -29,6 +29,7 @@ from pipelines.errors import (
     ExtensionError,
     ModelNotFoundError,
     ModelUnavailableError,
+    OutOfMemoryError,
     UnsafeFormatError,
     UnsupportedModelError,
     ValidationError,
@@ -75,6 +76,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (UnsafeFormatError, 403),
     (ModelUnavailableError, 503),
     (DiskFullError, 507),  # Insufficient Storage: the server's disk, not the request, is at fault
+    (OutOfMemoryError, 503),  # the device had no room for the job, even retried in a lower-memory mode
     (AtelierError, 400),
 )
 

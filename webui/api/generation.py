@@ -218,6 +218,7 @@ def processed_info(body: ProcessingAPI, request: GenerationRequest, result: Gene
         "clip_skip": request.clip_skip,
         "is_using_inpainting_conditioning": False,
         "version": core.get("version", ""),
+        **({"notices": list(result.notices)} if result.notices else {}),  # e.g. a lower-memory retry (Atelier's)
     }
 
 

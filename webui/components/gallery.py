@@ -61,7 +61,10 @@ class ResultPanel:
 
     @staticmethod
     def final_update(result: GenerationResult) -> tuple[Any, ...]:
-        """The preview hidden, the saved images, the first one's infotext and seed (-1 without images)."""
+        """The preview hidden, the saved images, the first one's infotext and seed (-1 without images); the
+        result's notices (a lower-memory retry, say) shown as warnings."""
+        for notice in result.notices:
+            gr.Warning(notice, title="Note")
         return (gr.Image(visible=False), gallery_items(result), first_infotext(result),
                 result.images[0].seed if result.images else -1)
 

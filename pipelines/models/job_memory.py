@@ -1,0 +1,94 @@
+"""What one job needs in memory beyond the weights, in bytes, and the lowest-saving level that fits.
+
+A rough figure that errs high, counted the way the pipelines spend memory: the UNet's activations grow with
+the latent pixels of every image it denoises at once (twice the batch with CFG), the VAE decoder's with the
+output pixels of the images it decodes at once. Attention slicing trims the UNet's peak; VAE slicing and
+tiling cap the decoder's at one tile of one image; model CPU offload gives back the device memory of the
+models that are not running (text encoders, VAE) while the UNet runs. The weights themselves are already on
+the device when a job starts, so the free memory read then has them counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pipelines.models.architecture import Architecture
+from pipelines.models.loaded import LoadedModel
+from pipelines.models.low_memory import MemoryLevel
+from pipelines.models.memory import fmt, module_bytes
+
+LATENT_CELL = 8  # pixels per latent pixel (the VAE's scale factor) for every architecture Atelier runs
+# Activation elements the UNet keeps alive per latent pixel of one image at its peak, with SDPA (measured peaks
+# of SD 1.5 at 512x512 and SDXL at 1024x1024 in fp16 are about 0.7 and 2.5 GiB over the weights, CFG on).
+UNET_ELEMENTS_PER_LATENT_PIXEL = {Architecture.SD1: 48_000, Architecture.SD2: 48_000, Architecture.SDXL: 40_000}
+DEFAULT_UNET_ELEMENTS = 48_000
+SLICED_UNET_SHARE = 0.75  # what is left of the UNet's peak with attention computed in slices
+VAE_ELEMENTS_PER_PIXEL = 640  # the decoder's last blocks: 128-256 channels at full resolution, a few alive at once
+
+
+@dataclass(frozen=True)
+class JobEstimate:
+    """Bytes one job needs on the device beyond the weights, per saving level, and the numbers behind them."""
+
+    denoise_bytes: int  # the largest UNet pass: every image of a batch, twice with CFG
+    decode_bytes: int  # decoding one batch in one piece
+    tiled_decode_bytes: int  # decoding one tile of one image
+    offloadable_bytes: int  # weights that leave the device while the UNet runs, with model CPU offload
+
+    def needed(self, level: MemoryLevel) -> int:
+        if level is MemoryLevel.NORMAL:
+            return max(self.denoise_bytes, self.decode_bytes)
+        return max(int(self.denoise_bytes * SLICED_UNET_SHARE), self.tiled_decode_bytes)
+
+    def available(self, free_bytes: int, level: MemoryLevel) -> int:
+        return free_bytes + (self.offloadable_bytes if level is MemoryLevel.OFFLOAD else 0)
+
+    def fits(self, free_bytes: int, level: MemoryLevel) -> bool:
+        return self.needed(level) <= self.available(free_bytes, level)
+
+    def explain(self, free_bytes: int) -> str:
+        return (f"needs {fmt(self.needed(MemoryLevel.NORMAL))} (denoise {fmt(self.denoise_bytes)}, decode "
+                f"{fmt(self.decode_bytes)}), {fmt(self.needed(MemoryLevel.SLICED))} sliced and tiled; "
+                f"{fmt(free_bytes)} free, +{fmt(self.offloadable_bytes)} with CPU offload")
+
+
+def job_sizes(request: Any) -> list[tuple[int, int]]:
+    """Every (width, height) a job denoises and decodes at: the request's, and hires fix's second pass."""
+    sizes = [(request.width, request.height)]
+    hires = getattr(request, "hires", None)
+    if hires is not None:
+        sizes.append(hires.upscale_size(request.width, request.height))
+    return sizes
+
+
+def estimate_job(request: Any, loaded: LoadedModel) -> JobEstimate:
+    """The bytes ``request`` needs on ``loaded``'s device, from its sizes, batch size, the model's architecture,
+    dtype and weights."""
+    pipe = loaded.pipeline
+    item = torch.finfo(loaded.dtype).bits // 8
+    batch = request.batch_size
+    per_latent = UNET_ELEMENTS_PER_LATENT_PIXEL.get(loaded.record.architecture, DEFAULT_UNET_ELEMENTS)
+    guided = 2 if request.cfg_scale > 1 else 1
+    denoise = decode = 0
+    for width, height in job_sizes(request):
+        latent_pixels = (width // LATENT_CELL) * (height // LATENT_CELL)
+        denoise = max(denoise, batch * guided * latent_pixels * per_latent * item)
+        decode = max(decode, batch * width * height * VAE_ELEMENTS_PER_PIXEL * item)
+    tile = getattr(pipe.vae, "tile_sample_min_size", 512)
+    tile = max(tile) if isinstance(tile, list | tuple) else int(tile)
+    widest = max(max(size) for size in job_sizes(request))
+    tiled = min(tile, widest) ** 2 * VAE_ELEMENTS_PER_PIXEL * item
+    offloadable = sum(module_bytes(module) for name, module in pipe.components.items()
+                      if isinstance(module, torch.nn.Module) and name != "unet")
+    return JobEstimate(denoise, decode, tiled, offloadable)
+
+
+def choose_level(estimate: JobEstimate, free_bytes: int, levels: list[MemoryLevel]) -> MemoryLevel:
+    """The first of ``levels`` (lowest saving first) whose needs fit ``free_bytes``; the last one if none does."""
+    for level in levels:
+        if estimate.fits(free_bytes, level):
+            return level
+    return levels[-1]
