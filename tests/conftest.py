@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Gradio's temporary folder: one per test process (each xdist worker sets its own), as launch.py gives each
+# Atelier its own; never the machine-wide <tmp>/gradio, where files are named by their content, so apps in
+# other processes would serve and delete each other's files.
+GRADIO_TEMP_DIR = tempfile.mkdtemp(prefix="atelier-gradio-")
+os.environ["GRADIO_TEMP_DIR"] = GRADIO_TEMP_DIR
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -79,3 +86,7 @@ def live_app(tmp_path_factory, model_store) -> Iterator[dict]:
         yield {"url": url, "ctx": ctx, "data_dir": data_dir}
     finally:
         demo.close()
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(GRADIO_TEMP_DIR, ignore_errors=True)

@@ -6,7 +6,10 @@ first connection: that app is what ``--share`` tunnels to and what ``prevent_thr
 serving, so the API is reachable wherever the page is. Gradio has no route under /sdapi, so ours are the
 ones matched (tests/api checks this). Gradio's ``auth`` guards its own routes; the API has its own login
 (``ApiConfig.auth``: ``--api-auth``, else the ``--gradio-auth`` accounts). Both servers are wrapped in
-webui.guard's middleware (Host check on loopback, failed-login throttle).
+webui.guard's middleware (Host check on loopback, failed-login throttle). With the UI, the app's lifespan
+cleans Gradio's temporary folder on a schedule (webui.temp_sweeper). Gradio's file route serves only the
+outputs folder (``allowed_paths``), the app's own temporary folder and Gradio's assets; it resolves links
+before it decides, so a link in the outputs pointing elsewhere is refused (tests/api/test_security.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from webui.api.app import NO_DOCS_KWARGS, api_routes
 from webui.api.scripts import mount_extension_routes
 from webui.app import build_blocks
 from webui.guard import LOGIN_FAILURES_PER_MINUTE, guard_middleware
+from webui.temp_sweeper import sweeper_lifespan
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,8 @@ def serve(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7860, share: 
         show_error=True,
         quiet=False,
         app_kwargs={**NO_DOCS_KWARGS, "routes": list(routes.routes),
-                    "middleware": guard_middleware(host, share=share, login_failures=login_failures)},
+                    "middleware": guard_middleware(host, share=share, login_failures=login_failures),
+                    "lifespan": sweeper_lifespan(ctx.settings.temp_max_age_s, ctx.settings.temp_sweep_every_s)},
     )
     if api is not None:
         log.info("A1111-compatible API on %ssdapi/v1 (docs: %sdocs)%s", local_url, local_url,

@@ -5,11 +5,15 @@ refusal to serve other machines without a login."""
 
 from __future__ import annotations
 
+import http.client
 import logging
+import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -76,7 +80,7 @@ def guarded(tmp_path_factory) -> Iterator[dict]:
     from webui.server import serve
 
     data_dir = tmp_path_factory.mktemp("security-data")
-    ctx = AppContext.build(make_settings(data_dir))
+    ctx = AppContext.build(make_settings(data_dir, temp_sweep_every_s=0.2))  # a day's age: it deletes nothing here
     output = ctx.settings.outputs_dir / "txt2img-images" / "kept.png"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(b"\x89PNG\r\n\x1a\n")
@@ -107,7 +111,7 @@ def guarded(tmp_path_factory) -> Iterator[dict]:
                                 api=build_api_config(args))
     poller.join(130)
     try:
-        yield {"url": served_url, "app": demo.server_app, "output": output, "logs": lines.lines, **seen}
+        yield {"url": served_url, "app": demo.server_app, "ctx": ctx, "output": output, "logs": lines.lines, **seen}
     finally:
         demo.close()
         root.removeHandler(lines)
@@ -156,6 +160,91 @@ def test_every_route_needs_the_login_unless_it_is_public(guarded):
             assert status not in (401, 403, 429), (method, template, status, text[:200])
         served = browser.get(_path("/gradio_api/file={path_or_url:path}", guarded["output"]))
         assert served.content.startswith(b"\x89PNG")
+
+
+SECRET = b"atelier-secret-7Qw2"
+
+
+def _raw_get(url: str, path: str, cookie: str) -> tuple[int, bytes]:
+    """GET ``path`` exactly as written (httpx would resolve its ``..`` before sending)."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        connection.request("GET", path, headers={"Cookie": cookie})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _secret(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(SECRET)
+    return path
+
+
+def test_file_routes_serve_only_outputs_and_own_temp_files(guarded, tmp_path):
+    """Gradio's file routes (and its asset routes) asked, with the login, for files outside the outputs and the
+    app's own temporary folder: by ``..`` (plain, %-encoded, double-encoded, backslashed), by absolute path, by
+    links placed in the outputs and the temporary folder, and other apps' data; all refused (403/404)."""
+    settings = guarded["ctx"].settings
+    outputs, temp = settings.outputs_dir, Path(guarded["app"].uploaded_file_dir)
+    assert temp == Path(os.environ["GRADIO_TEMP_DIR"]) and temp.resolve() != Path(tempfile.gettempdir(), "gradio")
+    secret = _secret(tmp_path / "outside" / "secret.txt")
+    other = tmp_path / "other-app"  # another Atelier's data folder, and another Gradio app's temporary folder
+    others = [_secret(other / "config.json"), _secret(other / "models" / "Stable-diffusion" / "m.safetensors"),
+              _secret(other / ".gradio_tmp" / "0a1b" / "image.png"),
+              _secret(Path(tempfile.gettempdir(), "gradio", f"atelier-test-{os.getpid()}", "image.png"))]
+    own = [settings.data_dir / "config.json", _secret(settings.models_dir / "Stable-diffusion" / "own.safetensors")]
+    own[0].write_text(own[0].read_text() if own[0].exists() else "{}")
+    links = {outputs / "txt2img-images" / "leak.png": secret, outputs / "leaked-folder": secret.parent,
+             outputs / "config.png": own[0], temp / "0c0d" / "leak.png": secret}
+    for link, target in links.items():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+    up = os.path.relpath(secret, outputs / "txt2img-images")  # ../../…/outside/secret.txt
+    escapes = [f"{outputs}/txt2img-images/{up}", f"{outputs}/txt2img-images/{up.replace('../', '%2e%2e%2f')}",
+               f"{outputs}/txt2img-images/{up.replace('../', '%252e%252e%252f')}",
+               f"{outputs}/txt2img-images/{up.replace('../', '..%5c')}", f"{outputs}/txt2img-images/..\\{up}",
+               str(secret), "/etc/passwd", "%2fetc%2fpasswd", "config.json", "../" * 12 + "etc/passwd",
+               *map(str, others + own), str(outputs / "txt2img-images" / "leak.png"),
+               f"{outputs}/leaked-folder/secret.txt", str(outputs / "config.png"), str(temp / "0c0d" / "leak.png"),
+               f"http://127.0.0.1:{guarded['url'].rstrip('/').rsplit(':', 1)[1]}/config"]  # and no fetching
+    paths = [f"/gradio_api/{route}{escape}" for route in ("file=", "file/") for escape in escapes]
+    paths += [f"/{route}/{dots}etc/passwd" for route in ("static", "assets", "svelte")
+              for dots in ("../" * 12, "%2e%2e/" * 12, "%2e%2e%2f" * 12, "..%5c" * 12)]
+    paths += ["/gradio_api/custom_component/x/client/%2e%2e/%2e%2e%2fetc/passwd",
+              f"/gradio_api/proxy=http://127.0.0.1:{guarded['url'].rstrip('/').rsplit(':', 1)[1]}/config"]
+    with httpx.Client(base_url=guarded["url"], timeout=60) as browser:
+        assert browser.post("login", data={"username": USER[0], "password": PASSWORD}).status_code == 200
+        cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+        uploaded = browser.post("gradio_api/upload", files={"files": ("up.png", b"\x89PNG uploaded")}).json()[0]
+    try:
+        assert Path(uploaded).resolve().is_relative_to(temp.resolve())  # the app's own folder
+        for path in (f"/gradio_api/file={guarded['output']}", f"/gradio_api/file={uploaded}"):
+            status, body = _raw_get(guarded["url"], path, cookie)
+            assert status == 200 and body.startswith(b"\x89PNG"), (path, status)  # what may be served, is
+        for path in paths:
+            status, body = _raw_get(guarded["url"], path, cookie)
+            assert status in (400, 403, 404) and SECRET not in body and b"root:" not in body, (path, status, body[:80])
+    finally:
+        others[-1].unlink()
+        others[-1].parent.rmdir()
+        for link in links:
+            link.unlink()
+
+
+def test_the_temporary_folder_is_swept_on_schedule(guarded):
+    """The served app sweeps its own temporary folder at start and then every ``temp_sweep_every_s``, with the
+    settings' age (what a sweep deletes: tests/webui/test_temp_sweeper.py)."""
+    sweeper = guarded["app"].state.temp_sweeper
+    assert sweeper.folder == Path(guarded["app"].uploaded_file_dir) and sweeper.enabled
+    assert sweeper.max_age_s == guarded["ctx"].settings.temp_max_age_s == 86400
+    runs, deadline = sweeper.runs, time.monotonic() + 30
+    while sweeper.runs < runs + 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sweeper.runs >= runs + 2, "the sweeper did not run every 0.2 s"
 
 
 def test_a_foreign_host_header_is_refused_on_localhost(guarded):
