@@ -21,13 +21,14 @@ from pipelines.models.low_memory import MemoryLevel
 from pipelines.models.memory import fmt, module_bytes
 
 LATENT_CELL = 8  # pixels per latent pixel (the VAE's scale factor) for every architecture Atelier runs
-# Activation elements the UNet keeps alive per latent pixel of one image at its peak, with SDPA (measured peaks
-# of SD 1.5 at 512x512 and SDXL at 1024x1024 in fp16 are about 0.7 and 2.5 GiB over the weights, CFG on).
-UNET_ELEMENTS_PER_LATENT_PIXEL = {Architecture.SD1: 48_000, Architecture.SD2: 48_000, Architecture.SDXL: 40_000}
-DEFAULT_UNET_ELEMENTS = 48_000
+# Activation elements the UNet keeps alive at its peak, per latent pixel of one image and per channel of its first
+# block (320 for SD 1.x/2.x/SDXL): with SDPA, SD 1.5 at 512x512 and SDXL at 1024x1024 in fp16 peak at about 0.7
+# and 2.5 GiB over the weights with CFG. Scaling by the width makes a small model's estimate small too.
+UNET_ELEMENTS_PER_CHANNEL = {Architecture.SD1: 150, Architecture.SD2: 150, Architecture.SDXL: 125}
+DEFAULT_UNET_ELEMENTS_PER_CHANNEL = 150
 SLICED_UNET_SHARE = 0.75  # what is left of the UNet's peak with attention computed in slices
-VAE_ELEMENTS_PER_PIXEL = 640  # the decoder's last blocks: 128-256 channels at full resolution, a few alive at once
-
+# The decoder's last blocks run at full resolution with 1-2x its first width (128 in SD's VAE), a few tensors alive.
+VAE_ELEMENTS_PER_CHANNEL = 5
 
 @dataclass(frozen=True)
 class JobEstimate:
@@ -64,23 +65,31 @@ def job_sizes(request: Any) -> list[tuple[int, int]]:
     return sizes
 
 
+def _first_width(module: Any, default: int) -> int:
+    """The channels of a UNet's or VAE's first block, from its config."""
+    widths = getattr(getattr(module, "config", None), "block_out_channels", None)
+    return int(widths[0]) if widths else default
+
+
 def estimate_job(request: Any, loaded: LoadedModel) -> JobEstimate:
     """The bytes ``request`` needs on ``loaded``'s device, from its sizes, batch size, the model's architecture,
-    dtype and weights."""
+    widths, dtype and weights."""
     pipe = loaded.pipeline
     item = torch.finfo(loaded.dtype).bits // 8
     batch = request.batch_size
-    per_latent = UNET_ELEMENTS_PER_LATENT_PIXEL.get(loaded.record.architecture, DEFAULT_UNET_ELEMENTS)
+    per_latent = _first_width(pipe.unet, 320) * UNET_ELEMENTS_PER_CHANNEL.get(loaded.record.architecture,
+                                                                              DEFAULT_UNET_ELEMENTS_PER_CHANNEL)
+    per_pixel = _first_width(pipe.vae, 128) * VAE_ELEMENTS_PER_CHANNEL
     guided = 2 if request.cfg_scale > 1 else 1
     denoise = decode = 0
     for width, height in job_sizes(request):
         latent_pixels = (width // LATENT_CELL) * (height // LATENT_CELL)
         denoise = max(denoise, batch * guided * latent_pixels * per_latent * item)
-        decode = max(decode, batch * width * height * VAE_ELEMENTS_PER_PIXEL * item)
+        decode = max(decode, batch * width * height * per_pixel * item)
     tile = getattr(pipe.vae, "tile_sample_min_size", 512)
     tile = max(tile) if isinstance(tile, list | tuple) else int(tile)
     widest = max(max(size) for size in job_sizes(request))
-    tiled = min(tile, widest) ** 2 * VAE_ELEMENTS_PER_PIXEL * item
+    tiled = min(tile, widest) ** 2 * per_pixel * item
     offloadable = sum(module_bytes(module) for name, module in pipe.components.items()
                       if isinstance(module, torch.nn.Module) and name != "unet")
     return JobEstimate(denoise, decode, tiled, offloadable)

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from pipelines.context import AppContext
+from pipelines.models.job_memory import estimate_job
+from pipelines.models.low_memory import MemoryLevel
 from pipelines.requests import Txt2ImgRequest
 from tests.support.apps import install_models, make_settings
 
@@ -60,11 +62,12 @@ def test_a_real_allocator_failure_is_retried_after_its_memory_is_given_back(ctx)
 
 
 def test_a_nearly_full_device_runs_the_job_offloaded_up_front_and_then_as_before(ctx):
-    request = Txt2ImgRequest(**{**REQUEST, "width": 512, "height": 512, "steps": 2})
+    request = Txt2ImgRequest(**{**REQUEST, "width": 1024, "height": 1024, "steps": 2})
     before = ctx.engine.generate(request)
+    needed = estimate_job(request, ctx.store.loaded("tiny-sd15")).needed(MemoryLevel.NORMAL)
     torch.cuda.empty_cache()
     free = torch.cuda.mem_get_info()[0]
-    hog = torch.empty(max(0, free - 512 * MIB), dtype=torch.uint8, device="cuda")  # an SD 1.x 512px job needs more
+    hog = torch.empty(max(0, free - needed // 2), dtype=torch.uint8, device="cuda")  # half the job's estimate left
     try:
         result = ctx.engine.generate(request)
     finally:
