@@ -32,6 +32,10 @@ class UnsupportedModelError(AtelierError):
     """The files describe a model architecture Atelier does not run."""
 
 
+class DamagedModelError(AtelierError):
+    """A model file is cut short or is not the format its name says (an interrupted download or copy)."""
+
+
 class UnsafeFormatError(AtelierError):
     """A pickled checkpoint was asked for without the explicit opt-in."""
 

@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_MAX_HEADER_BYTES = 100 * 1024 * 1024  # the format's own limit
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # the format's own limit
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def read_header(path: Path) -> SafetensorsHeader:
     try:
         with path.open("rb") as fh:
             (length,) = struct.unpack("<Q", fh.read(8))
-            if length > _MAX_HEADER_BYTES:
+            if length > MAX_HEADER_BYTES:
                 return SafetensorsHeader()
             data = json.loads(fh.read(length))
     except (OSError, ValueError, struct.error):

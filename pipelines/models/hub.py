@@ -18,7 +18,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from pipelines.errors import ModelNotFoundError, ModelUnavailableError, UnsafeFormatError
+from pipelines.errors import ModelNotFoundError, ModelUnavailableError, UnsafeFormatError, UnsupportedModelError
+from pipelines.models.architecture import SD_PIPELINES, SDXL_PIPELINES, UPSCALE_PIPELINES
 from pipelines.progress import ProgressFn, ProgressUpdate, ignore_progress
 from pipelines.settings import Settings
 
@@ -78,6 +79,7 @@ def select_files(files: dict[str, int], model_index: dict, *, prefer_fp16: bool,
     components = [k for k, v in model_index.items() if not k.startswith("_") and isinstance(v, list)
                   and v[0] is not None and k not in SKIPPED_COMPONENTS]
     chosen = ["model_index.json"]
+    pickled_only: list[str] = []
     for comp in components:
         in_comp = [f for f in files if f.startswith(comp + "/") and f.count("/") == 1]
         chosen += [f for f in in_comp if f.endswith((".json", ".txt", ".model"))]
@@ -89,10 +91,28 @@ def select_files(files: dict[str, int], model_index: dict, *, prefer_fp16: bool,
             continue
         pickled = [f for f in in_comp if f.endswith(".bin") and ".fp16." not in f]
         if pickled and not allow_pickle:
-            raise UnsafeFormatError(
-                f"{comp} only has pickled .bin weights on the Hub; start with --allow-pickle to load it")
+            pickled_only.append(comp)
         chosen += pickled
+    if pickled_only:
+        raise UnsafeFormatError(f"only pickled weights (.bin) for {', '.join(pickled_only)}: start Atelier with "
+                                "--allow-pickle to load them (weights only), or pick a repo with .safetensors weights")
     return sorted(set(chosen))
+
+
+def not_a_pipeline(repo_id: str, files: dict[str, int], *, allow_pickle: bool) -> Exception:
+    """The error for a repo without ``model_index.json``: pickled weights only (naming --allow-pickle), or not a
+    Stable Diffusion model at all (a text model, a LoRA repo), naming what it holds."""
+    weights = sorted(f for f in files if f.endswith((".safetensors", ".ckpt", ".bin", ".pt", ".pth")))
+    pickles = [f for f in weights if not f.endswith(".safetensors")]
+    if pickles and len(pickles) == len(weights) and not allow_pickle:
+        return UnsafeFormatError(
+            f"{repo_id} has only pickled weights ({', '.join(pickles[:3])}) and no diffusers pipeline "
+            "(model_index.json): start Atelier with --allow-pickle, then download one of them as a single file")
+    shown = ", ".join(sorted(files)[:6]) + (", ..." if len(files) > 6 else "") if files else "no files"
+    return UnsupportedModelError(
+        f"{repo_id} is not a Stable Diffusion model: it has no model_index.json (a diffusers pipeline's index), "
+        f"only {shown}. Atelier runs SD 1.x, SD 2.x and SDXL pipelines; a single-file checkpoint in a repo is "
+        "downloaded by its file name")
 
 
 class HubClient:
@@ -154,14 +174,21 @@ class HubClient:
             info = api.model_info(repo_id, files_metadata=True)
             files = {s.rfilename: (s.size or 0) for s in info.siblings or []}
             if "model_index.json" not in files:
-                raise ModelNotFoundError(f"{repo_id} is not a diffusers pipeline (no model_index.json)")
+                raise not_a_pipeline(repo_id, files, allow_pickle=allow_pickle)
             index = json.loads(Path(hf_hub_download(repo_id, "model_index.json", **common)).read_text())
-            wanted = select_files(files, index, prefer_fp16=prefer_fp16, allow_pickle=allow_pickle)
+            pipeline = index.get("_class_name") if isinstance(index, dict) else None
+            if pipeline not in SD_PIPELINES | SDXL_PIPELINES | UPSCALE_PIPELINES:
+                raise UnsupportedModelError(f"{repo_id} is not a Stable Diffusion model: its pipeline is {pipeline!r}; "
+                                            "Atelier runs SD 1.x, SD 2.x and SDXL (and the SD x4 upscaler)")
+            try:
+                wanted = select_files(files, index, prefer_fp16=prefer_fp16, allow_pickle=allow_pickle)
+            except UnsafeFormatError as exc:
+                raise UnsafeFormatError(f"{repo_id} has {exc}") from exc
             total = sum(files[f] for f in wanted)
             counter = _ByteCounter(total, on_progress, f"Downloading {repo_id}")
             log.info("downloading %s: %d files, %d bytes", repo_id, len(wanted), total)
             path = snapshot_download(repo_id, allow_patterns=wanted, tqdm_class=_tqdm_class(counter), **common)
-        except (ModelNotFoundError, UnsafeFormatError):
+        except (ModelNotFoundError, UnsafeFormatError, UnsupportedModelError):
             raise
         except Exception as exc:
             raise self._map_error(repo_id, exc) from exc
@@ -183,8 +210,11 @@ class HubClient:
                 raise ModelNotFoundError(f"{repo_id} is not a diffusers model folder (no config.json)")
             # the same choice of weights as for a pipeline component, with the repo's top level as the component
             as_component = {f"model/{f}": n for f, n in files.items() if "/" not in f}
-            chosen = select_files(as_component, {"model": ["diffusers", "AutoencoderKL"]}, prefer_fp16=prefer_fp16,
-                                  allow_pickle=self._settings.allow_pickle)
+            try:
+                chosen = select_files(as_component, {"model": ["diffusers", "AutoencoderKL"]},
+                                      prefer_fp16=prefer_fp16, allow_pickle=self._settings.allow_pickle)
+            except UnsafeFormatError as exc:
+                raise UnsafeFormatError(f"{repo_id} has {str(exc).replace('for model', 'for its model')}") from exc
             wanted = sorted({f.removeprefix("model/") for f in chosen if f.startswith("model/")} | {"config.json"})
             total = sum(files[f] for f in wanted)
             counter = _ByteCounter(total, on_progress, f"Downloading {repo_id}")

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
-from pipelines.errors import UnsafeFormatError, UnsupportedModelError
+from pipelines.errors import DamagedModelError, UnsafeFormatError, UnsupportedModelError
 from pipelines.lazy_diffusers import diffusers_attr
 from pipelines.models.architecture import Architecture, ModelKind
 from pipelines.models.refs import ModelRecord, SourceKind
@@ -74,8 +75,20 @@ def load_pipeline(
 ) -> Any:
     """Load ``record`` onto the CPU in ``dtype``; the caller moves it to its device."""
     assert record.kind is not None and record.path is not None
-    cls = pipeline_class(record.kind)
     started = time.perf_counter()
+    try:
+        pipe = _from_files(record, pipeline_class(record.kind), dtype, config_dir, allow_pickle)
+    except (OSError, SafetensorError) as exc:  # files changed or missing since the store checked them
+        raise DamagedModelError(f"{record.name}: its files in {record.path} could not be loaded "
+                                f"({type(exc).__name__}: {exc}); download it again") from exc
+    pipe.set_progress_bar_config(disable=True)
+    log.info("loaded %s as %s in %.2fs", record.name, type(pipe).__name__, time.perf_counter() - started)
+    return pipe
+
+
+def _from_files(record: ModelRecord, cls: type, dtype: torch.dtype, config_dir: Path | None,
+                allow_pickle: bool) -> Any:
+    assert record.path is not None
     if record.ref.kind in (SourceKind.HUB, SourceKind.FOLDER):
         _check_safe_folder(record.path, allow_pickle)
         pipe = cls.from_pretrained(
@@ -97,8 +110,6 @@ def load_pipeline(
             local_files_only=True,
             **_extra_kwargs(cls),
         )
-    pipe.set_progress_bar_config(disable=True)
-    log.info("loaded %s as %s in %.2fs", record.name, cls.__name__, time.perf_counter() - started)
     return pipe
 
 

@@ -18,6 +18,7 @@ from pipelines.models.architecture import Architecture, detect_folder, detect_si
 from pipelines.models.families import file_family, folder_family
 from pipelines.models.header import read_header
 from pipelines.models.identify import embedding_architecture, is_lora, is_vae, lora_architecture
+from pipelines.models.integrity import folder_damage, safetensors_damage
 from pipelines.models.kinds import ModelType
 from pipelines.models.prediction import stated_prediction
 from pipelines.models.refs import ModelRecord, ModelRef, SourceKind
@@ -85,6 +86,10 @@ def _checkpoint_file(path: Path, result: ScanResult, allow_pickle: bool) -> None
             return
         result.records.append(ModelRecord(**base))
         return
+    damage = safetensors_damage(path)  # cut short, or not safetensors at all: say so, not a parser's error
+    if damage:
+        result.records.append(ModelRecord(**base, problem=damage))
+        return
     try:
         result.records.append(ModelRecord(**base, kind=detect_single_file(path)))
     except AtelierError as exc:
@@ -102,7 +107,8 @@ def _pipeline_folder(path: Path, *, source: SourceKind, location: str, name: str
         return ModelRecord(ref=ModelRef(source, location), name=name, path=path, problem=str(exc))
     model_type = ModelType.SD_X4_UPSCALER if kind.upscaler else ModelType.CHECKPOINT
     return ModelRecord(ref=ModelRef(source, location, model_type), name=name, kind=kind, path=path, sha256=sha256,
-                       size_bytes=folder_size(path), family=folder_family(path, name))
+                       size_bytes=folder_size(path), family=folder_family(path, name),
+                       problem=folder_damage(path, name))
 
 
 def scan_checkpoint_dir(folder: Path, result: ScanResult, *, allow_pickle: bool) -> None:
@@ -133,6 +139,9 @@ def _network_file(path: Path, model_type: ModelType) -> ModelRecord:
     base = dict(ref=_file_ref(path, model_type), name=path.stem, path=path, size_bytes=path.stat().st_size)
     if path.suffix not in SAFE_SUFFIXES:
         return ModelRecord(**base)  # pickled (opted in): the header cannot be read without unpickling
+    damage = safetensors_damage(path)
+    if damage:
+        return ModelRecord(**base, problem=damage)
     try:
         shapes = read_safetensors_shapes(path)
     except Exception as exc:

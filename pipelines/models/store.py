@@ -30,6 +30,7 @@ from pipelines.models.device import resolve_device, resolve_dtype
 from pipelines.models.hashing import HashCache
 from pipelines.models.hub import HubClient
 from pipelines.models.install import Installer
+from pipelines.models.integrity import check_on_disk
 from pipelines.models.kinds import ModelType
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.memory import fmt, plan_memory, ram_total_bytes, vram_free_total
@@ -231,14 +232,16 @@ class ModelStore:
         return record
 
     def _install(self, record: ModelRecord, on_progress: ProgressFn) -> ModelRecord:
-        """Make sure the files are on disk; download Hub repos that are not cached."""
-        if record.ref.kind is SourceKind.HUB and (not record.installed or record.path is None):
+        """Make sure the files are on disk and whole; download Hub repos that are not cached (or no longer are)."""
+        if record.ref.kind is SourceKind.HUB and (not record.installed or record.path is None
+                                                  or not record.path.exists()):
             snapshot = self.hub.cached_snapshot(record.ref.location)
             if snapshot is None or not (snapshot / "model_index.json").exists():
                 snapshot = self.installer.download_repo(record.ref.location, prefer_fp16=self.dtype == torch.float16,
                                                         on_progress=on_progress)
             kind = detect_folder(snapshot, name_hint=record.ref.location)
             record = replace(record, installed=True, path=snapshot, kind=kind, size_bytes=folder_size(snapshot))
+        check_on_disk(record)  # deleted or damaged since it was listed: say so before diffusers meets it
         if record.problem:
             raise UnsupportedModelError(record.problem)
         if record.type is ModelType.CHECKPOINT and record.kind is None:

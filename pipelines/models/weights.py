@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from pipelines.errors import UnsafeFormatError, UnsupportedModelError
+from pipelines.errors import DamagedModelError, UnsafeFormatError, UnsupportedModelError
 from pipelines.models.spandrel_import import Spandrel
 
 log = logging.getLogger(__name__)
@@ -23,9 +23,13 @@ def read_state_dict(path: Path, *, allow_pickle: bool) -> dict[str, Any]:
     """All tensors of a weights file, on the CPU; pickled files only with ``allow_pickle`` (weights only)."""
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except SafetensorError as exc:  # changed since it was checked: the library's word, with the file's name
+            raise DamagedModelError(f"{path.name} cannot be read as safetensors ({exc}); download it again") from exc
     if not allow_pickle:
         raise UnsafeFormatError(f"{path.name} is a pickled file; convert it to .safetensors or start Atelier "
                                 "with --allow-pickle to load it (weights only)")

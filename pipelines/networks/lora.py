@@ -18,7 +18,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.errors import ModelNotFoundError, ValidationError
+from pipelines.errors import DamagedModelError, ModelNotFoundError, UnsupportedModelError, ValidationError
 from pipelines.models.architecture import Architecture
 from pipelines.models.kinds import ModelType
 from pipelines.models.refs import ModelRecord
@@ -76,6 +76,8 @@ def resolve_loras(store: ModelStore, tags: Sequence[LoraTag], architecture: Arch
             record = store.find(tag.name, ModelType.LORA)
         except ModelNotFoundError as exc:
             raise ValidationError("prompt", f"<lora:{tag.name}>: {exc}") from exc
+        if record.problem:  # damaged, or no LoRA tensors: found when the folder was scanned
+            raise ValidationError("prompt", f"<lora:{tag.name}>: {record.problem}")
         if record.arch is not None and architecture is not None and record.arch is not architecture:
             raise ValidationError("prompt", f"<lora:{tag.name}>: the LoRA is made for {record.arch.label}, "
                                             f"{model} is {architecture.label}")
@@ -153,7 +155,10 @@ def applied_loras(pipe: Any, store: ModelStore, tags: Sequence[LoraTag], archite
         started = time.perf_counter()
         tensors = []
         for tag, record in resolved:  # held (never evicted) until the job ends
-            loaded = stack.enter_context(store.use(record, model_type=ModelType.LORA))
+            try:
+                loaded = stack.enter_context(store.use(record, model_type=ModelType.LORA))
+            except (DamagedModelError, ModelNotFoundError, UnsupportedModelError) as exc:  # changed since listed
+                raise ValidationError("prompt", f"<lora:{tag.name}>: {exc}") from exc
             check_loadable(tag.name, loaded.model.keys())
             tensors.append(loaded.model)
         stale = _stale(pipe)

@@ -22,9 +22,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.errors import ModelNotFoundError, UnsupportedModelError, ValidationError
+from pipelines.errors import DamagedModelError, ModelNotFoundError, UnsupportedModelError, ValidationError
 from pipelines.models.architecture import read_safetensors_shapes
 from pipelines.models.identify import vae_latent_channels
+from pipelines.models.integrity import check_on_disk
 from pipelines.models.kinds import ModelType
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.refs import ModelRecord, SourceKind
@@ -196,6 +197,12 @@ def held_vae(store: ModelStore, choice: str, loaded: LoadedModel,
     if record is None:
         yield None
         return
+    try:
+        check_on_disk(record)  # deleted or damaged since it was listed
+    except (DamagedModelError, ModelNotFoundError) as exc:
+        raise ValidationError(FIELD, str(exc)) from exc
+    if record.problem:  # an Automatic VAE beside the checkpoint is not looked up by name, so not checked there
+        raise ValidationError(FIELD, record.problem)
     check_fits(record, _file_shape(record), loaded)
     record = store.hashed(record)
     config = None

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from pipelines.errors import DamagedModelError, ModelNotFoundError
 from pipelines.models.architecture import Architecture
 from pipelines.models.kinds import ModelType
 from pipelines.models.refs import ModelRecord
@@ -80,8 +81,12 @@ def embeddings_for(store: ModelStore, architecture: Architecture, texts: Iterabl
             continue
         problem = compatible(record, architecture)
         if problem is None:
-            with store.use(record, model_type=ModelType.EMBEDDING) as loaded:
-                vectors = per_encoder(loaded.model, architecture)
+            try:
+                with store.use(record, model_type=ModelType.EMBEDDING) as loaded:
+                    vectors = per_encoder(loaded.model, architecture)
+            except (DamagedModelError, ModelNotFoundError) as exc:  # changed since listed: skipped, as A1111 does
+                use.skipped[record.name] = str(exc)
+                continue
             if vectors is None or [v.shape[-1] for v in vectors] != widths:
                 got = [tuple(v.shape) for v in vectors] if vectors else "no vectors it can read"
                 problem = f"its vectors ({got}) do not fit this model's text encoders (widths {widths})"

@@ -93,7 +93,7 @@ def test_every_kind_is_recorded_with_its_architecture_and_size(data):
     assert set(by_type[ModelType.LORA]) == {"ink-sd1", "ink-xl", "notes"}
     assert by_type[ModelType.LORA]["ink-sd1"].architecture is Architecture.SD1
     assert by_type[ModelType.LORA]["ink-xl"].architecture is Architecture.SDXL
-    assert "unreadable" in by_type[ModelType.LORA]["notes"].problem  # listed with why, never a crash
+    assert "not a safetensors file" in by_type[ModelType.LORA]["notes"].problem  # listed with why, never a crash
     assert by_type[ModelType.EMBEDDING]["bad-hands"].architecture is Architecture.SD1
     assert by_type[ModelType.EMBEDDING]["xl-style"].architecture is Architecture.SDXL
     assert set(by_type[ModelType.VAE]) == {"tiny-vae", "tiny-vae-folder"}

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 
 from pipelines.errors import (
     AtelierError,
+    DamagedModelError,
     DiskFullError,
     ExtensionError,
     ModelNotFoundError,
@@ -52,14 +53,14 @@ class ApiError(Exception):
 
 @contextmanager
 def naming_model_field(field: str | None) -> Iterator[None]:
-    """A :class:`ModelNotFoundError` raised inside names ``field``, the request field that asked for the model
-    (None: raised as it is)."""
+    """A model error (not found, unsupported, damaged, pickled) raised inside names ``field``, the request field
+    that asked for the model (None: raised as it is). The other models a job uses name their own fields."""
     try:
         yield
-    except ModelNotFoundError as exc:
+    except (ModelNotFoundError, UnsupportedModelError, DamagedModelError, UnsafeFormatError) as exc:
         if field is None:
             raise
-        raise ModelNotFoundError(f"{field}: {exc}") from exc
+        raise type(exc)(f"{field}: {exc}") from exc
 
 
 def not_implemented(feature: str) -> ApiError:
@@ -73,6 +74,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (ExtensionError, 500),  # an extension's bug: the server's fault, named in the detail
     (ModelNotFoundError, 404),
     (UnsupportedModelError, 422),
+    (DamagedModelError, 422),  # the file named is cut short or not safetensors: download it again
     (UnsafeFormatError, 403),
     (ModelUnavailableError, 503),
     (DiskFullError, 507),  # Insufficient Storage: the server's disk, not the request, is at fault

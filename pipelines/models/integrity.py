@@ -1,0 +1,97 @@
+"""Is a model still whole on disk? Cheap checks that read file sizes and safetensors headers, never the weights.
+
+A ``.safetensors`` file is an 8-byte little-endian header length, that many bytes of JSON giving each tensor's
+``data_offsets`` (start, end) in the data that follows, then the data. A file shorter than the header's largest
+end was cut short (an interrupted download or copy); one whose first bytes are no such header is not a
+safetensors file at all (an HTML error page saved under the model's name). Both are caught here, naming the file
+and the sizes, so the user knows to download it again, before diffusers or safetensors meet them.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from pipelines.errors import DamagedModelError, ModelNotFoundError
+from pipelines.models.header import MAX_HEADER_BYTES
+from pipelines.models.refs import ModelRecord
+
+AGAIN = "download it again"
+
+
+def size_text(n: int) -> str:
+    """Bytes as people read them: 1.21 GiB, 300.0 MiB, 12.5 KiB, 40 bytes."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.{2 if unit == 'GiB' else 1}f} {unit}"
+    return f"{n} bytes"
+
+
+def safetensors_damage(path: Path, label: str | None = None) -> str | None:
+    """Why the ``.safetensors`` file ``path`` cannot be whole (named ``label``, else its file name), or None."""
+    name = label or path.name
+    not_safetensors = f"{name} is not a safetensors file ({{}}); it may be an error page saved under its name: {AGAIN}"
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return not_safetensors.format(f"it has only {size_text(size)}")
+            (length,) = struct.unpack("<Q", head)
+            if length > MAX_HEADER_BYTES:
+                return not_safetensors.format("its first bytes are no safetensors header")
+            if 8 + length > size:
+                return (f"{name} is damaged or cut short (its header alone should be {size_text(length)}, the file "
+                        f"has {size_text(size)}); {AGAIN}")
+            header = json.loads(fh.read(length))
+    except OSError as exc:
+        return f"{name} cannot be read ({exc.strerror or exc})"
+    except ValueError:
+        return not_safetensors.format("its header is not JSON")
+    if not isinstance(header, dict):
+        return not_safetensors.format("its header is not a JSON object")
+    ends = [entry.get("data_offsets", (0, 0))[-1] for key, entry in header.items()
+            if key != "__metadata__" and isinstance(entry, dict)]
+    if not all(isinstance(end, int) for end in ends):
+        return not_safetensors.format("its header has no valid data offsets")
+    needed, have = max(ends, default=0), size - 8 - length
+    if have < needed:
+        return (f"{name} is damaged or cut short (its header says {size_text(needed)} of tensors, the file has "
+                f"{size_text(have)}); {AGAIN}")
+    if have > needed:
+        return f"{name} is damaged ({size_text(have - needed)} more than its header describes); {AGAIN}"
+    return None
+
+
+def folder_damage(folder: Path, name: str) -> str | None:
+    """The first damaged weights file among a diffusers folder's own and its components' (one level down):
+    the plain files, or a component's ``.fp16.`` ones where it has only those (what diffusers loads)."""
+    for sub in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
+        files = sorted(sub.glob("*.safetensors"))
+        plain = [f for f in files if ".fp16." not in f.name]
+        for file in plain or files:
+            problem = safetensors_damage(file, f"{name}/{file.relative_to(folder).as_posix()}")
+            if problem:
+                return problem
+    return None
+
+
+def check_on_disk(record: ModelRecord) -> None:
+    """Raise :class:`ModelNotFoundError` for a listed model whose files are gone, :class:`DamagedModelError`
+    for one whose safetensors weights are cut short or not safetensors at all. Pickles are not looked into."""
+    path = record.path
+    if path is None or not record.installed:
+        return
+    if not path.exists():
+        raise ModelNotFoundError(f"{record.name} is no longer on disk ({path}): it was deleted or moved; press "
+                                 "Refresh beside the list to update it")
+    if path.is_dir():
+        problem = folder_damage(path, record.name)
+    elif path.suffix.lower() == ".safetensors":
+        problem = safetensors_damage(path)
+    else:
+        problem = None
+    if problem:
+        raise DamagedModelError(problem)
+
