@@ -6,11 +6,13 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from pipelines.engine import Engine
 from pipelines.extension_host.scripts import ScriptRunner
 from pipelines.extension_host.startup import load_configured_extensions
 from pipelines.extension_manager.manager import ExtensionManager
+from pipelines.files import remove_stale_temp_files
 from pipelines.hooks import ExtensionRegistry
 from pipelines.models.store import ModelStore
 from pipelines.networks.vae import check_vae_name
@@ -47,6 +49,7 @@ class AppContext:
     def build(cls, settings: Settings, *, store: ModelStore | None = None) -> AppContext:
         for folder in settings.data_folders():
             folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(written_folders(settings), shallow=[settings.data_dir])  # + config.json, styles.csv
         store = store or ModelStore(settings)
         selection = CheckpointSelection(store, settings.initial_model)
         upscalers = UpscalerRegistry(settings, store)
@@ -54,3 +57,15 @@ class AppContext:
         engine = Engine(settings, store, selection, upscalers, styles)
         return cls(settings=settings, store=store, selection=selection, upscalers=upscalers, engine=engine,
                    options=OptionsStore(settings, selection, vae_check=partial(check_vae_name, store)), styles=styles)
+
+
+def written_folders(settings: Settings) -> list[Path]:
+    """The folder trees Atelier writes files into (atomically) below the data folder's top level: outputs, every
+    model folder (downloads), the embeddings and the extensions' state (``data_dir/cache``); each tree once."""
+    trees = [settings.outputs_dir, settings.models_dir, settings.data_dir / "cache", *settings.checkpoint_dirs,
+             *settings.vae_folders, *settings.lora_folders, *settings.embedding_folders, *settings.upscaler_dirs]
+    out: list[Path] = []
+    for tree in dict.fromkeys(t.resolve() for t in trees):
+        if tree.is_dir() and not any(tree.is_relative_to(other) for other in out):
+            out = [o for o in out if not o.is_relative_to(tree)] + [tree]
+    return out

@@ -4,21 +4,31 @@ Every write goes to a temporary file in the target's folder, is flushed and fsyn
 target (or, for ``overwrite=False``, hard-linked to it so an existing file is never replaced); the folder is
 fsynced afterwards where the platform allows. On any error the temporary file is removed and the target is
 left as it was; a full disk (``ENOSPC``/``EDQUOT``) becomes :class:`~pipelines.errors.DiskFullError`.
+A process killed mid-write leaves its temporary file (``.NAME.xxxxxxxx.tmp``) behind: :func:`remove_stale_temp_files`
+removes those at the next start.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from pipelines.errors import DiskFullError
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# What atomic_file's mkstemp names: "." + the target's name + "." + 8 of mkstemp's characters + ".tmp".
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+STALE_AFTER_S = 60.0  # a write in progress touches its file far more often than this
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -85,3 +95,38 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def is_atomic_temp_name(name: str) -> bool:
+    """Whether ``name`` is one :func:`atomic_file` gives its temporary files."""
+    return _TEMP_NAME.fullmatch(name) is not None
+
+
+def remove_stale_temp_files(trees: Iterable[Path], *, shallow: Iterable[Path] = (),
+                            older_than_s: float = STALE_AFTER_S) -> int:
+    """Remove :func:`atomic_file`'s temporary files left by a process killed mid-write in ``trees`` (with their
+    subfolders; links not followed) and ``shallow`` (their own files only); returns how many. Only files named
+    exactly as atomic_file names them and untouched for ``older_than_s`` (no write in progress) go."""
+    removed: list[Path] = []
+    cutoff = time.time() - older_than_s
+    candidates = [*(p for tree in trees for p in _files(Path(tree), True)),
+                  *(p for folder in shallow for p in _files(Path(folder), False))]
+    for path in (p for p in candidates if is_atomic_temp_name(p.name)):
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except OSError as exc:  # gone meanwhile, or not ours to remove: leave it
+            log.debug("left %s: %s", path, exc)
+    if removed:
+        log.info("removed %d temporary file(s) left by interrupted writes: %s", len(removed),
+                 ", ".join(str(p) for p in removed[:10]) + (", ..." if len(removed) > 10 else ""))
+    return len(removed)
+
+
+def _files(folder: Path, recursive: bool) -> Iterator[Path]:
+    if recursive:
+        for root, _dirs, files in os.walk(folder):
+            yield from (Path(root) / name for name in files)
+    elif folder.is_dir():
+        yield from folder.iterdir()
