@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from pipelines.context import AppContext
 from tests.support.apps import install_models, make_settings
 from tests.support.hub_server import LocalHub
-from tests.support.tiny_networks import save_kohya_lora, save_vae_file
+from tests.support.tiny_networks import save_embedding, save_kohya_lora, save_vae_file
 from webui.api import ApiConfig, create_api_app
 
 JOB = {"prompt": "a teapot", "steps": 1, "width": 64, "height": 64, "seed": 5, "sampler_name": "Euler"}
@@ -58,6 +58,10 @@ def faulty(tmp_path_factory, model_store) -> Iterator[dict]:
     # (d) a LoRA and a VAE cut short
     cut_short(save_kohya_lora(data / "models" / "Lora" / "cut-lora.safetensors"))
     cut_short(save_vae_file(data / "models" / "VAE" / "cut-vae.safetensors"))
+    # ... and whole ones, cut after listing
+    save_kohya_lora(data / "models" / "Lora" / "late-lora.safetensors")
+    save_vae_file(data / "models" / "VAE" / "late-vae.safetensors")
+    save_embedding(data / "embeddings" / "late-emb.safetensors")
     # (e) a text model's repo, (f) a pipeline with pickled weights only, a repo with only a .ckpt
     text = repos / "text-model"
     text.mkdir()
@@ -67,10 +71,16 @@ def faulty(tmp_path_factory, model_store) -> Iterator[dict]:
     ckpt = repos / "ckpt-only"
     ckpt.mkdir()
     torch.save({"state_dict": {"x": torch.zeros(2)}}, ckpt / "model.ckpt")
+    flux = repos / "flux"  # another pipeline: its index is all that is fetched
+    (flux / "transformer").mkdir(parents=True)
+    (flux / "model_index.json").write_text('{"_class_name": "FluxPipeline", "transformer": ["diffusers", '
+                                           '"FluxTransformer2DModel"]}')
+    save_file({"x": torch.zeros(4)}, str(flux / "transformer" / "diffusion_pytorch_model.safetensors"))
     with LocalHub() as hub:
         hub.add_repo("atelier-test/text-model", text)
         hub.add_repo("atelier-test/pickled-sd15", pickled)
         hub.add_repo("atelier-test/ckpt-only", ckpt)
+        hub.add_repo("atelier-test/flux", flux)
         ctx = AppContext.build(make_settings(data, initial_model="tiny-sd15", hub_offline=False,
                                              hf_endpoint=hub.endpoint))
         with TestClient(create_api_app(ctx, ApiConfig()), base_url="http://testserver/sdapi/v1") as api:
@@ -125,6 +135,22 @@ def test_damaged_lora_and_vae_name_their_fields(faulty):
     still_serving(api)
 
 
+def test_lora_vae_and_embedding_damaged_after_listing(faulty):
+    api, data = faulty["api"], faulty["checkpoints"].parents[1]
+    for path in (data / "models" / "Lora" / "late-lora.safetensors", data / "models" / "VAE" / "late-vae.safetensors",
+                 data / "embeddings" / "late-emb.safetensors"):
+        cut_short(path)
+    lora = api.post("/txt2img", json={**JOB, "prompt": "a teapot <lora:late-lora:0.5>"})
+    assert lora.status_code == 422, lora.text
+    assert lora.json()["detail"].startswith("prompt: <lora:late-lora>: late-lora.safetensors is damaged or cut short")
+    vae = api.post("/txt2img", json={**JOB, "override_settings": {"sd_vae": "late-vae.safetensors"}})
+    assert vae.status_code == 422, vae.text
+    assert "sd_vae: late-vae.safetensors is damaged or cut short" in vae.json()["detail"]  # as a job names a misfit
+    # a broken embedding is skipped, as A1111 skips embeddings it cannot use; the job runs
+    assert api.post("/txt2img", json={**JOB, "prompt": "a teapot, late-emb"}).status_code == 200
+    still_serving(api)
+
+
 def test_model_folder_deleted_while_listed_says_so_and_refresh_drops_it(faulty):
     api = faulty["api"]
     assert "gone" in {m["model_name"] for m in api.get("/sd-models").json()}
@@ -147,6 +173,10 @@ def test_hub_repo_that_is_not_a_stable_diffusion_model_is_refused_before_any_dow
     assert detail.startswith("sd_model_checkpoint: atelier-test/text-model is not a Stable Diffusion model: ")
     assert "model_index.json" in detail
     assert not [path for method, path, _ in hub.log_snapshot() if "/resolve/" in path]  # not one file fetched
+    flux = api.post("/options", json={"sd_model_checkpoint": "atelier-test/flux"})
+    assert flux.status_code == 422, flux.text
+    assert "atelier-test/flux is not a Stable Diffusion model: its pipeline is 'FluxPipeline'" in flux.json()["detail"]
+    assert not [path for _, path, _ in hub.log_snapshot() if path.endswith(".safetensors")]
     still_serving(api)
 
 
