@@ -72,6 +72,8 @@ def run_txt2img(ctx: AppContext, request: Txt2ImgRequest, *, out: Path | None, q
                  for img, path in zip(result.images, out_paths(out, len(result.images)), strict=True)]
     for path in paths:
         print(path, file=stdout)
+    for notice in result.notices:  # e.g. the job was retried with lower memory
+        print(notice, file=stderr)
     if result.interrupted:
         print("interrupted", file=stderr)
         return 130

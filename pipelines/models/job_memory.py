@@ -57,8 +57,9 @@ class JobEstimate:
 
 
 def job_sizes(request: Any) -> list[tuple[int, int]]:
-    """Every (width, height) a job denoises and decodes at: the request's, and hires fix's second pass."""
-    sizes = [(request.width, request.height)]
+    """Every (width, height) a job denoises and decodes at: the request's (outpaint's whole canvas), and hires
+    fix's second pass."""
+    sizes = [getattr(request, "canvas_size", None) or (request.width, request.height)]
     hires = getattr(request, "hires", None)
     if hires is not None:
         sizes.append(hires.upscale_size(request.width, request.height))

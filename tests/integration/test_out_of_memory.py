@@ -164,3 +164,14 @@ def test_api_reports_the_retry_in_info_and_a_second_oom_as_503(ctx):
         response = client.post("/sdapi/v1/txt2img", json=body)
     assert response.status_code == 503
     assert response.json()["error"] == "OutOfMemoryError" and "out of memory even with" in response.json()["detail"]
+
+
+def test_cli_prints_the_notice(ctx):
+    import io
+
+    from webui.cli import run_txt2img
+
+    out, err = io.StringIO(), io.StringIO()
+    with unet_calls(ctx, fail_at=lambda n: n == 1):
+        assert run_txt2img(ctx, REQUEST, out=None, quiet=True, stdout=out, stderr=err) == 0
+    assert out.getvalue().strip().endswith(".png") and f"run again with {SLICED}" in err.getvalue()
