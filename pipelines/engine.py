@@ -1,21 +1,23 @@
 """The engine: one request in, one result out, for the UI, the API, the CLI and tests.
 
-All device work runs under one lock, so two jobs never share a running
-pipeline or scheduler; the running job's state is readable for progress bars
-and can be interrupted.
+Every job waits its turn in one queue (:class:`~pipelines.jobs.DeviceQueue`), so two jobs never share a
+running pipeline or scheduler; the running job's state is readable for progress bars, and Interrupt and
+Skip reach only the jobs of the owner (or task id) that asks.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from pipelines.errors import ValidationError
 from pipelines.hooks import ExtensionRegistry, JobHooks
+from pipelines.jobs import DeviceQueue, JobOwner, QueuedJob
+from pipelines.jobs.owner import LOCAL
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
 from pipelines.modes import extras, img2img, outpaint, txt2img
@@ -25,7 +27,7 @@ from pipelines.modes.refiner import held_refiner
 from pipelines.networks.lora import applied_loras
 from pipelines.networks.tags import extract_loras
 from pipelines.networks.vae import AUTOMATIC, held_vae
-from pipelines.progress import JobState, ProgressFn, ignore_progress
+from pipelines.progress import JobState, ProgressFn, ProgressUpdate, ignore_progress
 from pipelines.prompts.styles import StyleStore
 from pipelines.requests import GenerationRequest
 from pipelines.results import GenerationResult
@@ -59,39 +61,62 @@ class Engine:
         self.settings = settings
         self.hooks = hooks or ExtensionRegistry()  # the extensions' hook points (pipelines/hooks)
         self._job_hooks: JobHooks | None = None  # the running job's, set while it holds the device
-        self.interrupts = 0  # Interrupt presses so far: a script running several jobs stops when it changes
+        # Interrupt presses per target: an owner, ("task", id), or None for everyone's jobs
+        self._interrupts: Counter[JobOwner | tuple[str, str] | None] = Counter()
         self.styles = styles
         self.store = store
         self.selection = selection
         self.upscalers = upscalers
-        self._device_lock = threading.Lock()
-        self._state_lock = threading.Lock()
-        self._state: JobState | None = None
-        self._pending = 0
+        self.queue = DeviceQueue(settings.max_queued_jobs)
 
     @property
     def state(self) -> JobState | None:
         """The running job, or None when idle."""
-        return self._state
+        running = self.queue.running
+        return running.state if running is not None else None
 
     @property
     def pending(self) -> int:
-        return self._pending
+        """Jobs waiting or running."""
+        status = self.queue.status()
+        return status.waiting + (status.running is not None)
 
-    def interrupt(self) -> bool:
-        """Stop the running job after its current step; its images so far are kept."""
-        self.interrupts += 1
-        state = self._state
-        if state is not None:
-            state.interrupt()
-        return state is not None
+    def interrupts(self, owner: JobOwner | None = None, task_id: str | None = None) -> int:
+        """Interrupt presses so far that reach ``owner``'s jobs (or task ``task_id``'s): a script running
+        several jobs stops when this changes."""
+        if owner is None and task_id is None:  # an in-process caller's: any press stops it, as before owners
+            return sum(self._interrupts.values())
+        count = self._interrupts[None] + (self._interrupts[owner] if owner is not None else 0)
+        return count + (self._interrupts[("task", task_id)] if task_id is not None else 0)
 
-    def skip(self) -> bool:
-        """Cut the current image short; the rest of the batch goes on."""
-        state = self._state
-        if state is not None:
-            state.skip()
-        return state is not None
+    def owns_running(self, owner: JobOwner | None, task_id: str | None = None) -> bool:
+        """Whether the running job is the one ``owner`` (or the holder of ``task_id``) may stop."""
+        running = self.queue.running
+        return running is not None and running.matches(owner, task_id)
+
+    def interrupt(self, owner: JobOwner | None = None, task_id: str | None = None) -> bool:
+        """Stop the running job after its current step (its images so far are kept) and take the waiting jobs
+        out of the queue, when they are ``owner``'s (or the one ``task_id`` names; both None: everyone's).
+        Returns whether the running job was stopped."""
+        self._interrupts[("task", task_id) if task_id is not None else owner] += 1
+        self.queue.cancel(owner, task_id, reason="interrupted")
+        running = self.queue.running
+        if running is not None and running.state is not None and running.matches(owner, task_id):
+            running.state.interrupt()
+            return True
+        return False
+
+    def skip(self, owner: JobOwner | None = None, task_id: str | None = None) -> bool:
+        """Cut the current image of ``owner``'s running job short; the rest of its batch goes on."""
+        running = self.queue.running
+        if running is not None and running.state is not None and running.matches(owner, task_id):
+            running.state.skip()
+            return True
+        return False
+
+    def cancel_queued(self, owner: JobOwner, reason: str) -> int:
+        """Take ``owner``'s waiting jobs out of the queue (the page that asked for them was closed)."""
+        return self.queue.cancel(owner, reason=reason)
 
     def _run_on_checkpoint(self, mode: Mode, request: Any, state: JobState,
                            on_progress: ProgressFn) -> GenerationResult:
@@ -126,32 +151,36 @@ class Engine:
         return JobContext(loaded, state, on_progress, self.settings, self.store, self.upscalers, hooks=hooks)
 
     def generate(self, request: GenerationRequest, *, on_progress: ProgressFn = ignore_progress,
-                 extension_args: Mapping[str, Mapping[str, Any]] | None = None) -> GenerationResult:
+                 extension_args: Mapping[str, Mapping[str, Any]] | None = None, owner: JobOwner | None = None,
+                 task_id: str | None = None) -> GenerationResult:
         """Apply the request's styles and the extensions' before_job hooks (``extension_args``: each one's
-        section values, from ``ExtensionRegistry.job_args``), validate, wait for the device, load the model,
-        run the mode, then the after_job hooks. A failing hook fails this job only (ExtensionError)."""
+        section values, from ``ExtensionRegistry.job_args``), validate, wait for the device in the queue
+        (``owner``'s job, named ``task_id`` if the client gave one; its place is reported as progress with
+        unit "queue"), load the model, run the mode, then the after_job hooks. A failing hook fails this job
+        only (ExtensionError); a full queue refuses it at once (QueueFullError)."""
         hooks = self.hooks.for_job(extension_args)
         request = hooks.before_job(self._with_styles(request))
         request.validate()
         mode = MODES[request.mode]
-        with self._state_lock:
-            self._pending += 1
-        try:
-            with self._device_lock:
-                state = JobState(job=request.mode)
-                self._state, self._job_hooks = state, hooks
-                try:
-                    started = time.perf_counter()
-                    if mode.needs_checkpoint:
-                        result = self._run_on_checkpoint(mode, request, state, on_progress)
-                    else:
-                        result = mode.run(request, self._job(None, state, on_progress))
-                    log.info("%s: %d image(s) in %.2fs%s", request.mode, len(result.images),
-                             time.perf_counter() - started, " (interrupted)" if result.interrupted else "")
-                    hooks.after_job(request, result)
-                    return result
-                finally:
-                    self._state, self._job_hooks = None, None
-        finally:
-            with self._state_lock:
-                self._pending -= 1
+        state = JobState(job=request.mode)
+        ticket = QueuedJob(request.mode, owner or LOCAL, task_id, state=state)
+
+        def waiting(ahead: int, total: int) -> None:
+            on_progress(ProgressUpdate(job="queue", step=0, total=0, unit="queue",
+                                       text=f"waiting for the device: number {ahead} of {total} in the queue"))
+
+        with self.queue.turn(ticket, waiting):
+            state.started = time.monotonic()  # the wait in the queue is not the job's time
+            self._job_hooks = hooks
+            try:
+                started = time.perf_counter()
+                if mode.needs_checkpoint:
+                    result = self._run_on_checkpoint(mode, request, state, on_progress)
+                else:
+                    result = mode.run(request, self._job(None, state, on_progress))
+                log.info("%s: %d image(s) in %.2fs%s", request.mode, len(result.images),
+                         time.perf_counter() - started, " (interrupted)" if result.interrupted else "")
+                hooks.after_job(request, result)
+                return result
+            finally:
+                self._job_hooks = None

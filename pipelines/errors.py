@@ -59,3 +59,17 @@ class ExtensionError(AtelierError):
         super().__init__(f"extension {extension!r} failed in {point}: {type(cause).__name__}: {cause}")
         self.extension = extension
         self.point = point
+
+
+class QueueFullError(AtelierError):
+    """The device queue holds as many waiting jobs as it may: try again later (the API answers 503 + Retry-After)."""
+
+    def __init__(self, waiting: int, retry_after_s: int) -> None:
+        super().__init__(f"the queue is full ({waiting} jobs waiting for the device); try again in about "
+                         f"{retry_after_s} s")
+        self.waiting = waiting
+        self.retry_after_s = retry_after_s
+
+
+class JobCancelledError(AtelierError):
+    """A job was taken out of the queue before it started (its owner pressed Interrupt or closed the page)."""

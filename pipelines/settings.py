@@ -81,6 +81,9 @@ class Settings:
     # at start, files unchanged for `temp_max_age_s` are deleted (webui/temp_sweeper.py); 0: never.
     temp_max_age_s: float = 86400.0
     temp_sweep_every_s: float = 3600.0
+    # Jobs that may wait for the device at once (UI, API, CLI, scripts together); past it a new job is refused
+    # with "queue full, try again" (503 + Retry-After in the API). The running job is not counted.
+    max_queued_jobs: int = 16
 
     @property
     def models_dir(self) -> Path:

@@ -14,6 +14,7 @@ from pipelines.networks.vae import vae_choices
 from webui import wiring
 from webui.components import checkpoint_bar, model_hint, quick_settings, style_panel
 from webui.components.token_counter import TokenizerCache
+from webui.queueing import free_closed_page
 from webui.tabs import extension_tabs, extensions, extras, img2img, models, png_info, settings, txt2img
 
 TITLE = "Atelier"
@@ -62,5 +63,6 @@ def build_blocks(ctx: AppContext, *, restart: Callable[[], None] | None = None) 
         demo.load(quick.current, None, quick.components(), api_name=False)  # changed by another page or the API
         demo.load(upscale.refresh_upscalers, None, [upscale.form.upscaler_1, upscale.form.upscaler_2],
                   api_name=False)
+        demo.unload(free_closed_page(ctx))  # a closed tab's jobs still waiting in the device queue go
     demo.queue(default_concurrency_limit=4)
     return demo

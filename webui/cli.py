@@ -7,12 +7,14 @@ parses the arguments (launch.py is the one place that reads argv) and calls
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from pipelines.context import AppContext
 from pipelines.errors import AtelierError
+from pipelines.jobs import JobOwner
 from pipelines.outputs import save_image_as
 from pipelines.progress import ProgressUpdate
 from pipelines.requests import Txt2ImgRequest
@@ -62,7 +64,8 @@ def run_txt2img(ctx: AppContext, request: Txt2ImgRequest, *, out: Path | None, q
         request.validate()
         if (note := family_note(ctx, request)) is not None:
             print(note, file=stderr)
-        result = ctx.engine.generate(request, on_progress=(lambda _u: None) if quiet else _progress_printer(stderr))
+        result = ctx.engine.generate(request, on_progress=(lambda _u: None) if quiet else _progress_printer(stderr),
+                                     owner=JobOwner("cli", str(os.getpid())))
     except AtelierError as exc:
         print(f"error: {exc}", file=stderr)
         return 2

@@ -19,21 +19,24 @@ from webui.errors import user_error
 
 if TYPE_CHECKING:
     from pipelines.context import AppContext
+    from pipelines.jobs import JobOwner
     from pipelines.requests import GenerationRequest
 
 Call = Callable[[ProgressFn], Any]  # the core call, given the function it reports progress to
+Run = Callable[["GenerationRequest", ProgressFn, "JobOwner | None"], Any]  # a job's run: (request, report, owner)
 ShowProgress = Callable[..., Any]  # gr.Progress: called as progress(fraction, desc=...)
 
 
-def generation(ctx: AppContext, request: GenerationRequest,
-               run: Callable[[GenerationRequest, ProgressFn], Any] | None = None) -> Call:
+def generation(ctx: AppContext, request: GenerationRequest, run: Run | None = None, *,
+               owner: JobOwner | None = None) -> Call:
     """The core call for one generation job from the UI: ``request`` with the prompt settings the
     options hold now (the quick settings Clip skip, Emphasis and SD VAE, as A1111 applies its settings
-    to every job), run by the engine. Every tab and result action generates through this."""
+    to every job), run by the engine as ``owner``'s job (webui/owners.py page_owner). Every tab and
+    result action generates through this."""
     job = replace(request, **ctx.options.prompt_settings(), sd_vae=ctx.options.sd_vae())
     if run is not None:  # a script, or extension section values (webui/components/scripts_panel.py)
-        return lambda report: run(job, report)
-    return lambda report: ctx.engine.generate(job, on_progress=report)
+        return lambda report: run(job, report, owner)
+    return lambda report: ctx.engine.generate(job, on_progress=report, owner=owner)
 
 
 @dataclass
@@ -61,6 +64,8 @@ def stream(call: Call) -> Iterator[ProgressUpdate | Finished]:
 
 
 def describe(update: ProgressUpdate) -> str:
+    if update.unit == "queue":  # waiting for the device: the text says where in the queue
+        return update.text
     if update.unit == "bytes":
         return f"{update.text}: {update.step / 2**20:.1f} / {update.total / 2**20:.1f} MiB"
     return f"{update.text} · step {update.step}/{update.total}".strip(" ·")

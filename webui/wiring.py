@@ -18,6 +18,7 @@ from webui.components import result_actions
 from webui.components.quick_settings import QuickSettings
 from webui.components.result_actions import ResultActions, read_image, selected_path
 from webui.components.style_panel import styles_from_prompt
+from webui.queueing import device_events
 from webui.tabs.extras import ExtrasTab
 from webui.tabs.img2img import Img2ImgTab
 from webui.tabs.img2img_form import request_from_form
@@ -80,7 +81,7 @@ def wire_extras_actions(ctx: AppContext, pages: Pages, row: ResultActions) -> No
         row.buttons["upscale"].click(upscale_selected, [row.gallery, row.selected], targets,
                                      api_name=f"{row.source}_upscale", queue=False).success(
             extras.run, None, [extras.gallery, extras.info], inputs_kwargs=form.named(), api_name=False,
-            concurrency_id="gpu", concurrency_limit=1)
+            **device_events(ctx))
 
 
 def to_img2img(ctx: AppContext, pages: Pages, path: str, sub_tab: str, form_values: dict[str, Any]) -> dict:

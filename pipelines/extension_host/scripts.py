@@ -17,6 +17,7 @@ from pipelines.engine import Engine
 from pipelines.errors import AtelierError, ExtensionError, ValidationError
 from pipelines.extension_api import Script, ScriptRun
 from pipelines.hooks.registry import ExtensionRegistry, check_fields
+from pipelines.jobs import JobOwner
 from pipelines.models.kinds import ModelType
 from pipelines.outputs import save_image
 from pipelines.progress import ProgressFn, ignore_progress
@@ -65,18 +66,20 @@ class ScriptRunner:
 
     def run(self, title: str, request: Any, args: Mapping[str, Any] | Sequence[Any] | None = None, *,
             on_progress: ProgressFn = ignore_progress,
-            extension_args: Mapping[str, Mapping[str, Any]] | None = None) -> GenerationResult:
-        """Run the script titled ``title`` for ``request`` (validated first); its failures name the extension."""
+            extension_args: Mapping[str, Mapping[str, Any]] | None = None, owner: JobOwner | None = None,
+            task_id: str | None = None) -> GenerationResult:
+        """Run the script titled ``title`` for ``request`` (validated first) as ``owner``'s jobs (``task_id``:
+        the id the client gave, shared by all of them); its failures name the extension."""
         extension, script = self.find(title, request.mode)
         values = self.arguments(script, args, request.mode)
         request.validate()
         stopped, count = [False], [0]
-        presses = self.engine.interrupts  # Interrupt pressed between two jobs stops the script too
+        presses = self.engine.interrupts(owner, task_id)  # the owner's Interrupt between two jobs stops it too
 
         def generate(job: Any) -> GenerationResult:
             count[0] += 1
             label = f"{script.title}, job {count[0]}"
-            result = self.engine.generate(job, extension_args=extension_args,
+            result = self.engine.generate(job, extension_args=extension_args, owner=owner, task_id=task_id,
                                           on_progress=lambda u: on_progress(replace(u, text=f"{label} · {u.text}")))
             stopped[0] = stopped[0] or result.interrupted
             return result
@@ -93,7 +96,7 @@ class ScriptRunner:
             return [r.name for r in self.engine.store.records(ModelType.CHECKPOINT) if r.installed and not r.problem]
 
         run = ScriptRun(request=request, args=values, generate=generate, save_grid=save_grid, checkpoints=checkpoints,
-                        interrupted=lambda: stopped[0] or self.engine.interrupts != presses)
+                        interrupted=lambda: stopped[0] or self.engine.interrupts(owner, task_id) != presses)
         try:
             result = script.run(run)
         except AtelierError:  # the user's input or a hook: already says what is wrong

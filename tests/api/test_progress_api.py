@@ -136,14 +136,20 @@ def test_a_ui_job_and_an_api_job_at_the_same_time_both_succeed(api, api_app):
     assert _idle(api)["progress"] == 0
 
 
-def test_api_progress_and_interrupt_act_on_a_job_started_in_the_ui(api, api_app):
-    """As in A1111 there is one running job, whichever client started it."""
+def test_api_sees_a_ui_job_but_only_its_page_can_interrupt_it(api, api_app):
+    """As in A1111, /progress shows the one running job whoever started it; but Interrupt reaches only the
+    owner's jobs (issue 12): an API client's press leaves the page's job running, the page's own stops it."""
     _idle(api)
     client = Client(api_app["url"], auth=UI_USER, verbose=False)
     ui_job = client.submit(**{**UI_FORM, "steps": 150, "n_iter": 3, "seed": 51}, api_name="/txt2img")
     body = _wait_for(api, lambda p: p["state"]["sampling_step"] >= 2)
     assert body["state"]["job_count"] == 3 and body["state"]["sampling_steps"] == 150
-    assert api.post("/interrupt").json() == {}
+    assert body["running_is_yours"] is False and body["current_image"] is None  # another's preview is not shown
+    assert api.post("/interrupt").json() == {}  # not this client's job
+    step = api.get("/progress").json()["state"]["sampling_step"]
+    after = _wait_for(api, lambda p: p["state"]["sampling_step"] >= step + 3 or p["state"]["job_no"] > 0)
+    assert not after["state"]["interrupted"]
+    client.predict(api_name="/interrupt")  # the page's own Interrupt (its Gradio session)
     gallery, info = ui_job.result(timeout=120)
     assert len(gallery) == 1 and "Seed: 51" in info  # stopped in the first of three batches
     assert _idle(api)["progress"] == 0

@@ -39,7 +39,8 @@ IMG2IMG_OWN = {
 MODEL_FIELDS = {
     models.TextToImageResponse: {"images", "parameters", "info"},
     models.ImageToImageResponse: {"images", "parameters", "info"},
-    models.ProgressResponse: {"progress", "eta_relative", "state", "current_image", "textinfo"},
+    models.ProgressResponse: {"progress", "eta_relative", "state", "current_image", "textinfo",
+                              "queue_position", "queue_size", "running_is_yours"},  # + Atelier's device queue
     models.ProgressState: {"skipped", "interrupted", "stopping_generation", "job", "job_count", "job_timestamp",
                            "job_no", "sampling_step", "sampling_steps"},
     models.PNGInfoRequest: {"image"},

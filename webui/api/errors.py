@@ -28,9 +28,11 @@ from pipelines.errors import (
     DamagedModelError,
     DiskFullError,
     ExtensionError,
+    JobCancelledError,
     ModelNotFoundError,
     ModelUnavailableError,
     OutOfMemoryError,
+    QueueFullError,
     UnsafeFormatError,
     UnsupportedModelError,
     ValidationError,
@@ -79,6 +81,8 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (ModelUnavailableError, 503),
     (DiskFullError, 507),  # Insufficient Storage: the server's disk, not the request, is at fault
     (OutOfMemoryError, 503),  # the device had no room for the job, even retried in a lower-memory mode
+    (QueueFullError, 503),  # with Retry-After: the device queue's estimate
+    (JobCancelledError, 409),  # its owner interrupted it (or closed the page) before it started
     (AtelierError, 400),
 )
 
@@ -123,6 +127,8 @@ def error_response(exc: Exception) -> JSONResponse:
     elif isinstance(exc, AtelierError):
         status = next(code for cls, code in _STATUS if isinstance(exc, cls))
         detail = errors = str(exc)
+        if isinstance(exc, QueueFullError):
+            headers = {"Retry-After": str(exc.retry_after_s)}
     else:
         log.exception("API internal error", exc_info=exc)
         status, detail = 500, f"Internal error ({type(exc).__name__}); the details are in the server log"

@@ -172,6 +172,12 @@ class ProgressResponse(ApiModel):
     state: ProgressState
     current_image: str | None = Field(default=None, description="base64 PNG live preview")
     textinfo: str | None = None
+    # Atelier: the device queue, as the caller sees it (A1111's fields above are unchanged)
+    queue_position: int | None = Field(default=None, description="the caller's (or id_task's) first waiting "
+                                       "job's place in the device queue: 1 = next; null: none waiting")
+    queue_size: int = Field(default=0, description="jobs waiting for the device, all callers")
+    running_is_yours: bool = Field(default=False, description="whether the running job is the caller's (or "
+                                   "id_task's); only then does current_image hold its live preview")
 
 
 class PNGInfoRequest(ApiModel):

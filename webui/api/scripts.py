@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI
 
 from pipelines.context import AppContext
 from pipelines.extension_api import Field
+from pipelines.jobs import JobOwner
 from pipelines.results import GenerationResult
 from webui.api.errors import ApiRoute
 from webui.api.models import ApiModel, ProcessingAPI, ScriptsList
@@ -63,13 +64,16 @@ def script_infos(ctx: AppContext) -> list[ScriptInfo]:
     return infos
 
 
-def run_generation(ctx: AppContext, body: ProcessingAPI, request: Any) -> GenerationResult:
-    """The job a txt2img/img2img body asks for: its script when ``script_name`` is set, else one engine run;
-    the always-on sections' values go to the hooks either way."""
+def run_generation(ctx: AppContext, body: ProcessingAPI, request: Any, owner: JobOwner) -> GenerationResult:
+    """The job a txt2img/img2img body asks for, as ``owner``'s (named by ``force_task_id`` when sent): its
+    script when ``script_name`` is set, else one engine run; the always-on sections' values go to the hooks
+    either way."""
     extension_args = ctx.extensions.job_args(body.alwayson_scripts, mode=request.mode)
+    task_id = body.force_task_id or None
     if body.script_name:
-        return ctx.scripts.run(body.script_name, request, body.script_args, extension_args=extension_args)
-    return ctx.engine.generate(request, extension_args=extension_args)
+        return ctx.scripts.run(body.script_name, request, body.script_args, extension_args=extension_args,
+                               owner=owner, task_id=task_id)
+    return ctx.engine.generate(request, extension_args=extension_args, owner=owner, task_id=task_id)
 
 
 def add_script_routes(router: APIRouter, ctx: AppContext) -> None:

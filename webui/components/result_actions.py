@@ -20,6 +20,8 @@ from pipelines.context import AppContext
 from webui.components.gallery import first_infotext, gallery_items
 from webui.errors import user_error
 from webui.jobs import generation, run_job
+from webui.owners import page_owner
+from webui.queueing import device_events
 
 LABELS = {
     "vary_subtle": "Vary (subtle)",
@@ -96,14 +98,15 @@ def vary_handler(ctx: AppContext, strength: str) -> Callable[..., tuple[list, st
     if strength not in VARY_DENOISING_STRENGTH:
         raise ValueError(f"unknown Vary strength {strength!r}")
 
-    def vary(items: list | None, index: int, progress: gr.Progress = gr.Progress()) -> tuple[list, str]:
+    def vary(items: list | None, index: int, progress: gr.Progress = gr.Progress(),
+             request: gr.Request | None = None) -> tuple[list, str]:
         image, infotext = read_image(selected_path(items, index))
         try:
-            request = vary_request(image, strength, infotext=infotext, store=ctx.store)
-            request.validate()
+            job = vary_request(image, strength, infotext=infotext, store=ctx.store)
+            job.validate()
         except Exception as exc:
             raise user_error(exc, title="Cannot vary") from exc
-        result = run_job(generation(ctx, request), progress, error_title="Cannot vary")
+        result = run_job(generation(ctx, job, owner=page_owner(request)), progress, error_title="Cannot vary")
         return gallery_items(result), first_infotext(result)
 
     vary.__name__ = f"vary_{strength}"
@@ -127,7 +130,7 @@ def wire_vary_and_seed(ctx: AppContext, row: ResultActions, info: gr.Textbox, se
         button = row.buttons.get(f"vary_{strength}")
         if button is not None:
             button.click(vary_handler(ctx, strength), [row.gallery, row.selected], [row.gallery, info],
-                         api_name=f"{row.source}_vary_{strength}", concurrency_id="gpu", concurrency_limit=1)
+                         api_name=f"{row.source}_vary_{strength}", **device_events(ctx))
     if seed is not None and "reuse_seed" in row.buttons:
         row.buttons["reuse_seed"].click(reuse_seed, [row.gallery, row.selected], seed,
                                         api_name=f"{row.source}_reuse_seed", queue=False)

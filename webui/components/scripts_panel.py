@@ -17,6 +17,7 @@ from gradio.components import Component
 
 from pipelines.context import AppContext
 from pipelines.extension_host.scripts import NONE
+from pipelines.jobs import JobOwner
 from pipelines.progress import ProgressFn
 from pipelines.results import GenerationResult
 from webui.components.extension_sections import (
@@ -29,7 +30,7 @@ from webui.components.extension_sections import (
 from webui.errors import user_error
 
 SCRIPT_NAME = "script_name"
-Run = Callable[[Any, ProgressFn], GenerationResult]  # (request, report) -> result
+Run = Callable[[Any, ProgressFn, JobOwner | None], GenerationResult]  # (request, report, owner) -> result
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,15 @@ class ScriptsPanel:
         try:
             extension_args = registry.job_args(grouped(SECTION_PREFIX, mine, sections), mode=self.mode)
             if title == NONE:
-                return lambda job, report: self.ctx.engine.generate(job, on_progress=report,
-                                                                    extension_args=extension_args)
+                return lambda job, report, owner: self.ctx.engine.generate(job, on_progress=report, owner=owner,
+                                                                           extension_args=extension_args)
             extension, script = scripts.find(title, self.mode)
             args = scripts.arguments(script, grouped(SCRIPT_PREFIX, mine, [(extension, script.fields)]).get(
                 extension, {}), self.mode)
         except Exception as exc:
             raise user_error(exc) from exc
-        return lambda job, report: scripts.run(title, job, args, on_progress=report, extension_args=extension_args)
+        return lambda job, report, owner: scripts.run(title, job, args, on_progress=report, owner=owner,
+                                                      extension_args=extension_args)
 
 
 def build(ctx: AppContext, mode: str) -> ScriptsPanel:

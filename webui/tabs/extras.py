@@ -22,6 +22,8 @@ from webui.components.forms import NamedForm
 from webui.components.gallery import first_infotext, gallery_items, output_gallery, size_caption
 from webui.errors import user_error
 from webui.jobs import run_job
+from webui.owners import page_owner
+from webui.queueing import device_events, interrupt_own
 
 SOURCES = ("Single image", "Batch")
 RESIZE_CHOICES = [("Scale by", 0), ("Scale to", 1)]
@@ -170,7 +172,6 @@ def _download_row(ctx: AppContext, form: ExtrasForm) -> None:
 
 
 def build(ctx: AppContext) -> ExtrasTab:
-    engine = ctx.engine
     with gr.Row():
         with gr.Column(scale=1):
             form, source_tabs, _ = _build_form(ctx)
@@ -182,18 +183,19 @@ def build(ctx: AppContext) -> ExtrasTab:
             gallery = output_gallery("extras_gallery")
             info = gr.Textbox(label="Info", lines=3, interactive=False, elem_id="extras_info")
 
-    def extras(progress: gr.Progress = gr.Progress(), **form_values: Any):
+    def extras(progress: gr.Progress = gr.Progress(), request: gr.Request | None = None, **form_values: Any):
         """Upscale the image (or the batch) and save the results under outputs/extras-images."""
-        request = request_from_form(**form_values)
+        job = request_from_form(**form_values)
         try:
-            request.validate(ctx.upscalers)
+            job.validate(ctx.upscalers)
         except Exception as exc:
             raise user_error(exc, title="Cannot upscale") from exc
-        result = run_job(lambda report: engine.generate(request, on_progress=report), progress,
+        owner = page_owner(request)
+        result = run_job(lambda report: ctx.engine.generate(job, on_progress=report, owner=owner), progress,
                          error_title="Cannot upscale")
         return gallery_items(result, size_caption), first_infotext(result)
 
     upscale.click(extras, None, [gallery, info], inputs_kwargs=form.named(), api_name="extras",
-                  concurrency_id="gpu", concurrency_limit=1)
-    interrupt.click(lambda: engine.interrupt() and None, None, None, api_name=False, queue=False)
+                  **device_events(ctx))
+    interrupt.click(interrupt_own(ctx), None, None, api_name=False, queue=False)
     return ExtrasTab(form, source_tabs, upscale, gallery, info, extras, lambda: _upscaler_dropdowns(ctx))

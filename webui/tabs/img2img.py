@@ -27,6 +27,8 @@ from webui.components.style_panel import StylePanel
 from webui.components.token_counter import TokenizerCache
 from webui.errors import user_error
 from webui.jobs import generation, run_streaming
+from webui.owners import page_owner
+from webui.queueing import device_events, interrupt_own, skip_own
 from webui.tabs import inpaint as inpaint_tab
 from webui.tabs import outpaint as outpaint_tab
 from webui.tabs.img2img_form import RESIZE_CHOICES, Img2ImgForm, read_upload, request_from_form, size_of
@@ -126,12 +128,12 @@ def generate_handler(ctx: AppContext, scripts: scripts_panel.ScriptsPanel) -> Ca
     """The page's Generate: yields live previews, then the saved images, the info and the seed (``scripts``:
     the extension sections and the Scripts dropdown)."""
 
-    def img2img(progress: gr.Progress = gr.Progress(), **values: Any):
+    def img2img(progress: gr.Progress = gr.Progress(), request: gr.Request | None = None, **values: Any):
         """Generate from the open sub-tab's image; yields live previews, then the saved images."""
         run = scripts.take(values)
-        request = build_request(**values)
-        result = yield from run_streaming(generation(ctx, request, run), progress, error_title="Cannot generate",
-                                          on_update=ResultPanel.preview_update)
+        job = build_request(**values)
+        result = yield from run_streaming(generation(ctx, job, run, owner=page_owner(request)), progress,
+                                          error_title="Cannot generate", on_update=ResultPanel.preview_update)
         yield ResultPanel.final_update(result)
 
     return img2img
@@ -140,8 +142,8 @@ def generate_handler(ctx: AppContext, scripts: scripts_panel.ScriptsPanel) -> Ca
 def api_handler(live: Callable[..., Any], mode: str) -> Callable[..., Any]:
     """One sub-tab's Generate for API clients: the results when done, no previews sent."""
 
-    def generate_once(progress: gr.Progress = gr.Progress(), **values: Any):
-        *_, final = live(progress=progress, mode=mode, **values)
+    def generate_once(progress: gr.Progress = gr.Progress(), request: gr.Request | None = None, **values: Any):
+        *_, final = live(progress=progress, request=request, mode=mode, **values)
         return final[1:]
 
     generate_once.__doc__ = f"Generate in the {mode} sub-tab's mode and return the saved images and their info."
@@ -178,7 +180,6 @@ def _settings(bar: CheckpointBar, prompt: gr.Textbox, negative_prompt: gr.Textbo
 
 
 def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers: TokenizerCache) -> Img2ImgTab:
-    engine = ctx.engine
     mode = gr.State("img2img")
     last_seed = gr.State(-1)
     row = prompt_row("img2img", "what the new image shows", list(ctx.styles.all()))
@@ -216,15 +217,15 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
     # sub-tab, taking only that sub-tab's inputs, and one answer at the end. One device queue.
     generate.click(live, None, [preview, gallery, info, last_seed],
                    inputs_kwargs={**tab.inputs(), **scripts.named()},
-                   api_name="img2img_live", concurrency_id="gpu", concurrency_limit=1)
+                   api_name="img2img_live", **device_events(ctx))
     for sub_tab, inputs in tab.inputs_by_sub_tab().items():
         api_generate = gr.Button(visible=False, elem_id=f"{sub_tab}_api")
         api_generate.click(api_handler(live, sub_tab), None, [gallery, info, last_seed],
                            inputs_kwargs={**inputs, **scripts.named()},
-                           api_name=sub_tab, concurrency_id="gpu", concurrency_limit=1)
+                           api_name=sub_tab, **device_events(ctx))
     prompt.submit(lambda: None, None, None, js="() => document.querySelector('#img2img_generate').click()")
-    interrupt.click(lambda: engine.interrupt() and None, None, None, api_name=False, queue=False)
-    skip.click(lambda: engine.skip() and None, None, None, api_name=False, queue=False)
+    interrupt.click(interrupt_own(ctx), None, None, api_name=False, queue=False)
+    skip.click(skip_own(ctx), None, None, api_name=False, queue=False)
     reuse_seed.click(lambda last: last, last_seed, form.seed, queue=False, api_name=False)
     row.wire_counters(tokenizers, steps=form.steps, emphasis=quick.emphasis, checkpoint=bar.dropdown)
     return tab

@@ -24,6 +24,8 @@ from webui.components.style_panel import StylePanel, styles_from_prompt
 from webui.components.token_counter import TokenizerCache
 from webui.errors import user_error
 from webui.jobs import generation, run_streaming
+from webui.owners import page_owner
+from webui.queueing import device_events, interrupt_own, skip_own
 from webui.tabs import txt2img_hires, txt2img_refiner
 from webui.tabs.txt2img_hires import (
     HIRES_INPUT_NAMES,
@@ -157,7 +159,6 @@ class Txt2ImgTab:
 
 
 def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers: TokenizerCache) -> Txt2ImgTab:
-    engine = ctx.engine
     defaults = Txt2ImgRequest()
     last_seed = gr.State(-1)
     row = prompt_row("txt2img", "a watercolor fox in a misty forest", list(ctx.styles.all()))
@@ -197,21 +198,21 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
                        height, seed, *extras.components(), batch_size, n_iter, row.styles.selector.styles, refiner,
                        hires)
 
-    def txt2img(progress: gr.Progress = gr.Progress(), **form_values: Any):
+    def txt2img(progress: gr.Progress = gr.Progress(), request: gr.Request | None = None, **form_values: Any):
         """Generate images from a prompt; yields live previews, then the saved images."""
         run = scripts.take(form_values)  # the script and extension values leave form_values
-        request = request_from_form(**form_values)
+        job = request_from_form(**form_values)
         try:
-            request.validate()
+            job.validate()
         except Exception as exc:
             raise user_error(exc) from exc
-        result = yield from run_streaming(generation(ctx, request, run), progress, error_title="Cannot generate",
-                                          on_update=ResultPanel.preview_update)
+        result = yield from run_streaming(generation(ctx, job, run, owner=page_owner(request)), progress,
+                                          error_title="Cannot generate", on_update=ResultPanel.preview_update)
         yield ResultPanel.final_update(result)
 
-    def txt2img_once(progress: gr.Progress = gr.Progress(), **form_values: Any):
+    def txt2img_once(progress: gr.Progress = gr.Progress(), request: gr.Request | None = None, **form_values: Any):
         """Generate images from a prompt and return them when done (for API clients: no previews sent)."""
-        *_, final = txt2img(progress=progress, **form_values)
+        *_, final = txt2img(progress=progress, request=request, **form_values)
         return final[1:]
 
     paste = paste_handler(ctx, form, quick)
@@ -224,17 +225,17 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
     # don't download every preview. Same inputs, same concurrency group.
     generate.click(txt2img, None, [preview, gallery, info, last_seed],
                    inputs_kwargs={**form.named(), **scripts.named()},
-                   api_name="txt2img_live", concurrency_id="gpu", concurrency_limit=1)
+                   api_name="txt2img_live", **device_events(ctx))
     api_generate = gr.Button(visible=False, elem_id="txt2img_api")
     api_generate.click(txt2img_once, None, [gallery, info, last_seed],
                        inputs_kwargs={**form.named(), **scripts.named()},
-                       api_name="txt2img", concurrency_id="gpu", concurrency_limit=1)
+                       api_name="txt2img", **device_events(ctx))
     read_parameters.click(read_txt2img_parameters, None, [*form.components(), *quick.components()],
                           inputs_kwargs=form.named(), api_name="txt2img_read_parameters")
     row.wire_counters(tokenizers, steps=steps, emphasis=quick.emphasis, checkpoint=bar.dropdown)
     prompt.submit(lambda: None, None, None, js="() => document.querySelector('#txt2img_generate').click()")
-    interrupt.click(lambda: engine.interrupt() and None, None, None, api_name="interrupt", queue=False)
-    skip.click(lambda: engine.skip() and None, None, None, api_name="skip", queue=False)
+    interrupt.click(interrupt_own(ctx), None, None, api_name="interrupt", queue=False)
+    skip.click(skip_own(ctx), None, None, api_name="skip", queue=False)
     random_seed.click(lambda: -1, None, seed, queue=False, api_name=False)
     reuse_seed.click(lambda last: last, last_seed, seed, queue=False, api_name=False)
     return Txt2ImgTab(form, gallery, info, row.styles)
