@@ -4,13 +4,15 @@ A ``.safetensors`` file is an 8-byte little-endian header length, that many byte
 ``data_offsets`` (start, end) in the data that follows, then the data. A file shorter than the header's largest
 end was cut short (an interrupted download or copy); one whose first bytes are no such header is not a
 safetensors file at all (an HTML error page saved under the model's name). Both are caught here, naming the file
-and the sizes, so the user knows to download it again, before diffusers or safetensors meet them.
+and the sizes, so the user knows to download it again, before diffusers or safetensors meet them. A pickled
+file (``--allow-pickle``) in PyTorch's zip format is checked for the zip directory that ends a whole file.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+import zipfile
 from pathlib import Path
 
 from pipelines.errors import DamagedModelError, ModelNotFoundError
@@ -64,10 +66,26 @@ def safetensors_damage(path: Path, label: str | None = None) -> str | None:
     return None
 
 
+def pickle_damage(path: Path) -> str | None:
+    """Why a PyTorch zip-format pickle (``torch.save``'s format since 1.6) cannot be whole, or None (also for
+    the older plain-pickle format, which has no cheap check)."""
+    try:
+        with path.open("rb") as fh:
+            if fh.read(2) != b"PK":
+                return None
+        if zipfile.is_zipfile(path):
+            return None
+    except OSError as exc:
+        return f"{path.name} cannot be read ({exc.strerror or exc})"
+    return f"{path.name} is damaged or cut short (the zip directory that ends a whole file is missing); {AGAIN}"
+
+
 def folder_damage(folder: Path, name: str) -> str | None:
-    """The first damaged weights file among a diffusers folder's own and its components' (one level down):
-    the plain files, or a component's ``.fp16.`` ones where it has only those (what diffusers loads)."""
-    for sub in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
+    """The first damaged weights file of a diffusers folder: its components' (one level down) for a pipeline, its
+    own for a one-model folder (a VAE); the plain files, or the ``.fp16.`` ones where a folder has only those
+    (what diffusers loads)."""
+    pipeline = (folder / "model_index.json").exists()
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()) if pipeline else [folder]:
         files = sorted(sub.glob("*.safetensors"))
         plain = [f for f in files if ".fp16." not in f.name]
         for file in plain or files:
@@ -79,7 +97,7 @@ def folder_damage(folder: Path, name: str) -> str | None:
 
 def check_on_disk(record: ModelRecord) -> None:
     """Raise :class:`ModelNotFoundError` for a listed model whose files are gone, :class:`DamagedModelError`
-    for one whose safetensors weights are cut short or not safetensors at all. Pickles are not looked into."""
+    for one whose weights are cut short or not what their name says (safetensors; zip-format pickles)."""
     path = record.path
     if path is None or not record.installed:
         return
@@ -91,7 +109,7 @@ def check_on_disk(record: ModelRecord) -> None:
     elif path.suffix.lower() == ".safetensors":
         problem = safetensors_damage(path)
     else:
-        problem = None
+        problem = pickle_damage(path)
     if problem:
         raise DamagedModelError(problem)
 
