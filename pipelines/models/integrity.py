@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipelines.errors import DamagedModelError, ModelNotFoundError
 from pipelines.models.header import MAX_HEADER_BYTES
-from pipelines.models.refs import ModelRecord
+from pipelines.models.refs import ModelRecord, SourceKind
 
 AGAIN = "download it again"
 
@@ -110,6 +110,9 @@ def check_on_disk(record: ModelRecord) -> None:
         problem = safetensors_damage(path)
     else:
         problem = pickle_damage(path)
+    if problem and record.ref.kind is SourceKind.HUB:  # selecting it again would find the same cached copy
+        cached = next((p for p in path.parents if p.name.startswith("models--")), path)
+        problem += f" (the damaged copy is in the Hugging Face cache: delete {cached}, then select it again)"
     if problem:
         raise DamagedModelError(problem)
 

@@ -96,3 +96,15 @@ def test_check_on_disk_raises_for_damaged_and_deleted_models(tmp_path, whole):
 def test_sizes_read_as_people_read_them():
     assert [size_text(n) for n in (40, 12_800, 300 * 2**20, int(1.2 * 2**30))] == [
         "40 bytes", "12.5 KiB", "300.0 MiB", "1.20 GiB"]
+
+
+def test_a_damaged_hub_snapshot_says_which_cache_folder_to_delete(tmp_path, whole):
+    snapshot = tmp_path / "hub" / "models--someone--sd" / "snapshots" / "0123abcd"
+    (snapshot / "unet").mkdir(parents=True)
+    (snapshot / "model_index.json").write_text("{}")
+    (snapshot / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(whole.read_bytes()[:-10])
+    record = ModelRecord(ref=ModelRef(SourceKind.HUB, "someone/sd"), name="someone/sd", path=snapshot)
+    with pytest.raises(DamagedModelError) as err:
+        check_on_disk(record)
+    assert str(err.value).startswith("someone/sd/unet/diffusion_pytorch_model.safetensors is damaged or cut short")
+    assert f"delete {tmp_path / 'hub' / 'models--someone--sd'}, then select it again" in str(err.value)
