@@ -53,6 +53,14 @@ def free_memory(device: torch.device) -> None:
                  fmt(before - torch.cuda.memory_reserved(device)), fmt(vram_free_total(device)[0]))
 
 
+def _short(exc: BaseException) -> str:
+    """The gist of an allocator's message: CUDA's is one long line ("CUDA out of memory. Tried to allocate 20.00
+    GiB. GPU 0 has a total capacity of ..."); its first two sentences say what a user needs."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    gist = ". ".join(text.split(". ")[:2]).rstrip(".")
+    return gist if len(gist) <= 160 else gist[:157] + "..."
+
+
 def _run_catching(run: ModeRun, request: Any, job: JobContext) -> GenerationResult | str:
     """The job's result, or the out-of-memory message when it ran out (any other error is raised)."""
     try:
@@ -60,7 +68,7 @@ def _run_catching(run: ModeRun, request: Any, job: JobContext) -> GenerationResu
     except RuntimeError as exc:  # torch.OutOfMemoryError is one; MPS and CPU allocators raise plain ones
         if not is_out_of_memory(exc):
             raise
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _short(exc)
     # Out of the except block: the exception, its traceback and the frames holding the failed tensors are gone.
     return reason
 

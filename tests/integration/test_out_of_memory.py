@@ -19,7 +19,7 @@ import torch
 from pipelines.context import AppContext
 from pipelines.errors import OutOfMemoryError
 from pipelines.models.job_memory import JobEstimate, choose_level, estimate_job
-from pipelines.models.low_memory import MemoryLevel
+from pipelines.models.low_memory import MemoryLevel, lowered
 from pipelines.models.memory_budget import Tier
 from pipelines.models.store import ModelStore
 from pipelines.requests import Txt2ImgRequest
@@ -175,3 +175,18 @@ def test_cli_prints_the_notice(ctx):
     with unet_calls(ctx, fail_at=lambda n: n == 1):
         assert run_txt2img(ctx, REQUEST, out=None, quiet=True, stdout=out, stderr=err) == 0
     assert out.getvalue().strip().endswith(".png") and f"run again with {SLICED}" in err.getvalue()
+
+
+def test_offload_level_is_undone_to_the_same_model(ctx):
+    """Model CPU offload is for accelerators; on a CPU its hooks still attach, so its undoing is checked here."""
+    loaded = ctx.store.load("tiny-sd15")
+    processors = dict(loaded.pipeline.unet.attn_processors)
+    before = ctx.engine.generate(REQUEST)
+    with lowered([loaded], MemoryLevel.OFFLOAD):
+        assert hasattr(loaded.pipeline.unet, "_hf_hook")
+        offloaded = ctx.engine.generate(REQUEST)
+    assert not hasattr(loaded.pipeline.unet, "_hf_hook") and loaded.pipeline.unet.device.type == "cpu"
+    assert no_savings_left(ctx, processors)
+    after = ctx.engine.generate(REQUEST)
+    assert offloaded.images[0].path.exists()
+    assert np.array_equal(np.asarray(before.images[0].image), np.asarray(after.images[0].image))
