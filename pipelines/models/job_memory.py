@@ -2,9 +2,10 @@
 
 A rough figure that errs high, counted the way the pipelines spend memory: the UNet's activations grow with
 the latent pixels of every image it denoises at once (twice the batch with CFG), the VAE decoder's with the
-output pixels of the images it decodes at once. Attention slicing trims the UNet's peak; VAE slicing and
-tiling cap the decoder's at one tile of one image; model CPU offload gives back the device memory of the
-models that are not running (text encoders, VAE) while the UNet runs. The weights themselves are already on
+output pixels of the images it decodes at once. VAE slicing and tiling cap the decoder's at one tile of one
+image; model CPU offload gives back the device memory of the models that are not running (text encoders,
+VAE) while the UNet runs. Attention slicing (only used where attention is not memory-efficient already) is
+not counted: the estimate errs high. The weights themselves are already on
 the device when a job starts, so the free memory read then has them counted.
 """
 
@@ -26,7 +27,6 @@ LATENT_CELL = 8  # pixels per latent pixel (the VAE's scale factor) for every ar
 # and 2.5 GiB over the weights with CFG. Scaling by the width makes a small model's estimate small too.
 UNET_ELEMENTS_PER_CHANNEL = {Architecture.SD1: 150, Architecture.SD2: 150, Architecture.SDXL: 125}
 DEFAULT_UNET_ELEMENTS_PER_CHANNEL = 150
-SLICED_UNET_SHARE = 0.75  # what is left of the UNet's peak with attention computed in slices
 # The decoder's last blocks run at full resolution with 1-2x its first width (128 in SD's VAE), a few tensors alive.
 VAE_ELEMENTS_PER_CHANNEL = 5
 
@@ -42,7 +42,7 @@ class JobEstimate:
     def needed(self, level: MemoryLevel) -> int:
         if level is MemoryLevel.NORMAL:
             return max(self.denoise_bytes, self.decode_bytes)
-        return max(int(self.denoise_bytes * SLICED_UNET_SHARE), self.tiled_decode_bytes)
+        return max(self.denoise_bytes, self.tiled_decode_bytes)
 
     def available(self, free_bytes: int, level: MemoryLevel) -> int:
         return free_bytes + (self.offloadable_bytes if level is MemoryLevel.OFFLOAD else 0)
@@ -52,7 +52,7 @@ class JobEstimate:
 
     def explain(self, free_bytes: int) -> str:
         return (f"needs {fmt(self.needed(MemoryLevel.NORMAL))} (denoise {fmt(self.denoise_bytes)}, decode "
-                f"{fmt(self.decode_bytes)}), {fmt(self.needed(MemoryLevel.SLICED))} sliced and tiled; "
+                f"{fmt(self.decode_bytes)}), {fmt(self.needed(MemoryLevel.SLICED))} with VAE tiling; "
                 f"{fmt(free_bytes)} free, +{fmt(self.offloadable_bytes)} with CPU offload")
 
 

@@ -1,6 +1,9 @@
 """Lower-memory modes for one job, applied to the held pipelines through diffusers' public APIs and undone after.
 
-- ``SLICED``: attention computed in slices, the VAE decoding one image at a time, in tiles;
+- ``SLICED``: the VAE decoding one image at a time, in tiles, and attention computed in slices where it is
+  the plain kind that builds the whole score matrix at once (diffusers' ``AttnProcessor``). PyTorch SDPA and
+  xformers never build it, and slicing would swap their kernels for one that does, per slice: more memory,
+  not less (diffusers' own advice: no slicing with SDPA or xformers);
 - ``OFFLOAD``: that, and each model moved to the accelerator only while it runs (model CPU offload); on a
   CPU there is nowhere to offload to.
 
@@ -21,6 +24,7 @@ from typing import Any
 
 import torch
 
+from pipelines.lazy_diffusers import diffusers_attr
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.memory import MemoryPlan
 
@@ -35,8 +39,13 @@ class MemoryLevel(IntEnum):
 
     @property
     def label(self) -> str:
-        return {0: "no memory savings", 1: "attention slicing and VAE tiling",
-                2: "attention slicing, VAE tiling and model CPU offload"}[self.value]
+        return {0: "no memory savings", 1: "VAE slicing and tiling", 2: "VAE slicing and tiling, model CPU offload"
+                }[self.value]
+
+
+def describe(savings: Sequence[str]) -> str:
+    """``("VAE slicing", "VAE tiling", "model CPU offload")`` -> "VAE slicing, VAE tiling and model CPU offload"."""
+    return savings[0] if len(savings) == 1 else f"{', '.join(savings[:-1])} and {savings[-1]}"
 
 
 def offload_available(device: torch.device) -> bool:
@@ -82,19 +91,40 @@ class _Saved:
 
 @dataclass
 class LoweredJob:
-    """The mode a job runs in; ``kept_offloaded`` lists the models that could not go back to their device."""
+    """The mode a job runs in: the savings applied, and the models that could not go back to their device."""
 
     level: MemoryLevel
+    savings: list[str] = field(default_factory=list)
     kept_offloaded: list[LoadedModel] = field(default_factory=list)
 
+    @property
+    def label(self) -> str:
+        return describe(self.savings) if self.savings else self.level.label
 
-def _apply(model: LoadedModel, level: MemoryLevel) -> None:
+
+def _plain_attention(pipe: Any) -> bool:
+    """Whether every attention layer of the UNet builds its whole score matrix at once."""
+    plain = diffusers_attr("AttnProcessor", "diffusers.models.attention_processor")
+    processors = getattr(pipe.unet, "attn_processors", {})
+    return bool(processors) and all(type(p) is plain for p in processors.values())
+
+
+def _apply(model: LoadedModel, level: MemoryLevel) -> list[str]:
+    """Lower ``model``'s pipeline to ``level``; the savings applied."""
     pipe = model.pipeline
-    pipe.enable_attention_slicing()
+    savings = []
+    if _plain_attention(pipe):
+        pipe.enable_attention_slicing()
+        savings.append("attention slicing")
     pipe.vae.enable_slicing()
     pipe.vae.enable_tiling()
-    if level >= MemoryLevel.OFFLOAD and level_in_effect(model) < MemoryLevel.OFFLOAD:
-        pipe.enable_model_cpu_offload(device=model.device)
+    savings += ["VAE slicing", "VAE tiling"]
+    if level >= MemoryLevel.OFFLOAD:
+        in_effect = [saving for saving in model.optimizations.savings if "offload" in saving]  # --medvram/--lowvram
+        if not in_effect:
+            pipe.enable_model_cpu_offload(device=model.device)
+        savings += in_effect or [OFFLOADED]
+    return savings
 
 
 def _restore(saved: _Saved, level: MemoryLevel) -> bool:
@@ -136,8 +166,8 @@ def lowered(models: Sequence[LoadedModel], level: MemoryLevel) -> Iterator[Lower
     saved = [_Saved.of(model) for model in models]
     try:
         for model in models:
-            _apply(model, level)
-        log.info("job runs with %s", level.label)
+            job.savings += [saving for saving in _apply(model, level) if saving not in job.savings]
+        log.info("job runs with %s", job.label)
         yield job
     finally:
         for entry in reversed(saved):

@@ -73,13 +73,14 @@ def _run_catching(run: ModeRun, request: Any, job: JobContext) -> GenerationResu
     return reason
 
 
-def _attempt(run: ModeRun, request: Any, job: JobContext, level: MemoryLevel) -> GenerationResult | str:
+def _attempt(run: ModeRun, request: Any, job: JobContext, level: MemoryLevel) -> tuple[GenerationResult | str, str]:
+    """The job's result (or its out-of-memory message) at ``level``, and the savings it ran with."""
     models = [m for m in (job.loaded, job.refiner) if m is not None]
     with lowered(models, level) as mode:
         outcome = _run_catching(run, request, job)
     for model in mode.kept_offloaded:
         _keep_offloaded(job, model)
-    return outcome
+    return outcome, mode.label
 
 
 def _keep_offloaded(job: JobContext, model: LoadedModel) -> None:
@@ -110,34 +111,31 @@ def run_with_memory_recovery(run: ModeRun, request: Any, job: JobContext, *,
     free = device_free_bytes(job) if free_bytes is None else free_bytes
     level = choose_level(estimate, free, levels)
     log.info("job memory: %s -> %s", estimate.explain(free), level.label)
+    # 3. Run; on out-of-memory, free what the attempt held and run once more in the next mode
+    outcome, savings = _attempt(run, request, job, level)
     notices: list[str] = []
     if level > levels[0]:
         notices.append(f"Low on memory (the job needs about {fmt(estimate.needed(levels[0]))}, "
-                       f"{fmt(free)} is free): ran with {level.label}.")
-    # 3. Run; on out-of-memory, free what the attempt held and run once more in the next mode
-    outcome = _attempt(run, request, job, level)
+                       f"{fmt(free)} is free): ran with {savings}.")
     if isinstance(outcome, str):
         free_memory(job.loaded.device)
         lower = [candidate for candidate in levels if candidate > level]
         if not lower or job.job.interrupted:
-            raise OutOfMemoryError(_failure(outcome, level, job, retried=False))
-        log.warning("out of memory with %s (%s); retrying with %s", level.label, outcome, lower[0].label)
+            raise OutOfMemoryError(_failure(outcome, level, savings, job, retried=False))
+        log.warning("out of memory with %s (%s); retrying with %s", savings, outcome, lower[0].label)
         first_failure, level = outcome, lower[0]
         _start_again(job, f"Retrying with lower memory ({level.label})", request.steps)
-        outcome = _attempt(run, request, job, level)
+        outcome, savings = _attempt(run, request, job, level)
         if isinstance(outcome, str):
             free_memory(job.loaded.device)
-            raise OutOfMemoryError(_failure(outcome, level, job, retried=True))
-        notices.append(f"Ran out of memory ({first_failure}); the job was run again with {level.label}.")
+            raise OutOfMemoryError(_failure(outcome, level, savings, job, retried=True))
+        notices.append(f"Ran out of memory ({first_failure}); the job was run again with {savings}.")
     return replace(outcome, notices=(*outcome.notices, *notices)) if notices else outcome
 
 
-def _failure(reason: str, level: MemoryLevel, job: JobContext, *, retried: bool) -> str:
+def _failure(reason: str, level: MemoryLevel, savings: str, job: JobContext, *, retried: bool) -> str:
     """The error a user reads when the job could not be made to fit."""
-    if level is MemoryLevel.NORMAL:
-        where = "out of memory"
-    else:
-        where = f"out of memory even with {level.label}"
+    where = "out of memory" if level is MemoryLevel.NORMAL else f"out of memory even with {savings}"
     missing = ""
     if level < MemoryLevel.OFFLOAD and job.loaded.device.type == "cpu":
         missing = " (CPU offload needs an accelerator)"

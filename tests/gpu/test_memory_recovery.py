@@ -54,7 +54,7 @@ def test_a_real_allocator_failure_is_retried_after_its_memory_is_given_back(ctx)
         result = ctx.engine.generate(Txt2ImgRequest(**REQUEST))
     finally:
         handle.remove()
-    assert "CUDA out of memory" in result.notices[0] and "attention slicing and VAE tiling" in result.notices[0]
+    assert "CUDA out of memory" in result.notices[0] and "VAE slicing and VAE tiling" in result.notices[0]
     assert result.images[0].path.exists()
     assert reserved_at_call[2] < baseline + (1 << 30)  # the retry started with the failed attempt's 4 GiB given back
     assert untouched(ctx)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 import torch
+from diffusers.models.attention_processor import AttnProcessor
 
 from pipelines.context import AppContext
 from pipelines.errors import OutOfMemoryError
@@ -27,7 +28,7 @@ from tests.support.apps import install_models, make_settings
 
 REQUEST = Txt2ImgRequest(prompt="a lighthouse", width=64, height=64, steps=2, seed=5, sampler_name="Euler",
                          model="tiny-sd15")
-SLICED = "attention slicing and VAE tiling"
+SLICED = "VAE slicing and VAE tiling"
 
 
 @dataclass
@@ -59,13 +60,14 @@ def ctx(tmp_path_factory, model_store, memory) -> AppContext:
 @contextmanager
 def unet_calls(ctx: AppContext, fail_at: Callable[[int], bool],
                on_call: Callable[[int], None] = lambda n: None) -> Iterator[list[str]]:
-    """The tiny UNet raises ``torch.OutOfMemoryError`` at the calls ``fail_at`` picks (counted from 1); yields the
-    attention processor each call ran with."""
-    unet = ctx.store.load("tiny-sd15").pipeline.unet
-    seen: list[str] = []
+    """The tiny UNet raises ``torch.OutOfMemoryError`` at the calls ``fail_at`` picks (counted from 1); yields, for
+    each call, the attention processor it ran with and whether the VAE was set to decode in tiles."""
+    pipe = ctx.store.load("tiny-sd15").pipeline
+    unet = pipe.unet
+    seen: list[tuple[str, bool]] = []
 
     def hook(module: torch.nn.Module, _args: tuple) -> None:
-        seen.append(type(next(iter(module.attn_processors.values()))).__name__)
+        seen.append((type(next(iter(module.attn_processors.values()))).__name__, pipe.vae.use_tiling))
         on_call(len(seen))
         if fail_at(len(seen)):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (test fault)")
@@ -93,7 +95,8 @@ def test_oom_is_retried_with_slicing_and_the_next_job_is_as_before(ctx):
     updates = []
     with unet_calls(ctx, fail_at=lambda n: n == 2) as seen:
         result = ctx.engine.generate(REQUEST, on_progress=updates.append)
-    assert seen == ["AttnProcessor2_0", "AttnProcessor2_0", "SlicedAttnProcessor", "SlicedAttnProcessor"]
+    # SDPA kept (slicing it would take more memory, not less); the VAE tiled in the retry
+    assert seen == [("AttnProcessor2_0", False)] * 2 + [("AttnProcessor2_0", True)] * 2
     assert len(result.notices) == 1 and f"run again with {SLICED}" in result.notices[0]
     assert "CUDA out of memory" in result.notices[0]
     assert any(u.text.startswith("Retrying with lower memory") for u in updates)
@@ -105,15 +108,21 @@ def test_oom_is_retried_with_slicing_and_the_next_job_is_as_before(ctx):
 
 
 def test_a_second_oom_is_a_clear_error_and_leaves_no_file(ctx):
-    processors = dict(ctx.store.load("tiny-sd15").pipeline.unet.attn_processors)
-    files = saved(ctx)
-    with unet_calls(ctx, fail_at=lambda n: True) as seen, pytest.raises(OutOfMemoryError) as failure:
-        ctx.engine.generate(REQUEST)
-    message = str(failure.value)
-    assert message.startswith(f"out of memory even with {SLICED} (CPU offload needs an accelerator); "
-                              "try a smaller size or batch size")
-    assert seen == ["AttnProcessor2_0", "SlicedAttnProcessor"]
-    assert saved(ctx) == files and no_savings_left(ctx, processors)
+    """With the plain attention processor (whole score matrix at once) the retry slices attention too."""
+    unet = ctx.store.load("tiny-sd15").pipeline.unet
+    sdpa = dict(unet.attn_processors)
+    unet.set_attn_processor(AttnProcessor())
+    try:
+        processors = dict(unet.attn_processors)
+        files = saved(ctx)
+        with unet_calls(ctx, fail_at=lambda n: True) as seen, pytest.raises(OutOfMemoryError) as failure:
+            ctx.engine.generate(REQUEST)
+        assert seen == [("AttnProcessor", False), ("SlicedAttnProcessor", True)]
+        assert saved(ctx) == files and no_savings_left(ctx, processors)
+    finally:
+        unet.set_attn_processor(sdpa)
+    assert str(failure.value).startswith("out of memory even with attention slicing, VAE slicing and VAE tiling "
+                                         "(CPU offload needs an accelerator); try a smaller size or batch size")
 
 
 def test_interrupt_stops_the_retry(ctx):
@@ -130,7 +139,7 @@ def test_short_memory_picks_the_lower_memory_mode_up_front(ctx, memory):
             result = ctx.engine.generate(REQUEST)
     finally:
         memory.device_free = 1 << 40
-    assert seen == ["SlicedAttnProcessor", "SlicedAttnProcessor"]
+    assert seen == [("AttnProcessor2_0", True)] * 2
     assert result.notices[0].startswith("Low on memory") and f"ran with {SLICED}" in result.notices[0]
     assert no_savings_left(ctx, processors)
 
@@ -143,8 +152,8 @@ def test_estimate_grows_with_size_and_batch_and_offload_makes_room(ctx):
     estimate = JobEstimate(denoise_bytes=800, decode_bytes=1000, tiled_decode_bytes=300, offloadable_bytes=500)
     levels = [MemoryLevel.NORMAL, MemoryLevel.SLICED, MemoryLevel.OFFLOAD]
     assert choose_level(estimate, 1000, levels) is MemoryLevel.NORMAL
-    assert choose_level(estimate, 600, levels) is MemoryLevel.SLICED  # 0.75 x 800 = 600 sliced
-    assert choose_level(estimate, 200, levels) is MemoryLevel.OFFLOAD  # 200 free + 500 offloaded >= 600
+    assert choose_level(estimate, 800, levels) is MemoryLevel.SLICED  # the decode tiled: the UNet's 800
+    assert choose_level(estimate, 300, levels) is MemoryLevel.OFFLOAD  # 300 free + 500 offloaded >= 800
     assert choose_level(estimate, 50, levels[:2]) is MemoryLevel.SLICED  # nothing fits: the lowest-memory mode
 
 

@@ -31,4 +31,4 @@ def test_txt2img_shows_a_warning_after_a_lower_memory_retry(live_app):
     finally:
         handle.remove()
     assert len(gallery) == 1 and "Seed: 9" in info
-    assert any(level == "warning" and "attention slicing and VAE tiling" in text for text, level in logs), logs
+    assert any(level == "warning" and "VAE slicing and VAE tiling" in text for text, level in logs), logs
