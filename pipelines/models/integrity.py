@@ -53,8 +53,9 @@ def safetensors_damage(path: Path, label: str | None = None) -> str | None:
         return not_safetensors.format("its header is not JSON")
     if not isinstance(header, dict):
         return not_safetensors.format("its header is not a JSON object")
-    ends = [entry.get("data_offsets", (0, 0))[-1] for key, entry in header.items()
-            if key != "__metadata__" and isinstance(entry, dict)]
+    offsets = [entry.get("data_offsets") if isinstance(entry, dict) else None
+               for key, entry in header.items() if key != "__metadata__"]
+    ends = [pair[1] if isinstance(pair, list) and len(pair) == 2 else None for pair in offsets]
     if not all(isinstance(end, int) for end in ends):
         return not_safetensors.format("its header has no valid data offsets")
     needed, have = max(ends, default=0), size - 8 - length

@@ -58,6 +58,9 @@ def test_bytes_past_the_data_and_foreign_bytes(whole):
     assert "is not a safetensors file (its first bytes are no safetensors header)" in safetensors_damage(whole)
     whole.write_bytes((12).to_bytes(8, "little") + b"not json at all")
     assert "is not a safetensors file (its header is not JSON)" in safetensors_damage(whole)
+    for entry in ('{"a": {"data_offsets": 7}}', '{"a": {"data_offsets": []}}', '{"a": 3}'):
+        whole.write_bytes(len(entry).to_bytes(8, "little") + entry.encode())
+        assert "is not a safetensors file (its header has no valid data offsets)" in safetensors_damage(whole)
 
 
 def test_zip_pickles_cut_short_are_caught_and_old_pickles_pass(tmp_path):
