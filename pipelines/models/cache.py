@@ -131,6 +131,14 @@ class ModelCache:
             if entry is not None and entry.locks:
                 entry.locks -= 1
 
+    def remeasure(self) -> None:
+        """Read every entry's tensor storages again, after a job moved tensors outside the cache (model CPU
+        offload and back): the storages are new, and a stale address could be taken for a new model's."""
+        with self._lock:
+            for entry in self._entries.values():
+                if entry.value is not None:
+                    entry.storages = entry.value.storages()
+
     # ---- adding and removing ------------------------------------------------------------------------
     def make_room(self, needed_bytes: int, tier: Tier = Tier.DEVICE) -> None:
         """Evict (park or drop) idle entries, oldest first, until ``needed_bytes`` fit ``tier``'s budget."""

@@ -20,7 +20,7 @@ import torch
 from pipelines.errors import OutOfMemoryError
 from pipelines.models.job_memory import choose_level, estimate_job
 from pipelines.models.loaded import LoadedModel
-from pipelines.models.low_memory import MemoryLevel, levels_for, lowered, mark_offloaded
+from pipelines.models.low_memory import OFFLOADED, MemoryLevel, levels_for, lowered, mark_offloaded
 from pipelines.models.memory import fmt, vram_free_total
 from pipelines.models.memory_budget import Tier
 from pipelines.modes.common import JobContext, resolve_seed
@@ -80,6 +80,8 @@ def _attempt(run: ModeRun, request: Any, job: JobContext, level: MemoryLevel) ->
         outcome = _run_catching(run, request, job)
     for model in mode.kept_offloaded:
         _keep_offloaded(job, model)
+    if OFFLOADED in mode.savings and job.store is not None:
+        job.store.cache.remeasure()  # the models went to the CPU and back: their tensors are new storages
     return outcome, mode.label
 
 
