@@ -125,10 +125,18 @@ def test_a_second_oom_is_a_clear_error_and_leaves_no_file(ctx):
                                          "(CPU offload needs an accelerator); try a smaller size or batch size")
 
 
-def test_interrupt_stops_the_retry(ctx):
-    with unet_calls(ctx, fail_at=lambda n: n == 1, on_call=lambda n: n == 2 and ctx.engine.state.interrupt()) as seen:
-        result = ctx.engine.generate(Txt2ImgRequest(**{**REQUEST.__dict__, "steps": 4}))
+def test_interrupt_stops_the_retry_which_progress_names(ctx):
+    shown: list[str] = []
+
+    def interrupt_the_retry(call: int) -> None:
+        if call == 2:
+            shown.append(ctx.engine.state.textinfo)  # what /sdapi/v1/progress reports as textinfo
+            ctx.engine.state.interrupt()
+
+    with unet_calls(ctx, fail_at=lambda n: n == 1, on_call=interrupt_the_retry) as seen:
+        result = ctx.engine.generate(replace(REQUEST, steps=4))
     assert result.interrupted and len(seen) == 2  # the retry stopped after its first step
+    assert shown == ["Retrying with lower memory (VAE slicing and tiling)"]
 
 
 def test_short_memory_picks_the_lower_memory_mode_up_front(ctx, memory):
