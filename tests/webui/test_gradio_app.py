@@ -29,6 +29,17 @@ def test_page_is_served_with_its_tabs(live_app):
     assert {"txt2img", "Models", "Settings", "Stable Diffusion checkpoint", "Prompt"} <= labels
 
 
+def test_no_event_runs_on_the_change_of_a_component_it_writes(live_app):
+    """Such an event runs again after each of its answers for as long as the page is open: the styles refresh
+    once did, several requests a second from every page, and Gradio re-reads its inputs for each (issue 12)."""
+    config = httpx.get(live_app["url"] + "config", timeout=10).json()
+    names = {c["id"]: c.get("props", {}).get("elem_id") or c.get("props", {}).get("label")
+             for c in config["components"]}
+    loops = [(dep["id"], names.get(target)) for dep in config["dependencies"]
+             for target, event in dep["targets"] if event == "change" and target in dep["outputs"]]
+    assert loops == []
+
+
 def test_generate_returns_the_saved_png_with_its_parameters(client, live_app):
     gallery, info = client.predict(**{**FORM, "batch_size": 2}, api_name="/txt2img")
     assert len(gallery) == 2 and gallery[0]["caption"] == "Seed 9"

@@ -111,11 +111,15 @@ def wire(store: StyleStore, panels: Sequence[StylePanel]) -> None:
     for panel in panels:
         _wire_panel(store, panel, panels, selections, shared_outputs)
 
-    def refresh_styles(**selected: Any) -> dict[Component, Any]:
-        return _refreshed(store, panels, selected)
+    def styles_on_load() -> dict[Component, Any]:
+        """The choices read from styles.csv again; a page that has just loaded has nothing selected yet."""
+        names = list(store.all())
+        return {dropdown: gr.Dropdown(choices=names) for dropdown in shared_outputs}
 
-    gr.on(None, refresh_styles, None, shared_outputs, inputs_kwargs=selections, api_name=False, queue=False,
-          show_progress="hidden")
+    # Without inputs, gr.on(None) runs on page load only. With the selections as inputs it also ran on their
+    # change, and its answer changed them: every open page sent it again every fraction of a second, for good,
+    # and Gradio re-reads the inputs (the Inpaint editor's layers too, as PNG uploads) for each event (issue 12).
+    gr.on(None, styles_on_load, None, shared_outputs, api_name=False, queue=False, show_progress="hidden")
 
 
 def _wire_panel(store: StyleStore, panel: StylePanel, panels: Sequence[StylePanel],
