@@ -13,6 +13,7 @@ from pipelines.extension_host.scripts import ScriptRunner
 from pipelines.extension_host.startup import load_configured_extensions
 from pipelines.extension_manager.manager import ExtensionManager
 from pipelines.files import remove_stale_temp_files
+from pipelines.history import History
 from pipelines.hooks import ExtensionRegistry
 from pipelines.models.store import ModelStore
 from pipelines.networks.vae import check_vae_name
@@ -32,6 +33,7 @@ class AppContext:
     engine: Engine
     options: OptionsStore  # A1111's options (config.json), shared by the UI and the API
     styles: StyleStore  # A1111's styles.csv
+    history: History  # every saved image, searchable (the History tab and /atelier/v1/history)
     extensions: ExtensionRegistry = dataclasses.field(init=False)  # what extensions added; their load reports
     scripts: ScriptRunner = dataclasses.field(init=False)  # runs the extensions' scripts (X/Y/Z plot, ...)
 
@@ -54,9 +56,11 @@ class AppContext:
         selection = CheckpointSelection(store, settings.initial_model)
         upscalers = UpscalerRegistry(settings, store)
         styles = StyleStore(settings.styles_file)
-        engine = Engine(settings, store, selection, upscalers, styles)
+        history = History.open(settings.outputs_dir, settings.data_dir)
+        engine = Engine(settings, store, selection, upscalers, styles, history=history)
         return cls(settings=settings, store=store, selection=selection, upscalers=upscalers, engine=engine,
-                   options=OptionsStore(settings, selection, vae_check=partial(check_vae_name, store)), styles=styles)
+                   options=OptionsStore(settings, selection, vae_check=partial(check_vae_name, store)), styles=styles,
+                   history=history)
 
 
 def written_folders(settings: Settings) -> list[Path]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pipelines.errors import ValidationError
+from pipelines.history import History
 from pipelines.hooks import ExtensionRegistry, JobHooks
 from pipelines.jobs import DeviceQueue, JobOwner, QueuedJob
 from pipelines.jobs.owner import LOCAL
@@ -57,9 +58,10 @@ class Engine:
 
     def __init__(self, settings: Settings, store: ModelStore, selection: CheckpointSelection,
                  upscalers: UpscalerRegistry, styles: StyleStore | None = None,
-                 hooks: ExtensionRegistry | None = None) -> None:
+                 hooks: ExtensionRegistry | None = None, history: History | None = None) -> None:
         self.settings = settings
         self.hooks = hooks or ExtensionRegistry()  # the extensions' hook points (pipelines/hooks)
+        self.history = history  # indexes every image a job saves (None: not recorded, e.g. in engine tests)
         self._job_hooks: JobHooks | None = None  # the running job's, set while it holds the device
         # Interrupt presses per target: an owner, ("task", id), or None for everyone's jobs
         self._interrupts: Counter[JobOwner | tuple[str, str] | None] = Counter()
@@ -180,6 +182,8 @@ class Engine:
                     result = mode.run(request, self._job(None, state, on_progress))
                 log.info("%s: %d image(s) in %.2fs%s", request.mode, len(result.images),
                          time.perf_counter() - started, " (interrupted)" if result.interrupted else "")
+                if self.history is not None:  # before the hooks: a failing hook must not keep saved images out
+                    self.history.record_images(result.images, mode=request.mode)
                 hooks.after_job(request, result)
                 return result
             finally:

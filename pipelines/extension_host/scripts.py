@@ -89,6 +89,8 @@ class ScriptRunner:
             if request.save_images:
                 path = save_image(image, outputs_dir=self.engine.settings.outputs_dir, mode=request.mode, seed=None,
                                   infotext=infotext, kind="grids")
+                if self.engine.history is not None:
+                    self.engine.history.record(path, infotext, size=image.size, mode=request.mode)
                 self.registry.for_job(extension_args).image_saved(path, image, infotext, request.mode)
             return GeneratedImage(image=image, seed=-1, infotext=infotext, path=path)
 
