@@ -6,6 +6,7 @@
 - Errors and ``X-Process-Time`` come from :class:`~webui.api.errors.ApiRoute`.
 - ``/docs`` (Swagger UI), ``/redoc`` and ``/openapi.json`` describe the API routes only, behind the same login
   (the browser asks for it once; Swagger's own fetch of the schema reuses it).
+- Atelier's own routes (not in A1111) are under ``/atelier/v1``: extensions, the image history.
 - :func:`api_routes` gathers everything in one router, so the Gradio app can be created with the
   routes already in it (``app_kwargs["routes"]``): nothing is added after the server accepts connections.
 """
@@ -29,6 +30,7 @@ from pipelines.version import __version__
 from webui.api.errors import ApiRoute
 from webui.api.routes_extensions import add_extension_routes, build_atelier_router
 from webui.api.routes_generation import add_generation_routes
+from webui.api.routes_history import add_history_routes
 from webui.api.routes_models import add_model_routes
 from webui.api.scripts import add_script_routes, mount_extension_routes
 
@@ -81,6 +83,7 @@ def api_routes(ctx: AppContext, config: ApiConfig) -> APIRouter:
     router = build_router(ctx, config)
     dependencies = list(router.dependencies)
     atelier = build_atelier_router(ctx, dependencies)
+    add_history_routes(atelier, ctx)
     everything = APIRouter()
     everything.include_router(router)
     everything.include_router(atelier)
