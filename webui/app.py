@@ -15,7 +15,7 @@ from webui import wiring
 from webui.components import checkpoint_bar, model_hint, quick_settings, style_panel
 from webui.components.token_counter import TokenizerCache
 from webui.queueing import free_closed_page
-from webui.tabs import extension_tabs, extensions, extras, img2img, models, png_info, settings, txt2img
+from webui.tabs import extension_tabs, extensions, extras, history, img2img, models, png_info, settings, txt2img
 
 TITLE = "Atelier"
 
@@ -38,6 +38,8 @@ def build_blocks(ctx: AppContext, *, restart: Callable[[], None] | None = None) 
                 upscale = extras.build(ctx)
             with gr.Tab("PNG Info", id="png_info"):
                 png = png_info.build(ctx, bar)
+            with gr.Tab("History", id="history") as history_page:
+                saved = history.build(ctx, history_page)
             with gr.Tab("Models", id="models"):
                 models.build(ctx, bar)
             extension_tabs.build_tabs(ctx)  # tabs extensions add
@@ -55,8 +57,13 @@ def build_blocks(ctx: AppContext, *, restart: Callable[[], None] | None = None) 
 
         png.send_to_txt2img.click(paste_to_txt2img, [png.parameters], [*form.components(), *quick.components(), tabs],
                                   inputs_kwargs=form.named(), api_name="paste_to_txt2img")
-        wiring.wire(ctx, wiring.Pages(tabs, form, txt2img_tab.gallery, txt2img_tab.info, img2img_tab, upscale, png,
-                                      quick))
+        saved.send_to_txt2img.click(paste_to_txt2img, [saved.parameters],
+                                    [*form.components(), *quick.components(), tabs], inputs_kwargs=form.named(),
+                                    api_name="history_send_to_txt2img")
+        pages = wiring.Pages(tabs, form, txt2img_tab.gallery, txt2img_tab.info, img2img_tab, upscale, png, quick)
+        wiring.wire(ctx, pages)
+        wiring.wire_file_senders(ctx, pages, saved, "history", "the image picked in History",
+                                 "Pick an image in History first.")
         style_panel.wire(ctx.styles, [txt2img_tab.styles, img2img_tab.styles])
         # The checkpoint selection is shared by every browser tab, as in A1111.
         demo.load(bar.current, None, [bar.dropdown, bar.status], api_name=False)

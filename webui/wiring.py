@@ -1,4 +1,4 @@
-"""Cross-tab wiring: the result actions under each gallery and PNG Info's send-to buttons.
+"""Cross-tab wiring: the result actions under each gallery, PNG Info's and History's send-to buttons.
 
 Tabs build themselves and return what others need; this module connects them, so
 ``app.py`` stays a list of tabs. Every event switches tabs through the page's
@@ -8,7 +8,7 @@ Tabs build themselves and return what others need; this module connects them, so
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import gradio as gr
 
@@ -135,27 +135,44 @@ def wire_img2img_actions(ctx: AppContext, pages: Pages, row: ResultActions) -> N
                      api_name=f"{row.source}_send_to_{sub_tab}", queue=False)
 
 
-def wire_png_info(ctx: AppContext, pages: Pages) -> None:
-    """PNG Info's Send to img2img / inpaint / extras: the dropped file itself (not re-encoded) and its parameters."""
+class FileSender(Protocol):
+    """A tab showing one image file with its parameters and the Send to buttons (PNG Info, History)."""
 
-    def png_info_to_extras(image: str | None) -> dict[Any, Any]:
-        """Show the image dropped into PNG Info in the Upscale tab."""
+    image: Any  # the component holding the file's path
+    send_to_img2img: gr.Button
+    send_to_inpaint: gr.Button
+    send_to_extras: gr.Button
+
+
+def wire_file_senders(ctx: AppContext, pages: Pages, sender: FileSender, source: str, what: str, missing: str) -> None:
+    """``sender``'s Send to img2img / inpaint / extras: the file itself (not re-encoded) and its parameters.
+    Events ``{source}_send_to_<tab>``; ``what`` names the image in their descriptions, ``missing`` is the
+    message when there is none."""
+
+    def to_extras(image: str | None) -> dict[Any, Any]:
         if not image:
-            raise gr.Error("Drop an image into PNG Info first.", title="No image")
+            raise gr.Error(missing, title="No image")
         return _to_extras(pages, image)
 
-    pages.png_info.send_to_extras.click(png_info_to_extras, [pages.png_info.image], _extras_targets(pages),
-                                        api_name="png_info_send_to_extras", queue=False)
-    for sub_tab, button in (("img2img", pages.png_info.send_to_img2img), ("inpaint", pages.png_info.send_to_inpaint)):
+    to_extras.__doc__ = f"Show {what} in the Upscale tab."
+    sender.send_to_extras.click(to_extras, [sender.image], _extras_targets(pages), api_name=f"{source}_send_to_extras",
+                                queue=False)
+    for sub_tab, button in (("img2img", sender.send_to_img2img), ("inpaint", sender.send_to_inpaint)):
 
         def send(image: str | None, _sub_tab: str = sub_tab, **form_values: Any) -> dict:
             if not image:
-                raise gr.Error("Drop an image into PNG Info first.", title="No image")
+                raise gr.Error(missing, title="No image")
             return to_img2img(ctx, pages, image, _sub_tab, form_values)
 
-        send.__doc__ = f"Show the image dropped into PNG Info, with its parameters, in img2img's {sub_tab} sub-tab."
-        button.click(send, [pages.png_info.image], img2img_targets(pages),
-                     inputs_kwargs=pages.img2img.form.named(), api_name=f"png_info_send_to_{sub_tab}", queue=False)
+        send.__doc__ = f"Show {what}, with its parameters, in img2img's {sub_tab} sub-tab."
+        button.click(send, [sender.image], img2img_targets(pages), inputs_kwargs=pages.img2img.form.named(),
+                     api_name=f"{source}_send_to_{sub_tab}", queue=False)
+
+
+def wire_png_info(ctx: AppContext, pages: Pages) -> None:
+    """PNG Info's Send to img2img / inpaint / extras: the dropped file itself (not re-encoded) and its parameters."""
+    wire_file_senders(ctx, pages, pages.png_info, "png_info", "the image dropped into PNG Info",
+                      "Drop an image into PNG Info first.")
 
 
 def wire(ctx: AppContext, pages: Pages) -> dict[str, ResultActions]:

@@ -72,6 +72,30 @@ class HistoryQuery:
         return self
 
 
+def parse_date(field_name: str, text: str) -> _dt.date | None:
+    """A ``YYYY-MM-DD`` date typed into a filter (empty: None)."""
+    if not (text or "").strip():
+        return None
+    try:
+        return _dt.date.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ValidationError(field_name, f"{text.strip()!r} is not a date like 2026-03-14") from exc
+
+
+def parse_size(field_name: str, text: str) -> tuple[int | None, int | None]:
+    """A size filter: ``512x768``, ``512x`` (width only) or ``x768`` (height only); empty: no filter."""
+    text = (text or "").strip().lower().replace(" ", "")
+    if not text:
+        return None, None
+    width, sep, height = text.partition("x")
+    try:
+        if not sep or not (width or height):
+            raise ValueError(text)
+        return (int(width) if width else None), (int(height) if height else None)
+    except ValueError as exc:
+        raise ValidationError(field_name, f"{text!r} is not a size like 512x768, 512x or x768") from exc
+
+
 @dataclass(frozen=True)
 class HistoryPage:
     """One page of a search's results, newest first, and how many match in all."""
