@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import AtelierError
-from pipelines.history import trash
+from pipelines.history import thumbnails, trash
 from pipelines.history.database import HistoryDatabase
 from pipelines.history.indexer import FoundFile, entry_from_infotext, find_images, read_entry, relative_path
 from pipelines.history.records import HistoryEntry, HistoryPage, HistoryQuery, ScanReport
@@ -83,6 +83,10 @@ class History:
         if not path.is_relative_to(root) or not path.is_file():
             raise HistoryNotFoundError(f"the file of image {entry.id} ({entry.path}) is gone")
         return path
+
+    def thumbnail(self, entry: HistoryEntry) -> Path:
+        """A small WebP of the entry's image (made on first use; the file itself if that fails)."""
+        return thumbnails.thumbnail(self.outputs_dir, entry, self.file(entry))
 
     def models(self) -> list[str]:
         return self.db.distinct("model")

@@ -158,3 +158,14 @@ def test_database_survives_kill_during_writes(tmp_path):
         count = db.execute("SELECT count(*) FROM images").fetchone()[0]
         assert count >= 50 and count % 50 == 0  # whole transactions only
         assert db.execute("SELECT count(*) FROM images_fts WHERE images_fts MATCH 'cat'").fetchone()[0] == count
+
+
+def test_thumbnails_are_small_webp_files_made_once(history):
+    big = write_png(history.outputs_dir / "txt2img-images" / "2026-03-16" / "00002-5.png", FORGE, size=(600, 300))
+    history.rescan()
+    entry = history.db.get_by_path(big.relative_to(history.outputs_dir).as_posix())
+    thumb = history.thumbnail(entry)
+    with Image.open(thumb) as image:
+        assert (image.format, image.size) == ("WEBP", (256, 128))
+    assert thumb.parent.name == ".thumbnails" and history.thumbnail(entry) == thumb
+    assert history.rescan().added == 0  # the thumbnails folder is not indexed

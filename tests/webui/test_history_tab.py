@@ -29,7 +29,7 @@ def test_search_open_favourite_trash_restore(client, live_app):
     _, info = client.predict(**MADE, api_name="/txt2img")
     gallery, label = search(client)
     assert len(gallery) == 1 and label.startswith("1 image(s) · page 1 of 1")
-    assert gallery[0]["caption"] == "a walrus astronaut, history tab"
+    assert gallery[0]["caption"] == "a walrus astronaut, history tab" and gallery[0]["image"].endswith(".webp")
     entry_id = history.search(HistoryQuery(text="walrus")).entries[0].id
     _, about, parameters, *_ = client.predict(entry_id=entry_id, api_name="/history_open")
     assert parameters == info and "**txt2img** · 64x64 · model tiny-sd15" in about

@@ -133,7 +133,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> HistoryTab:
         items = []
         for entry in result.entries:
             try:
-                items.append((str(history.file(entry)), caption(entry)))
+                items.append((str(history.thumbnail(entry)), caption(entry)))
             except HistoryNotFoundError:
                 continue  # deleted outside Atelier since: the next rescan forgets it
         return (items, [e.id for e in result.entries], result.page, page_label(result),
