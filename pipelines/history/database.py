@@ -57,7 +57,7 @@ _FTS = [
         INSERT INTO images_fts (rowid, prompt, negative, loras) VALUES (new.id, new.prompt, new.negative_prompt,
                                                                          new.loras); END""",
 ]
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # A text search's matches up to this many are fetched through the FTS index and sorted; more, and walking the
 # (trashed, created) index newest first is faster (bench/history_search.py).
 TEXT_FIRST_LIMIT = 3000
@@ -77,7 +77,11 @@ def _migrate_to_1(db: sqlite3.Connection, fts: bool) -> None:
         db.execute(statement)
 
 
-MIGRATIONS = {1: _migrate_to_1}  # version -> what brings the version before it there
+def _migrate_to_2(db: sqlite3.Connection, fts: bool) -> None:
+    db.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")  # e.g. "scanned": a full scan ended
+
+
+MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2}  # version -> what brings the version before it there
 
 
 def _day_start(day: _dt.date) -> float:
@@ -227,6 +231,16 @@ class HistoryDatabase:
             column = "negative_prompt" if term.negative_prompt else "prompt || ' ' || loras"
             where.append(f"({column}) {'NOT ' if term.excluded else ''}LIKE ? ESCAPE '\\'")
             params.append(like_pattern(term.words))
+
+    def get_state(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+                       "excluded.value", (key, value))
 
     def integrity_ok(self) -> bool:
         with self._lock:

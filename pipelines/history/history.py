@@ -2,13 +2,15 @@
 
 The database lives beside the outputs folder (``data_dir/history.sqlite3``, not inside it: the UI serves the
 outputs folder's files) and holds paths relative to the outputs folder. A missing database is rebuilt from
-the image files in a background thread; searches meanwhile answer with what is indexed so far.
+the image files in a background thread (so is one whose first scan never finished); searches meanwhile answer
+with what is indexed so far.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from pipelines.history.records import HistoryEntry, HistoryPage, HistoryQuery, S
 
 log = logging.getLogger(__name__)
 DATABASE_NAME = "history.sqlite3"
+SCANNED = "scanned"  # state key: when the last full scan of the outputs folder ended
 SCAN_BATCH = 200  # rows per transaction while scanning: searches get the lock between batches
 
 
@@ -39,11 +42,10 @@ class History:
 
     @classmethod
     def open(cls, outputs_dir: Path, data_dir: Path) -> History:
-        """The history of ``outputs_dir``, its database in ``data_dir``; rebuilt in the background if missing."""
-        database = data_dir / DATABASE_NAME
-        missing = not database.exists()
-        history = cls(outputs_dir, database)
-        if missing:
+        """The history of ``outputs_dir``, its database in ``data_dir``; built in the background when missing, or
+        when no full scan has finished yet (the process that started it was stopped)."""
+        history = cls(outputs_dir, data_dir / DATABASE_NAME)
+        if history.db.get_state(SCANNED) is None:
             history.rescan_in_background()
         return history
 
@@ -160,6 +162,7 @@ class History:
             self.db.upsert(batch)
             gone = [path for path in known if path not in seen]
             self.db.remove_paths(gone)
+            self.db.set_state(SCANNED, str(time.time()))
         report = ScanReport(added, updated, len(gone), unchanged, failed)
         log.info("history scan of %s: %d added, %d updated, %d removed, %d unchanged, %d unreadable",
                  self.outputs_dir, added, updated, len(gone), unchanged, len(failed))

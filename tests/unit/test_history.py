@@ -169,3 +169,15 @@ def test_thumbnails_are_small_webp_files_made_once(history):
         assert (image.format, image.size) == ("WEBP", (256, 128))
     assert thumb.parent.name == ".thumbnails" and history.thumbnail(entry) == thumb
     assert history.rescan().added == 0  # the thumbnails folder is not indexed
+
+
+def test_a_first_scan_cut_short_runs_again_at_the_next_start(tmp_path):
+    outputs = tmp_path / "outputs"
+    write_png(outputs / "txt2img-images" / "2026-03-14" / "00000-1.png", FORGE)
+    first = History(outputs, tmp_path / "history.sqlite3")  # opened, but no scan ran (a CLI run that exited)
+    assert first.db.count() == 0 and first.db.get_state("scanned") is None
+    first.close()
+    again = History.open(outputs, tmp_path)
+    again.rescan_in_background().join(timeout=30)
+    assert again.db.count() == 1 and again.db.get_state("scanned")
+    assert History.open(outputs, tmp_path)._scanner is None  # scanned once: no scan at start any more
