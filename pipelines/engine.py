@@ -183,7 +183,7 @@ class Engine:
                 log.info("%s: %d image(s) in %.2fs%s", request.mode, len(result.images),
                          time.perf_counter() - started, " (interrupted)" if result.interrupted else "")
                 if self.history is not None:  # before the hooks: a failing hook must not keep saved images out
-                    self.history.record_images(result.images, mode=request.mode)
+                    self.history.record_images([*result.images, *filter(None, [result.grid])], mode=request.mode)
                 hooks.after_job(request, result)
                 return result
             finally:

@@ -76,6 +76,10 @@ def option_specs(settings: Settings) -> tuple[OptionSpec, ...]:
                    "Checkpoints kept in RAM (stored only: Atelier's cache counts bytes)", "stored"),
         OptionSpec("outdir_samples", str, "", "Output folder for all images", "fixed"),
         OptionSpec("outdir_txt2img_samples", str, txt2img_dir, "Output folder for txt2img images", "fixed"),
+        OptionSpec("grid_save", bool, True, "Save a grid of every batch of more than one image (outputs/<mode>-grids)"),
+        OptionSpec("return_grid", bool, True, "Show the grid first in the gallery (stored only: galleries list the "
+                   "images; the Imagine view shows the grid)", "stored"),
+        OptionSpec("n_rows", int, -1, "Grid rows: -1 automatic, 0 one row per batch", choices=tuple(range(-1, 17))),
         OptionSpec("enable_pnginfo", bool, True, "Save generation parameters in the PNG", "fixed"),
         OptionSpec("add_model_hash_to_info", bool, True, "Model hash in the infotext", "fixed"),
         OptionSpec("add_model_name_to_info", bool, True, "Model name in the infotext", "fixed"),
@@ -172,6 +176,11 @@ class OptionsStore:
         already checked ``override_settings``) taking precedence."""
         values = {**self.values(), **(overrides or {})}
         return {"clip_skip": values["CLIP_stop_at_last_layers"], "emphasis": values["emphasis"]}
+
+    def grid_settings(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The request fields the grid options decide (grid_save, n_rows), ``overrides`` taking precedence."""
+        values = {**self.values(), **(overrides or {})}
+        return {"save_grid": values["grid_save"], "grid_rows": values["n_rows"]}
 
     def sd_vae(self, overrides: Mapping[str, Any] | None = None) -> str:
         """The request's ``sd_vae``: the SD VAE option, or ``overrides["sd_vae"]`` (already checked)."""

@@ -23,6 +23,7 @@ class GenerationResult:
     info: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
     notices: tuple[str, ...] = ()  # what the user should know about how the job ran (e.g. a lower-memory retry)
+    grid: GeneratedImage | None = None  # the batch as one picture (A1111's grid), when the job made more than one
 
     @property
     def paths(self) -> list[Path]:

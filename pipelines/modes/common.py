@@ -13,6 +13,7 @@ import torch
 
 from pipelines import samplers
 from pipelines.hooks import JobHooks
+from pipelines.imaging.grid import image_grid
 from pipelines.imaging.noise import initial_noise
 from pipelines.imaging.preview import LatentPreviewer, fit_previewer
 from pipelines.infotext.codec import format_infotext
@@ -283,7 +284,24 @@ def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: ty
                     ctx.hooks.image_saved(path, image, text, request.mode)
             images.append(GeneratedImage(image=image, seed=seed, infotext=text, path=path))
     info = result_info(request, ctx, images, first_seed, spec, schedule)
-    return GenerationResult(images=images, info=info, interrupted=ctx.job.interrupted)
+    return GenerationResult(images=images, info=info, interrupted=ctx.job.interrupted,
+                            grid=batch_grid(request, ctx, images))
+
+
+def batch_grid(request: GenerationRequest, ctx: JobContext, images: list[GeneratedImage]) -> GeneratedImage | None:
+    """A1111's grid of a job that made more than one image, with the first image's infotext and seed; saved in
+    ``outputs/<mode>-grids/`` when the job saves its images and ``save_grid`` (option grid_save) is on."""
+    if len(images) < 2:
+        return None
+    grid = image_grid([img.image for img in images], request.grid_rows, request.batch_size)
+    first = images[0]
+    path = None
+    if request.save_images and request.save_grid:
+        path = save_image(grid, outputs_dir=ctx.settings.outputs_dir, mode=request.mode, seed=first.seed,
+                          infotext=first.infotext, kind="grids")
+        if ctx.hooks:
+            ctx.hooks.image_saved(path, grid, first.infotext, request.mode)
+    return GeneratedImage(image=grid, seed=first.seed, infotext=first.infotext, path=path)
 
 
 def result_info(request: GenerationRequest, ctx: JobContext, images: list[GeneratedImage], first_seed: int,

@@ -76,6 +76,9 @@ class GenerationRequest:
     subseed_strength: float = 0.0
     seed_resize_from_w: int = 0  # 0 (or -1): off
     seed_resize_from_h: int = 0
+    # A1111's grid of a batch (options grid_save and n_rows): saved in outputs/<mode>-grids when images are saved
+    save_grid: bool = True
+    grid_rows: int = -1  # -1: automatic, 0: one row per batch, n: n rows
 
     mode = ""
 
@@ -104,6 +107,7 @@ class GenerationRequest:
         if not isinstance(self.sd_vae, str) or not self.sd_vae:
             raise ValidationError("sd_vae", f"must be 'Automatic', 'None' or a VAE's name, got {self.sd_vae!r}")
         self._validate_variation()
+        _check_int("grid_rows", self.grid_rows, -1, 16)
         if not isinstance(self.styles, tuple) or not all(isinstance(s, str) for s in self.styles):
             raise ValidationError("styles", f"must be a list of style names, got {self.styles!r}")
 

@@ -22,15 +22,16 @@ def test_jobs_and_grids_are_recorded_and_dropped_files_found(app_context):
     history.rescan_in_background().join(timeout=30)  # the start-up rebuild (no database yet) is done
     result = app_context.engine.generate(replace(JOB, batch_size=2))
     page = history.search(HistoryQuery(text="lighthouse"))
-    assert page.total == 2 and {e.seed for e in page.entries} == {5, 6}
-    entry = page.entries[0]
+    assert page.total == 3 and {e.seed for e in page.entries} == {5, 6}  # the two images and the batch's grid
+    assert result.grid is not None and [e.kind for e in page.entries].count("grids") == 1
+    entry = next(e for e in page.entries if e.kind == "images")
     assert history.file(entry) in result.paths and entry.infotext in [i.infotext for i in result.images]
     assert (entry.mode, entry.model, entry.negative_prompt, entry.steps, entry.width) == (
         "txt2img", "tiny-sd15", "fog", 2, 64)
     grid = app_context.scripts.run("x/y/z plot", JOB, {"x_type": "Steps", "x_values": "1-2"}).images[0]
     recorded = history.db.get_by_path(grid.path.relative_to(app_context.settings.outputs_dir).as_posix())
     assert recorded is not None and recorded.kind == "grids" and recorded.width == grid.image.width
-    assert history.search(HistoryQuery(text="lighthouse")).total == 5  # 2 + the plot's 2 cells + its grid
+    assert history.search(HistoryQuery(text="lighthouse")).total == 6  # 2, their grid, 2 cells, the plot
 
     dropped = app_context.settings.outputs_dir / "from-a1111" / "00042-1234.png"
     dropped.parent.mkdir()
