@@ -57,7 +57,13 @@ def build_blocks(ctx: AppContext, *, restart: Callable[[], None] | None = None) 
 
         png.send_to_txt2img.click(paste_to_txt2img, [png.parameters], [*form.components(), *quick.components(), tabs],
                                   inputs_kwargs=form.named(), api_name="paste_to_txt2img")
-        saved.send_to_txt2img.click(paste_to_txt2img, [saved.parameters],
+        def history_to_txt2img(infotext: str, **form_values: Any) -> dict[Component | gr.Tabs, Any]:
+            """Fill the txt2img form from the parameters of the image picked in History; switch to txt2img."""
+            if not (infotext or "").strip():
+                raise gr.Error("Pick an image with generation parameters in History first.", title="No parameters")
+            return paste_to_txt2img(infotext, **form_values)
+
+        saved.send_to_txt2img.click(history_to_txt2img, [saved.parameters],
                                     [*form.components(), *quick.components(), tabs], inputs_kwargs=form.named(),
                                     api_name="history_send_to_txt2img")
         pages = wiring.Pages(tabs, form, txt2img_tab.gallery, txt2img_tab.info, img2img_tab, upscale, png, quick)

@@ -47,6 +47,7 @@ def test_search_open_favourite_trash_restore(client, live_app):
     assert len(search(client)[0]) == 1 and not history.get(entry_id).trashed
 
     client.predict(entry_id=entry_id, api_name="/history_open")  # the picked file is this page's
+    assert client.predict(infotext=parameters, api_name="/history_send_to_txt2img")[1] == MADE["prompt"]
     values = client.predict(api_name="/history_send_to_img2img")
     assert values[:3] == ("tiny-sd15", "a walrus astronaut, history tab", "blurry")
     assert any(isinstance(v, str) and v.endswith("77.png") for v in values)  # the file itself, NNNNN-SEED.png
