@@ -77,8 +77,8 @@ class Settings:
     enable_insecure_extension_access: bool = False
     # Uploads through the UI: the largest file Gradio accepts (larger ones get 413 before they are stored).
     max_upload_bytes: int = 100 * 2**20
-    # Gradio's temporary folder (uploads, the copies of results pages show): every `temp_sweep_every_s`, and
-    # at start, files unchanged for `temp_max_age_s` are deleted (webui/temp_sweeper.py); 0: never.
+    # Gradio's temporary folder (uploads, the copies of results pages show): every `temp_sweep_every_s`,
+    # files unchanged for `temp_max_age_s` are deleted (webui/temp_sweeper.py); 0: never.
     temp_max_age_s: float = 86400.0
     temp_sweep_every_s: float = 3600.0
     # Jobs that may wait for the device at once (UI, API, CLI, scripts together); past it a new job is refused

@@ -2,8 +2,8 @@
 deep links. Gradio keeps them until someone deletes them.
 
 A :class:`TempSweeper` belongs to one served app: the server's lifespan starts it with the folder that app
-stores its files in, and stops it when the server closes. Every ``every_s`` seconds (and once at start) it
-deletes the files there that have not changed for ``max_age_s`` seconds, and the empty folders as old.
+stores its files in, and stops it when the server closes. Every ``every_s`` seconds it deletes the files
+there that have not changed for ``max_age_s`` seconds, and the empty folders as old.
 
 Age is the inode change time (ctime), as Gradio's own cleaning reads it: a copy keeps its source's
 modification time (``shutil.copy2``), but its ctime is when it was written, and Gradio touches a cached file
@@ -79,6 +79,9 @@ class TempSweeper:
 
     async def _loop(self) -> None:
         while True:
+            # Not at start: with a sweep while the server started, Gradio's start-up check (one HEAD of the page,
+            # given 3 s) often failed in parallel test runs on a loaded machine ("localhost is not accessible").
+            await asyncio.sleep(self.every_s)
             try:
                 gone = await asyncio.to_thread(sweep, self.folder, self.max_age_s)
             except OSError as exc:  # the folder is unreadable or missing: try again next time
@@ -89,7 +92,6 @@ class TempSweeper:
             if gone:
                 log.info("deleted %d temporary file(s) older than %g s from %s", len(gone), self.max_age_s,
                          self.folder)
-            await asyncio.sleep(self.every_s)
 
     def start(self) -> None:
         if not self.enabled:

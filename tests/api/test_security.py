@@ -236,8 +236,8 @@ def test_file_routes_serve_only_outputs_and_own_temp_files(guarded, tmp_path):
 
 
 def test_the_temporary_folder_is_swept_on_schedule(guarded):
-    """The served app sweeps its own temporary folder at start and then every ``temp_sweep_every_s``, with the
-    settings' age (what a sweep deletes: tests/webui/test_temp_sweeper.py)."""
+    """The served app sweeps its own temporary folder every ``temp_sweep_every_s``, with the settings' age (what a
+    sweep deletes: tests/webui/test_temp_sweeper.py)."""
     sweeper = guarded["app"].state.temp_sweeper
     assert sweeper.folder == Path(guarded["app"].uploaded_file_dir) and sweeper.enabled
     assert sweeper.max_age_s == guarded["ctx"].settings.temp_max_age_s == 86400
