@@ -181,3 +181,29 @@ def test_a_first_scan_cut_short_runs_again_at_the_next_start(tmp_path):
     again.rescan_in_background().join(timeout=30)
     assert again.db.count() == 1 and again.db.get_state("scanned")
     assert History.open(outputs, tmp_path)._scanner is None  # scanned once: no scan at start any more
+
+
+def test_an_a1111_jpeg_is_indexed_from_its_exif_comment(tmp_path):
+    from pipelines.infotext.png_info import EXIF_IFD, USER_COMMENT
+
+    outputs = tmp_path / "outputs"
+    (outputs / "img2img-images").mkdir(parents=True)
+    exif = Image.Exif()
+    exif.get_ifd(EXIF_IFD)[USER_COMMENT] = b"UNICODE\0" + FORGE.encode("utf-16-be")  # as A1111 writes JPEGs
+    Image.new("RGB", (40, 24), "gray").save(outputs / "img2img-images" / "00007-99.jpg", exif=exif)
+    history = History(outputs, tmp_path / "history.sqlite3")
+    assert history.rescan().added == 1
+    entry = history.search(HistoryQuery(text="teapot")).entries[0]
+    assert (entry.mode, entry.model, entry.seed, entry.width, entry.height) == ("img2img", "sd_xl_base_1.0", 99, 40, 24)
+
+
+def test_a_version_1_database_is_migrated(tmp_path):
+    from pipelines.history import database
+
+    with sqlite3.connect(tmp_path / "history.sqlite3") as old:
+        database._migrate_to_1(old, True)
+        old.execute("PRAGMA user_version = 1")
+    history = History.open(tmp_path / "outputs", tmp_path)  # no state table yet: migrated, then scanned
+    history.rescan_in_background().join(timeout=30)
+    assert history.db.get_state("scanned") and history.db.integrity_ok()
+    assert history.db._db.execute("PRAGMA user_version").fetchone()[0] == database.SCHEMA_VERSION
