@@ -15,7 +15,18 @@ from webui import wiring
 from webui.components import checkpoint_bar, model_hint, quick_settings, style_panel
 from webui.components.token_counter import TokenizerCache
 from webui.queueing import free_closed_page
-from webui.tabs import extension_tabs, extensions, extras, history, img2img, models, png_info, settings, txt2img
+from webui.tabs import (
+    extension_tabs,
+    extensions,
+    extras,
+    history,
+    imagine,
+    img2img,
+    models,
+    png_info,
+    settings,
+    txt2img,
+)
 
 TITLE = "Atelier"
 
@@ -32,6 +43,8 @@ def build_blocks(ctx: AppContext, *, restart: Callable[[], None] | None = None) 
         with gr.Tabs() as tabs:
             with gr.Tab("txt2img", id="txt2img"):
                 txt2img_tab = txt2img.build(ctx, bar, quick, tokenizers)
+            with gr.Tab("Imagine", id="imagine"):
+                imagine.build(ctx, txt2img_tab.form)
             with gr.Tab("img2img", id="img2img"):
                 img2img_tab = img2img.build(ctx, bar, quick, tokenizers)
             with gr.Tab("Upscale", id="extras"):
