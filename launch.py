@@ -179,9 +179,10 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def build_generate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="launch.py generate",
-                                description="Generate images from the command line with the same core (no server)")
+def build_generate_parser(prog: str = "launch.py generate",
+                          description: str = "Generate images from the command line with the same core (no server)"
+                          ) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("prompt", help="the prompt")
     job = p.add_argument_group("generation")
     job.add_argument("--negative", default="", help="negative prompt")
@@ -233,14 +234,11 @@ def prepare(args: argparse.Namespace):
     return AppContext.build(settings)
 
 
-def generate_main(argv: list[str]) -> int:
-    """`launch.py generate PROMPT [...]`: one txt2img job, paths printed, non-zero on bad input."""
-    args = build_generate_parser().parse_args(argv)
-    ctx = prepare(args)
+def txt2img_request(args: argparse.Namespace):
+    """The txt2img request the `generate` flags describe."""
     from pipelines.requests import Refiner, Txt2ImgRequest
-    from webui.cli import run_txt2img
 
-    request = Txt2ImgRequest(
+    return Txt2ImgRequest(
         prompt=args.prompt, negative_prompt=args.negative, sampler_name=args.sampler, scheduler=args.scheduler,
         steps=args.steps, cfg_scale=args.cfg_scale, width=args.width, height=args.height, seed=args.seed,
         batch_size=args.batch_size, n_iter=args.batch_count, model=args.ckpt, save_images=args.out is None,
@@ -249,13 +247,39 @@ def generate_main(argv: list[str]) -> int:
         seed_resize_from_h=args.seed_resize_from[1], styles=tuple(args.styles),
         refiner=Refiner(args.refiner, args.refiner_switch_at) if args.refiner else None,
     )
-    return run_txt2img(ctx, request, out=args.out, quiet=args.quiet)
+
+
+def generate_main(argv: list[str]) -> int:
+    """`launch.py generate PROMPT [...]`: one txt2img job, paths printed, non-zero on bad input."""
+    args = build_generate_parser().parse_args(argv)
+    ctx = prepare(args)
+    from webui.cli import run_txt2img
+
+    return run_txt2img(ctx, txt2img_request(args), out=args.out, quiet=args.quiet)
+
+
+def imagine_main(argv: list[str]) -> int:
+    """`launch.py imagine PROMPT [--n 4] [...]`: a batch saved with its grid; the grid's path, then each image's."""
+    parser = build_generate_parser("launch.py imagine", "Midjourney-style: a batch of --n images and their grid, "
+                                   "saved in outputs/ (the grid's path is printed first, then each image's)")
+    parser.add_argument("--n", type=int, default=4, help="images in the grid (1-8)")
+    args = parser.parse_args(argv)
+    if args.out is not None:
+        parser.error("--out: imagine saves the grid and its images in outputs/")
+    ctx = prepare(args)
+    from pipelines.imagine import imagine_request
+    from webui.cli import run_txt2img
+
+    return run_txt2img(ctx, imagine_request(txt2img_request(args), args.n), out=None, quiet=args.quiet,
+                       print_grid=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["generate"]:
         raise SystemExit(generate_main(argv[1:]))
+    if argv[:1] == ["imagine"]:
+        raise SystemExit(imagine_main(argv[1:]))
     args = build_parser().parse_args(argv)
     check_exposure(args)
     ctx = prepare(args)

@@ -53,8 +53,9 @@ def family_note(ctx: AppContext, request: Txt2ImgRequest) -> str | None:
 
 
 def run_txt2img(ctx: AppContext, request: Txt2ImgRequest, *, out: Path | None, quiet: bool = False,
-                stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    """Generate, save, print the saved paths; returns the process exit status.
+                stdout: TextIO | None = None, stderr: TextIO | None = None, print_grid: bool = False) -> int:
+    """Generate, save, print the saved paths (with ``print_grid``, the batch's saved grid first); returns the
+    process exit status.
 
     ``stdout``/``stderr`` default to the streams ``sys`` holds at the call (not at import), so
     redirections made after import (pytest's capture, ``contextlib.redirect_stderr``) see the output."""
@@ -73,6 +74,8 @@ def run_txt2img(ctx: AppContext, request: Txt2ImgRequest, *, out: Path | None, q
     if out is not None:
         paths = [save_image_as(img.image, path, img.infotext)
                  for img, path in zip(result.images, out_paths(out, len(result.images)), strict=True)]
+    if print_grid and result.grid is not None and result.grid.path is not None:
+        print(result.grid.path, file=stdout)  # launch.py imagine: the grid first
     for path in paths:
         print(path, file=stdout)
     for notice in result.notices:  # e.g. the job was retried with lower memory

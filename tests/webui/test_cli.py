@@ -130,3 +130,20 @@ def test_variation_seed_style_and_lora_flags_reach_the_job(tmp_path, model_store
 def test_a_malformed_size_flag_is_refused_by_the_parser(tmp_path, cli):
     bad = cli(tmp_path, "x", "--seed-resize-from", "96by80")
     assert bad.returncode == 2 and "expected WIDTHxHEIGHT such as 768x512, got '96by80'" in bad.stderr
+
+
+def test_imagine_writes_the_grid_and_prints_it_then_the_four_images(tmp_path, model_store, capsys, monkeypatch):
+    import launch
+
+    install_models(model_store, tmp_path, ["tiny-sd15"])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    code = launch.imagine_main(["a castle on a hill", "--seed", "3", "--steps", "1", "--width", "64", "--height",
+                                "64", "--quiet", "--data-dir", str(tmp_path), "--skip-install", "--threads", "1"])
+    lines = capsys.readouterr().out.split()
+    assert code == 0 and len(lines) == 5
+    grid, *images = map(Path, lines)
+    assert grid.parent.parent.name == "txt2img-grids" and [p.name[-6:] for p in images] == [
+        "-3.png", "-4.png", "-5.png", "-6.png"]
+    with Image.open(grid) as picture, Image.open(images[0]) as first:
+        assert picture.size == (128, 128) and picture.info["parameters"] == first.info["parameters"]
