@@ -21,7 +21,7 @@ from pipelines.jobs import DeviceQueue, JobOwner, QueuedJob
 from pipelines.jobs.owner import LOCAL
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
-from pipelines.modes import extras, img2img, outpaint, txt2img
+from pipelines.modes import extras, img2img, outpaint, txt2img, unconditional
 from pipelines.modes.common import JobContext, with_vae
 from pipelines.modes.memory_recovery import run_with_memory_recovery
 from pipelines.modes.refiner import held_refiner
@@ -125,8 +125,14 @@ class Engine:
         """Hold the checkpoint (and the SDXL refiner, if any), apply the prompts' LoRAs for this job (before any
         prompt is encoded), run the mode."""
         tags = extract_loras(request.prompt, request.negative_prompt).tags
-        with self.store.use(request.model or self.selection.current, on_progress) as loaded, \
-                held_vae(self.store, getattr(request, "sd_vae", AUTOMATIC), loaded, on_progress) as vae, \
+        with self.store.use(request.model or self.selection.current, on_progress) as loaded:
+            if unconditional.is_unconditional(loaded.record):  # pixel-space DDPM/DDIM: no VAE, refiner, LoRA or prompt
+                return unconditional.run(request, self._job(loaded, state, on_progress))
+            return self._run_conditioned(mode, request, state, on_progress, loaded, tags)
+
+    def _run_conditioned(self, mode: Mode, request: Any, state: JobState, on_progress: ProgressFn,
+                         loaded: LoadedModel, tags: Any) -> GenerationResult:
+        with held_vae(self.store, getattr(request, "sd_vae", AUTOMATIC), loaded, on_progress) as vae, \
                 held_refiner(self.store, request, loaded, on_progress) as refiner, \
                 applied_loras(loaded.pipeline, self.store, tags, loaded.record.architecture,
                               model_name=loaded.record.name) as loras:

@@ -45,6 +45,8 @@ class SamplerSpec:
     config: dict[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     default_schedule: str = "uniform"
+    max_steps: int = 150  # A1111's slider limit; DDPM samples with all its training steps (1000)
+    pixel_space_only: bool = False  # runs unconditional pixel-space models only (DDPM)
 
     def scheduler_cls(self) -> type:
         return diffusers_attr(self.scheduler_class)
@@ -78,13 +80,19 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
 
 DEFAULT_SAMPLER = "Euler a"
 
+# Unconditional pixel-space models (pipelines/modes/unconditional.py) sample with the two schedulers their
+# papers used: DDPM (ancestral, every training step by default) and DDIM (deterministic, eta 0, fewer steps).
+# DDPM is not in the SD menu above: it is offered only when such a model is selected.
+DDPM = SamplerSpec("DDPM", "DDPMScheduler", {}, ("ddpm",), max_steps=1000, pixel_space_only=True)
+UNCONDITIONAL_SAMPLERS: tuple[SamplerSpec, ...] = (DDPM, next(s for s in SAMPLERS if s.name == "DDIM"))
+
 
 def _lookup(table: dict[str, Any], name: str) -> Any:
     return table.get(name.strip().lower())
 
 
 _SAMPLER_INDEX: dict[str, SamplerSpec] = {
-    key.lower(): spec for spec in SAMPLERS for key in (spec.name, *spec.aliases)
+    key.lower(): spec for spec in (*SAMPLERS, DDPM) for key in (spec.name, *spec.aliases)
 }
 _SCHEDULE_INDEX: dict[str, Schedule] = {
     key.lower(): s for s in SCHEDULES for key in (s.name, s.label)
@@ -93,6 +101,11 @@ _SCHEDULE_INDEX: dict[str, Schedule] = {
 
 def sampler_names() -> list[str]:
     return [s.name for s in SAMPLERS]
+
+
+def unconditional_sampler_names() -> list[str]:
+    """The samplers an unconditional pixel-space model runs with (DDPM first: its default)."""
+    return [s.name for s in UNCONDITIONAL_SAMPLERS]
 
 
 def schedule_labels() -> list[str]:

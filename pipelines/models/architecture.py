@@ -19,10 +19,12 @@ class Architecture(StrEnum):
     SD1 = "sd1"
     SD2 = "sd2"
     SDXL = "sdxl"
+    UNCONDITIONAL = "unconditional"  # a pixel-space UNet2DModel with a DDPM/DDIM scheduler: no text, no VAE
 
     @property
     def label(self) -> str:
-        return {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}[self.value]
+        return {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "unconditional": "Unconditional (pixel space)"}[
+            self.value]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ SDXL_PIPELINES = {
     "StableDiffusionXLImg2ImgPipeline",
     "StableDiffusionXLInpaintPipeline",
 }
+# Unconditional pixel-space pipelines (the DDPM paper's released checkpoints, google/ddpm-*): a UNet2DModel
+# denoises RGB noise at its own sample_size; there is no prompt, no VAE and no guidance.
+UNCONDITIONAL_PIPELINES = {"DDPMPipeline", "DDIMPipeline"}
+UNCONDITIONAL_UNETS = {"UNet2DModel"}
 
 
 def _read_json(path: Path) -> dict:
@@ -86,12 +92,23 @@ def _is_turbo_name(name: str) -> bool:
     return "turbo" in name.lower()
 
 
+def is_bare_unet(folder: Path) -> bool:
+    """A folder (or Hub repo) holding one ``UNet2DModel`` and its scheduler at the top, without a
+    ``model_index.json``: an unconditional model in the layout the early DDPM repos used."""
+    unet = _read_json(folder / "config.json")
+    return unet.get("_class_name") in UNCONDITIONAL_UNETS and (folder / "scheduler_config.json").is_file()
+
+
 def detect_folder(folder: Path, *, name_hint: str = "") -> ModelKind:
     """Kind of a diffusers-layout folder (local or a Hub snapshot)."""
     index = _read_json(folder / "model_index.json")
+    if not index and is_bare_unet(folder):
+        return ModelKind(Architecture.UNCONDITIONAL)
     if not index:
         raise UnsupportedModelError(f"{folder} has no model_index.json; it is not a diffusers model folder")
     cls = index.get("_class_name", "?")
+    if cls in UNCONDITIONAL_PIPELINES:
+        return ModelKind(Architecture.UNCONDITIONAL)
     unet = _read_json(folder / "unet" / "config.json")
     inpainting = unet.get("in_channels") == 9
     turbo = _is_turbo_name(name_hint or folder.name)
@@ -107,7 +124,7 @@ def detect_folder(folder: Path, *, name_hint: str = "") -> ModelKind:
         return ModelKind(Architecture.SD2 if is_sd2 else Architecture.SD1, inpainting, turbo)
     raise UnsupportedModelError(
         f"{name_hint or folder.name}: pipeline {cls!r} is not supported; Atelier runs SD 1.x, SD 2.x and SDXL "
-        "(including Turbo and inpainting variants)"
+        "(including Turbo and inpainting variants) and unconditional DDPM/DDIM pipelines"
     )
 
 

@@ -60,7 +60,7 @@ def apply_optimizations(pipe, *, attention: str, plan: MemoryPlan, device: torch
         pipe.enable_attention_slicing()
         chosen = "sliced attention" if attention == "sliced" else chosen
         savings.append("attention slicing")
-    if plan.mode in ("medvram", "lowvram"):
+    if plan.mode in ("medvram", "lowvram") and getattr(pipe, "vae", None) is not None:  # pixel-space: no VAE
         pipe.vae.enable_slicing()
         pipe.vae.enable_tiling()
         savings += ["VAE slicing", "VAE tiling"]

@@ -77,7 +77,10 @@ def load_pipeline(
     assert record.kind is not None and record.path is not None
     started = time.perf_counter()
     try:
-        pipe = _from_files(record, pipeline_class(record.kind), dtype, config_dir, allow_pickle)
+        if record.kind.architecture is Architecture.UNCONDITIONAL:
+            pipe = _unconditional(record.path, dtype, allow_pickle)
+        else:
+            pipe = _from_files(record, pipeline_class(record.kind), dtype, config_dir, allow_pickle)
     except (OSError, SafetensorError) as exc:  # files changed or missing since the store checked them
         raise DamagedModelError(f"{record.name}: its files in {record.path} could not be loaded "
                                 f"({type(exc).__name__}: {exc}); download it again") from exc
@@ -112,6 +115,27 @@ def _from_files(record: ModelRecord, cls: type, dtype: torch.dtype, config_dir: 
         )
     return pipe
 
+
+def _unconditional(folder: Path, dtype: torch.dtype, allow_pickle: bool) -> Any:
+    """A ``DDPMPipeline`` / ``DDIMPipeline`` folder, in diffusers' nested layout (``unet/``, ``scheduler/``) or the
+    flat one of the early DDPM repos (``config.json``, weights and ``scheduler_config.json`` at the top, which
+    diffusers loads from the folder itself), or a bare ``UNet2DModel`` folder with its scheduler (no index):
+    always a ``DDPMPipeline`` holding the model's own UNet and scheduler; the job picks its sampler."""
+    _check_safe_folder(folder, allow_pickle)
+    unet_dir = folder / "unet" if (folder / "unet" / "config.json").is_file() else folder
+    if unet_dir == folder and not allow_pickle and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
+        raise UnsafeFormatError(f"{folder.name} only has pickled .bin weights; convert it to .safetensors "
+                                "or start Atelier with --allow-pickle to load it (weights_only)")
+    sched_dir = folder / "scheduler" if (folder / "scheduler" / "scheduler_config.json").is_file() else folder
+    unet = diffusers_attr("UNet2DModel").from_pretrained(str(unet_dir), dtype=dtype, local_files_only=True,
+                                                         use_safetensors=None if allow_pickle else True)
+    config = json.loads((sched_dir / "scheduler_config.json").read_text())
+    try:
+        scheduler_cls = diffusers_attr(config.get("_class_name") or "DDPMScheduler")
+    except (AttributeError, ImportError):  # a scheduler this diffusers does not have: the DDPM one reads its config
+        scheduler_cls = diffusers_attr("DDPMScheduler")
+    scheduler = scheduler_cls.from_config(config)
+    return diffusers_attr("DDPMPipeline")(unet=unet, scheduler=scheduler)
 
 
 def load_sd_x4(record: ModelRecord, *, dtype: torch.dtype, allow_pickle: bool = False) -> Any:

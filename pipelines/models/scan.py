@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.errors import AtelierError
-from pipelines.models.architecture import Architecture, detect_folder, detect_single_file, read_safetensors_shapes
+from pipelines.models.architecture import (
+    Architecture,
+    detect_folder,
+    detect_single_file,
+    is_bare_unet,
+    read_safetensors_shapes,
+)
 from pipelines.models.families import file_family, folder_family
 from pipelines.models.header import read_header
 from pipelines.models.identify import embedding_architecture, is_lora, is_vae, lora_architecture
@@ -116,6 +122,7 @@ def scan_checkpoint_dir(folder: Path, result: ScanResult, *, allow_pickle: bool)
         return
     paths = walk(folder)
     model_dirs = {p.parent for p in paths if p.name == "model_index.json"}
+    model_dirs |= {p.parent for p in paths if p.name == "scheduler_config.json" and is_bare_unet(p.parent)}
     for path in paths:
         inside_model = any(parent in model_dirs for parent in path.parents)
         in_sidecar = any(part.endswith(SIDECAR_SUFFIX) for part in path.relative_to(folder).parts)
@@ -242,7 +249,7 @@ def scan_hub_cache(cache: Path, result: ScanResult) -> None:
         snapshot = main_snapshot(repo_path)
         if snapshot is None:
             continue
-        if (snapshot / "model_index.json").exists():
+        if (snapshot / "model_index.json").exists() or is_bare_unet(snapshot):
             result.records.append(_pipeline_folder(snapshot, source=SourceKind.HUB, location=repo_id, name=repo_id,
                                                    sha256=_blob_sha256(snapshot)))
         elif _class_name(snapshot / "config.json") in _VAE_CLASSES:

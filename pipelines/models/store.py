@@ -280,6 +280,8 @@ class ModelStore:
         if record.ref.kind is SourceKind.SINGLE_FILE:
             return record.path
         folder = record.path if record.type is ModelType.VAE else record.path / "unet"  # a diffusers VAE folder
+        if not folder.is_dir():  # a flat unconditional (DDPM) folder: the UNet's weights at the top
+            folder = record.path
         for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"):
             weights = folder / name
             if weights.exists():

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from pipelines import samplers
+from pipelines.errors import ValidationError
 from pipelines.hooks import JobHooks
 from pipelines.imaging.grid import image_grid
 from pipelines.imaging.noise import initial_noise
@@ -247,6 +248,9 @@ def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: ty
     pipeline view of its own, every step reported, every image saved with its infotext.
     ``batch_inputs(pipe, seeds)`` adds call arguments that depend on the batch's seeds (inpaint's latent fill)."""
     spec, schedule = samplers.resolve(request.sampler_name, request.scheduler)
+    if spec.pixel_space_only:
+        raise ValidationError("sampler_name", f"{spec.name} runs unconditional pixel-space models only; "
+                              f"{ctx.loaded.record.name} is a text-to-image model: choose another sampler")
     first_seed = resolve_seed(request.seed)
     base = ctx.loaded.pipeline
     ctx.job.job_count = request.n_iter

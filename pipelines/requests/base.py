@@ -86,10 +86,10 @@ class GenerationRequest:
         """Raise :class:`ValidationError` naming the first bad field."""
         if not isinstance(self.prompt, str):
             raise ValidationError("prompt", "must be text")
-        samplers.resolve(self.sampler_name, self.scheduler)
+        spec, _ = samplers.resolve(self.sampler_name, self.scheduler)
         if isinstance(self.steps, bool) or not isinstance(self.steps, int):
             raise ValidationError("steps", f"must be a whole number, got {self.steps!r}")
-        _check_range("steps", self.steps, 1, 150)
+        _check_range("steps", self.steps, 1, spec.max_steps)  # 150; DDPM (pixel-space models only) 1000
         _check_range("cfg_scale", self.cfg_scale, 0, 30)
         _check_size("width", self.width)
         _check_size("height", self.height)

@@ -32,6 +32,7 @@ __all__ = [
     "save_sd2_folder",
     "save_sdxl_folder",
     "sd15_component_state",
+    "save_ddpm_folder",
 ]
 
 TOKENIZER_MAX_LENGTH = 77
@@ -411,3 +412,29 @@ def sd15_component_state(path: Path) -> dict[str, dict[str, torch.Tensor]]:
         if isinstance(component, torch.nn.Module):
             out[name] = {k: v.detach().clone() for k, v in component.state_dict().items()}
     return out
+
+
+def save_ddpm_folder(path: Path, *, seed: int = 0, pipeline: str = "DDPMPipeline", flat: bool = False) -> Path:
+    """Save a tiny random unconditional pixel-space pipeline (``DDPMPipeline`` or ``DDIMPipeline``) and return ``path``.
+
+    A ``UNet2DModel`` (32/64 channels, one attention level, RGB in and out, ``sample_size`` 16) and a
+    ``DDPMScheduler`` with the DDPM paper's 1000 linear-beta training steps. ``flat``: the layout of the early
+    ``google/ddpm-*`` repos, the UNet's ``config.json`` and weights and ``scheduler_config.json`` at the top of
+    the folder and no ``model_index.json`` (a bare UNet2DModel folder with its scheduler).
+    """
+    import diffusers
+
+    torch.manual_seed(seed)
+    unet = diffusers.UNet2DModel(
+        sample_size=16, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    )
+    scheduler = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    path = Path(path)
+    if flat:
+        unet.save_pretrained(str(path), safe_serialization=True)
+        scheduler.save_pretrained(str(path))
+        return path
+    pipe = getattr(diffusers, pipeline)(unet=unet, scheduler=scheduler)
+    pipe.save_pretrained(str(path), safe_serialization=True)
+    return path
