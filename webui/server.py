@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 from fastapi import APIRouter
@@ -44,7 +45,8 @@ def serve(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7860, share: 
     routes = api_routes(ctx, api) if api is not None else APIRouter()
     if api is None:
         mount_extension_routes(routes, ctx)  # with the API, api_routes adds them behind its login
-    _, local_url, share_url = demo.launch(
+    _, local_url, share_url = launch_checked(
+        demo,
         server_name=host,
         server_port=port,
         share=share,
@@ -66,6 +68,28 @@ def serve(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7860, share: 
     if block:
         demo.block_thread()
     return demo, local_url, share_url
+
+
+STARTUP_CHECK_FAILED = "localhost is not accessible"  # Gradio's error when its start-up check times out
+
+
+def launch_checked(demo: Any, *, attempts: int = 3, **launch_kwargs: Any) -> tuple[Any, str, str | None]:
+    """``demo.launch(**launch_kwargs)``, started again when only Gradio's start-up check failed.
+
+    Gradio asks the new server for its page once, with a 3 s limit, and gives up ("When localhost is not
+    accessible, a shareable link must be created") when that times out, which on a busy machine is only
+    slowness: rendering the page's config takes 0.2-0.7 s here when idle. A real refusal fails every try.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return demo.launch(**launch_kwargs)
+        except ValueError as exc:
+            if STARTUP_CHECK_FAILED not in str(exc) or attempt == attempts:
+                raise
+            log.warning("the page did not answer Gradio's start-up check in time (a busy machine?); "
+                        "starting again (%d of %d)", attempt + 1, attempts)
+            demo.close()
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class ApiServer:
