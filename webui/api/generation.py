@@ -195,8 +195,8 @@ def processed_info(body: ProcessingAPI, request: GenerationRequest, result: Gene
         "subseed": subseed,
         "all_subseeds": core.get("all_subseeds", [subseed] * count),
         "subseed_strength": request.subseed_strength,
-        "width": request.width,
-        "height": request.height,
+        "width": core.get("width", request.width),  # an unconditional model draws at its own size
+        "height": core.get("height", request.height),
         "sampler_name": core.get("sampler_name", request.sampler_name),
         "scheduler": core.get("scheduler", request.scheduler),
         "cfg_scale": request.cfg_scale,
