@@ -183,11 +183,13 @@ def build_generate_parser(prog: str = "launch.py generate",
                           description: str = "Generate images from the command line with the same core (no server)"
                           ) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("prompt", help="the prompt")
+    p.add_argument("prompt", nargs="?", default="", help="the prompt (none for an unconditional DDPM model)")
     job = p.add_argument_group("generation")
     job.add_argument("--negative", default="", help="negative prompt")
-    job.add_argument("--steps", type=int, default=20)
-    job.add_argument("--sampler", default="Euler a", help='an A1111 sampler name, e.g. "DPM++ 2M"')
+    job.add_argument("--steps", type=int, help="sampling steps (default 20; an unconditional DDPM model: all its "
+                                               "training steps)")
+    job.add_argument("--sampler", help='an A1111 sampler name, e.g. "DPM++ 2M" (default "Euler a"; an unconditional '
+                                       'model: DDPM or DDIM, default DDPM)')
     job.add_argument("--scheduler", default="Automatic", help="schedule type: Automatic, Karras, Exponential, ...")
     job.add_argument("--cfg-scale", "--cfg", type=float, default=7.0)
     job.add_argument("--width", type=int, default=512)
@@ -239,8 +241,9 @@ def txt2img_request(args: argparse.Namespace):
     from pipelines.requests import Refiner, Txt2ImgRequest
 
     return Txt2ImgRequest(
-        prompt=args.prompt, negative_prompt=args.negative, sampler_name=args.sampler, scheduler=args.scheduler,
-        steps=args.steps, cfg_scale=args.cfg_scale, width=args.width, height=args.height, seed=args.seed,
+        prompt=args.prompt, negative_prompt=args.negative, sampler_name=args.sampler or Txt2ImgRequest.sampler_name,
+        scheduler=args.scheduler, steps=args.steps if args.steps is not None else Txt2ImgRequest.steps,
+        cfg_scale=args.cfg_scale, width=args.width, height=args.height, seed=args.seed,
         batch_size=args.batch_size, n_iter=args.batch_count, model=args.ckpt, save_images=args.out is None,
         sd_vae=args.vae,
         subseed=args.subseed, subseed_strength=args.subseed_strength, seed_resize_from_w=args.seed_resize_from[0],
@@ -253,8 +256,10 @@ def generate_main(argv: list[str]) -> int:
     """`launch.py generate PROMPT [...]`: one txt2img job, paths printed, non-zero on bad input."""
     args = build_generate_parser().parse_args(argv)
     ctx = prepare(args)
-    from webui.cli import run_txt2img
+    from webui.cli import model_defaults, run_txt2img
 
+    sampler, steps = model_defaults(ctx, args.ckpt)  # an unconditional model's own when the flags are not given
+    args.sampler, args.steps = args.sampler or sampler, args.steps if args.steps is not None else steps
     return run_txt2img(ctx, txt2img_request(args), out=args.out, quiet=args.quiet)
 
 

@@ -15,6 +15,7 @@ from typing import TextIO
 from pipelines.context import AppContext
 from pipelines.errors import AtelierError
 from pipelines.jobs import JobOwner
+from pipelines.modes.unconditional import suggested_settings
 from pipelines.outputs import save_image_as
 from pipelines.progress import ProgressUpdate
 from pipelines.requests import Txt2ImgRequest
@@ -38,6 +39,16 @@ def _progress_printer(stream: TextIO):
         stream.flush()
 
     return show
+
+
+def model_defaults(ctx: AppContext, model: str | None) -> tuple[str, int]:
+    """The sampler and steps a run without ``--sampler`` / ``--steps`` uses: A1111's (Euler a, 20), or an
+    unconditional model's own (DDPM over all its training steps)."""
+    try:
+        record = ctx.store.resolve(model or ctx.selection.current)
+    except AtelierError:
+        record = None  # the job itself reports it
+    return suggested_settings(record) or (Txt2ImgRequest.sampler_name, Txt2ImgRequest.steps)
 
 
 def family_note(ctx: AppContext, request: Txt2ImgRequest) -> str | None:

@@ -15,6 +15,7 @@ result's ``notices`` when the request asked for something else:
 from __future__ import annotations
 
 import inspect
+import json
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,19 @@ def native_size(pipe: Any) -> tuple[int, int]:
 def default_steps(pipe: Any, sampler: str) -> int:
     """DDPM: every training step (the scheduler's ``num_train_timesteps``); DDIM: 50, as ``DDIMPipeline``."""
     return int(pipe.scheduler.config.num_train_timesteps) if sampler == samplers.DDPM.name else 50
+
+
+def suggested_settings(record: ModelRecord | None) -> tuple[str, int] | None:
+    """(sampler, steps) an unconditional model samples with by default: DDPM over all its training steps (read from
+    its scheduler config, without loading it); None for other models. The UI and the CLI start from these."""
+    if not is_unconditional(record) or record.path is None:
+        return None
+    for config in (record.path / "scheduler" / "scheduler_config.json", record.path / "scheduler_config.json"):
+        try:
+            return samplers.DDPM.name, int(json.loads(config.read_text())["num_train_timesteps"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return samplers.DDPM.name, 1000
 
 
 def check_request(request: GenerationRequest, ctx: JobContext) -> list[str]:

@@ -147,3 +147,18 @@ def test_imagine_writes_the_grid_and_prints_it_then_the_four_images(tmp_path, mo
         "-3.png", "-4.png", "-5.png", "-6.png"]
     with Image.open(grid) as picture, Image.open(images[0]) as first:
         assert picture.size == (128, 128) and picture.info["parameters"] == first.info["parameters"]
+
+
+def test_generate_on_an_unconditional_model_needs_no_prompt_and_defaults_to_ddpm(tmp_path, cli):
+    from tests.support.tiny_models import save_ddpm_folder
+
+    save_ddpm_folder(tmp_path / "models" / "Stable-diffusion" / "tiny-ddpm")
+    out = tmp_path / "ddpm.png"
+    ran = cli(tmp_path, "--ckpt", "tiny-ddpm", "--steps", "3", "--seed", "5", "--out", str(out), "--quiet")
+    assert ran.returncode == 0, ran.stderr
+    info = parse_infotext(Image.open(out).info["parameters"])
+    assert [info[k] for k in ("Sampler", "Steps", "Seed", "Size-1", "Model")] == ["DDPM", "3", "5", "16", "tiny-ddpm"]
+    ddim = cli(tmp_path, "a prompt", "--ckpt", "tiny-ddpm", "--sampler", "DDIM", "--steps", "3", "--seed", "5",
+               "--out", str(tmp_path / "ddim.png"), "--quiet")
+    assert ddim.returncode == 0 and "the prompt is not used" in ddim.stderr
+    assert not np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(tmp_path / "ddim.png")))
