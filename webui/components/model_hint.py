@@ -11,6 +11,7 @@ import gradio as gr
 
 from pipelines.context import AppContext
 from pipelines.errors import AtelierError
+from pipelines.modes.unconditional import suggested_settings
 
 
 def hint_text(ctx: AppContext, checkpoint: str | None) -> str:
@@ -24,6 +25,9 @@ def hint_text(ctx: AppContext, checkpoint: str | None) -> str:
     loaded = ctx.store.loaded(record)
     record = loaded.record if loaded is not None else record  # the loaded one knows its probed prediction
     parts = []
+    if (suggested := suggested_settings(record)) is not None:
+        parts.append(f"🎲 Unconditional pixel-space model: no prompt (the prompt boxes are off); it draws images at "
+                     f"its own size; sampler DDPM ({suggested[1]} steps) or DDIM (fewer, e.g. 50)")
     if (hint := record.family_hint) is not None:
         parts.append(f"💡 {hint.text}")
     if record.prediction is not None:

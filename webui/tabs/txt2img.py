@@ -14,7 +14,7 @@ from pipelines.context import AppContext
 from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_parameters, to_txt2img_request
 from pipelines.requests import HiresFix, Refiner, Txt2ImgRequest
-from webui.components import extra_networks, scripts_panel, seed_extras
+from webui.components import extra_networks, scripts_panel, seed_extras, unconditional_form
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import NamedForm, prompt_row
 from webui.components.gallery import ResultPanel, result_panel
@@ -233,6 +233,7 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
     read_parameters.click(read_txt2img_parameters, None, [*form.components(), *quick.components()],
                           inputs_kwargs=form.named(), api_name="txt2img_read_parameters")
     row.wire_counters(tokenizers, steps=steps, emphasis=quick.emphasis, checkpoint=bar.dropdown)
+    unconditional_form.wire(ctx, bar.dropdown, prompt, negative_prompt, sampler_name, steps)  # DDPM/DDIM models
     prompt.submit(lambda: None, None, None, js="() => document.querySelector('#txt2img_generate').click()")
     interrupt.click(interrupt_own(ctx), None, None, api_name="interrupt", queue=False)
     skip.click(skip_own(ctx), None, None, api_name="skip", queue=False)
