@@ -19,7 +19,13 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from pipelines.errors import ModelNotFoundError, ModelUnavailableError, UnsafeFormatError, UnsupportedModelError
-from pipelines.models.architecture import SD_PIPELINES, SDXL_PIPELINES, UPSCALE_PIPELINES
+from pipelines.models.architecture import (
+    SD_PIPELINES,
+    SDXL_PIPELINES,
+    UNCONDITIONAL_PIPELINES,
+    UNCONDITIONAL_UNETS,
+    UPSCALE_PIPELINES,
+)
 from pipelines.progress import ProgressFn, ProgressUpdate, ignore_progress
 from pipelines.settings import Settings
 
@@ -82,6 +88,8 @@ def select_files(files: dict[str, int], model_index: dict, *, prefer_fp16: bool,
     pickled_only: list[str] = []
     for comp in components:
         in_comp = [f for f in files if f.startswith(comp + "/") and f.count("/") == 1]
+        if not in_comp and model_index.get("_class_name") in UNCONDITIONAL_PIPELINES:
+            in_comp = [f for f in files if "/" not in f and f != "model_index.json"]  # the flat google/ddpm-* layout
         chosen += [f for f in in_comp if f.endswith((".json", ".txt", ".model"))]
         weights = [f for f in in_comp if f.endswith(".safetensors")]
         fp16 = [f for f in weights if ".fp16." in f]
@@ -173,17 +181,22 @@ class HubClient:
             api = HfApi(endpoint=common.get("endpoint"))
             info = api.model_info(repo_id, files_metadata=True)
             files = {s.rfilename: (s.size or 0) for s in info.siblings or []}
-            if "model_index.json" not in files:
+            if "model_index.json" in files:
+                index = json.loads(Path(hf_hub_download(repo_id, "model_index.json", **common)).read_text())
+            elif {"config.json", "scheduler_config.json"} <= set(files) and json.loads(Path(hf_hub_download(
+                    repo_id, "config.json", **common)).read_text()).get("_class_name") in UNCONDITIONAL_UNETS:
+                index = {"_class_name": "DDPMPipeline", "unet": ["diffusers", "UNet2DModel"]}  # a bare UNet + scheduler
+            else:
                 raise not_a_pipeline(repo_id, files, allow_pickle=allow_pickle)
-            index = json.loads(Path(hf_hub_download(repo_id, "model_index.json", **common)).read_text())
             pipeline = index.get("_class_name") if isinstance(index, dict) else None
-            if pipeline not in SD_PIPELINES | SDXL_PIPELINES | UPSCALE_PIPELINES:
+            if pipeline not in SD_PIPELINES | SDXL_PIPELINES | UPSCALE_PIPELINES | UNCONDITIONAL_PIPELINES:
                 raise UnsupportedModelError(f"{repo_id} is not a Stable Diffusion model: its pipeline is {pipeline!r}; "
-                                            "Atelier runs SD 1.x, SD 2.x and SDXL (and the SD x4 upscaler)")
+                                            "Atelier runs SD 1.x, SD 2.x and SDXL (and the SD x4 upscaler, DDPM/DDIM)")
             try:
                 wanted = select_files(files, index, prefer_fp16=prefer_fp16, allow_pickle=allow_pickle)
             except UnsafeFormatError as exc:
                 raise UnsafeFormatError(f"{repo_id} has {exc}") from exc
+            wanted = [f for f in wanted if f in files]  # a bare UNet repo has no model_index.json
             total = sum(files[f] for f in wanted)
             counter = _ByteCounter(total, on_progress, f"Downloading {repo_id}")
             log.info("downloading %s: %d files, %d bytes", repo_id, len(wanted), total)

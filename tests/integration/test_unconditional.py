@@ -96,3 +96,29 @@ def test_interrupt_keeps_the_image_so_far(ctx):
     result = ctx.engine.generate(Txt2ImgRequest(**{**JOB, "steps": 50, "n_iter": 2}, seed=4),
                                  on_progress=stop_after_first)
     assert result.interrupted and len(result.images) == 1
+
+
+def test_hub_repos_in_the_flat_ddpm_layout_download_and_run(tmp_path):
+    """google/ddpm-cifar10-32's layout (model_index.json beside the UNet's config, weights and scheduler config, plus
+    files a pipeline does not need) and a bare UNet2DModel + scheduler repo, over HTTP from a local Hub."""
+    import json
+
+    from tests.support.hub_server import LocalHub
+
+    flat = save_ddpm_folder(tmp_path / "flat", seed=4, flat=True)
+    bare = save_ddpm_folder(tmp_path / "bare", seed=5, flat=True)
+    (flat / "model_index.json").write_text(json.dumps({"_class_name": "DDPMPipeline", "scheduler": [
+        "diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"]}))
+    (flat / "README.md").write_text("a model card")
+    with LocalHub() as hub:
+        hub.add_repo("google-like/ddpm-flat", flat)
+        hub.add_repo("someone/bare-unet", bare)
+        hub_ctx = AppContext.build(make_settings(tmp_path / "data", hub_offline=False, hf_endpoint=hub.endpoint))
+        for repo in ("google-like/ddpm-flat", "someone/bare-unet"):
+            result = hub_ctx.engine.generate(Txt2ImgRequest(model=repo, sampler_name="DDIM", steps=2, seed=1))
+            assert result.images[0].image.size == (16, 16) and f"Model: {repo}" in result.images[0].infotext
+        fetched = [path for method, path, _ in hub.log_snapshot() if method == "GET" and "/resolve/" in path]
+    assert not any(p.endswith("README.md") for p in fetched)
+    kinds = {r.name: r.kind for r in hub_ctx.store.refresh()}  # found again in the HF cache
+    assert kinds["google-like/ddpm-flat"].architecture is Architecture.UNCONDITIONAL
+    assert kinds["someone/bare-unet"].architecture is Architecture.UNCONDITIONAL
