@@ -18,7 +18,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pipelines.errors import ModelNotFoundError, ModelUnavailableError, ValidationError
-from pipelines.models.architecture import SD_PIPELINES, SDXL_PIPELINES, UPSCALE_PIPELINES
+from pipelines.models.architecture import SD_PIPELINES, SDXL_PIPELINES, UNCONDITIONAL_PIPELINES, UPSCALE_PIPELINES
 from pipelines.models.kinds import ModelType
 from pipelines.models.refs import ModelRecord
 from pipelines.models.scan import CHECKPOINT_PICKLES, NETWORK_PICKLES, SAFE_SUFFIXES, UPSCALER_PICKLES
@@ -38,7 +38,7 @@ _VAE_TAGS = {"vae", "autoencoder"}
 _UPSCALER_TAGS = {"super-resolution", "image-super-resolution", "upscaler", "upscaling", "esrgan", "real-esrgan",
                   "realesrgan", "swinir", "spandrel"}
 _SD_TAGS = {"stable-diffusion", "stable-diffusion-xl", "stable-diffusion-diffusers", "sdxl", "sd-1.5", "sd1.5"}
-_RUNNABLE_PIPELINES = SD_PIPELINES | SDXL_PIPELINES
+_RUNNABLE_PIPELINES = SD_PIPELINES | SDXL_PIPELINES | UNCONDITIONAL_PIPELINES  # DDPM/DDIM: modes/unconditional.py
 _IMAGE_TASKS = {None, "text-to-image", "image-to-image", "unconditional-image-generation"}
 _DIFFUSERS_WEIGHTS = "diffusion_pytorch_model"
 _PICKLES = {ModelType.UPSCALER: UPSCALER_PICKLES, ModelType.CHECKPOINT: CHECKPOINT_PICKLES}
@@ -97,7 +97,8 @@ def classify(repo_id: str, *, tags: Iterable[str], library: str | None, pipeline
         if classes & UPSCALE_PIPELINES:
             return ModelType.SD_X4_UPSCALER, True, "diffusers StableDiffusionUpscalePipeline"
         if classes and not classes & _RUNNABLE_PIPELINES:
-            return None, True, f"{', '.join(sorted(classes))}: Atelier runs Stable Diffusion 1.x, 2.x and SDXL"
+            return None, True, (f"{', '.join(sorted(classes))}: Atelier runs Stable Diffusion 1.x, 2.x, SDXL and "
+                                "DDPM/DDIM")
         return ModelType.CHECKPOINT, True, "diffusers pipeline (model_index.json)"
     if pipeline_tag not in _IMAGE_TASKS:  # a language model's LoRA is tagged "lora" too
         return None, False, f"a {pipeline_tag} model, not an image model"
