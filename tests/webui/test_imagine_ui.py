@@ -35,6 +35,7 @@ def test_imagine_then_u2_then_v3_grows_the_feed_newest_first(client, live_app):
     assert [e["kind"] for e in feed] == ["vary_strong", "upscale", "imagine"]
     assert feed[2] == first  # the older entries are kept as they were
     upscaled, varied = feed[1], feed[0]
+    assert varied["title"].startswith("V3 (strong) · image 3 of entry 1") and upscaled["title"].startswith("U2")
     assert upscaled["grid"] is None and len(upscaled["images"]) == 1
     with Image.open(upscaled["images"][0]) as big:
         assert big.size == (128, 128)

@@ -30,8 +30,15 @@ from webui.queueing import device_events
 from webui.tabs.txt2img import Txt2ImgForm, request_from_form
 
 Feed = list[dict[str, Any]]  # newest first; each entry: id, kind, title, grid, images, seeds
-TITLES = {"imagine": "Imagine", "reroll": "🔄 Reroll", "upscale": "U", "vary_subtle": "V (subtle)",
-          "vary_strong": "V (strong)"}
+
+
+def _title(action: str, index: int, entry: int, factor: float) -> str:
+    """An action entry's title: "U2 · image 2 of entry 1 · 2x", "V3 (strong) · ...", "🔄 Reroll · from entry 1"."""
+    if action == "reroll":
+        return f"🔄 Reroll · from entry {entry}"
+    if action == "upscale":
+        return f"U{index} · image {index} of entry {entry} · {factor:g}x"
+    return f"V{index} ({action.removeprefix('vary_')}) · image {index} of entry {entry}"
 
 
 def feed_entry(feed: Feed, kind: str, result: GenerationResult, title: str) -> dict[str, Any]:
@@ -96,11 +103,7 @@ def action_handler(ctx: AppContext) -> Callable[..., Feed]:
         except Exception as exc:
             raise user_error(exc, title="Cannot run the action") from exc
         result = run(ctx, job, progress, request, "Cannot run the action")
-        label = TITLES.get(action, action)
-        title = f"{label} · from entry {entry['id']}" if action == "reroll" else \
-            f"{label}{index} · image {index} of entry {entry['id']}"
-        if action == "upscale":
-            title += f" · {float(factor):g}x"
+        title = _title(action, int(index), entry["id"], float(factor))
         return [feed_entry(feed, action, result, title), *feed]
 
     return imagine_action
@@ -117,7 +120,8 @@ def build(ctx: AppContext, form: Txt2ImgForm) -> None:
     with gr.Row():
         count = gr.Slider(1, 8, value=DEFAULT_BATCH, step=1, label="Images per grid", elem_id="imagine_count")
         factor = gr.Slider(1, 4, value=UPSCALE_FACTOR, step=0.5, label="U: upscale factor", elem_id="imagine_factor")
-        strength = gr.Radio(["subtle", "strong"], value="subtle", label="V: vary", elem_id="imagine_strength")
+        strength = gr.Radio(["subtle", "strong"], value="subtle", label="V: vary", elem_id="imagine_strength",
+                            interactive=True)  # an input of the feed's rendered events only
     feed = gr.JSON(value=[], visible=False, elem_id="imagine_feed")
     # what a feed button sends to the action endpoint (also the endpoint's inputs for API clients)
     with gr.Row(visible=False):
