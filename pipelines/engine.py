@@ -21,7 +21,7 @@ from pipelines.jobs import DeviceQueue, JobOwner, QueuedJob
 from pipelines.jobs.owner import LOCAL
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
-from pipelines.modes import extras, img2img, outpaint, txt2img, unconditional
+from pipelines.modes import extras, img2img, outpaint, txt2img, unconditional, variation
 from pipelines.modes.common import JobContext, with_vae
 from pipelines.modes.memory_recovery import run_with_memory_recovery
 from pipelines.modes.refiner import held_refiner
@@ -50,7 +50,8 @@ class Mode:
 
 
 MODES: dict[str, Mode] = {"txt2img": Mode(txt2img.run), "img2img": Mode(img2img.run), "outpaint": Mode(outpaint.run),
-                         "extras": Mode(extras.run, needs_checkpoint=False)}
+                         "extras": Mode(extras.run, needs_checkpoint=False),
+                         "variation": Mode(variation.run, needs_checkpoint=False)}  # its own model (image embedding)
 
 
 class Engine:

@@ -14,6 +14,7 @@ class ModelType(StrEnum):
     EMBEDDING = "embedding"  # textual-inversion embeddings
     UPSCALER = "upscaler"  # an upscaler model file spandrel loads (ESRGAN, SwinIR, HAT, DAT, ...)
     SD_X4_UPSCALER = "sd_x4_upscaler"  # diffusers' StableDiffusionUpscalePipeline
+    IMAGE_VARIATION = "image_variation"  # diffusers' StableDiffusionImageVariationPipeline (CLIP image embedding)
 
     @property
     def label(self) -> str:
@@ -32,4 +33,5 @@ _LABELS = {
     ModelType.EMBEDDING: "Embedding",
     ModelType.UPSCALER: "Upscaler",
     ModelType.SD_X4_UPSCALER: "SD x4 upscaler",
+    ModelType.IMAGE_VARIATION: "Image variation model",
 }

@@ -149,6 +149,19 @@ def load_sd_x4(record: ModelRecord, *, dtype: torch.dtype, allow_pickle: bool = 
     return pipe
 
 
+def load_image_variation(record: ModelRecord, *, dtype: torch.dtype, allow_pickle: bool = False) -> Any:
+    """An image-variation model (diffusers ``StableDiffusionImageVariationPipeline``) from its local folder, without
+    its safety checker (as every Atelier checkpoint)."""
+    assert record.path is not None
+    _check_safe_folder(record.path, allow_pickle)
+    cls = diffusers_attr("StableDiffusionImageVariationPipeline")
+    pipe = cls.from_pretrained(str(record.path), dtype=dtype, variant=weights_variant(record.path),
+                               use_safetensors=None if allow_pickle else True, local_files_only=True,
+                               safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def load_vae(record: ModelRecord, *, dtype: torch.dtype, config: Mapping[str, Any] | None = None,
              allow_pickle: bool = False) -> Any:
     """A VAE from a diffusers folder (``AutoencoderKL``/``AutoencoderTiny``) or a single file in either layout.

@@ -45,7 +45,7 @@ class ModelRegistry:
         s = self._settings
         return {ModelType.CHECKPOINT: s.checkpoint_dirs, ModelType.VAE: s.vae_folders, ModelType.LORA: s.lora_folders,
                 ModelType.EMBEDDING: s.embedding_folders, ModelType.UPSCALER: s.upscaler_dirs,
-                ModelType.SD_X4_UPSCALER: s.checkpoint_dirs}[model_type]
+                ModelType.SD_X4_UPSCALER: s.checkpoint_dirs, ModelType.IMAGE_VARIATION: s.checkpoint_dirs}[model_type]
 
     def refresh(self) -> list[ModelRecord]:
         """Rescan every kind; returns every record."""

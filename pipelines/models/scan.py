@@ -112,6 +112,7 @@ def _pipeline_folder(path: Path, *, source: SourceKind, location: str, name: str
     except AtelierError as exc:
         return ModelRecord(ref=ModelRef(source, location), name=name, path=path, problem=str(exc))
     model_type = ModelType.SD_X4_UPSCALER if kind.upscaler else ModelType.CHECKPOINT
+    model_type = ModelType.IMAGE_VARIATION if kind.image_variation else model_type
     return ModelRecord(ref=ModelRef(source, location, model_type), name=name, kind=kind, path=path, sha256=sha256,
                        size_bytes=folder_size(path), family=folder_family(path, name),
                        problem=folder_damage(path, name))

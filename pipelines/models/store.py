@@ -184,6 +184,9 @@ class ModelStore:
             return loaded
         if kind is ModelType.SD_X4_UPSCALER:
             return self._build_pipeline(record, loaders.load_sd_x4(record, dtype=self.dtype, allow_pickle=allow))
+        if kind is ModelType.IMAGE_VARIATION:
+            return self._build_pipeline(record, loaders.load_image_variation(record, dtype=self.dtype,
+                                                                             allow_pickle=allow))
         if kind is ModelType.VAE:
             vae = loaders.load_vae(record, dtype=self.dtype, config=config, allow_pickle=allow).to(self.device)
             return LoadedModel(record, vae, self.device, self.dtype)

@@ -33,6 +33,7 @@ __all__ = [
     "save_sdxl_folder",
     "sd15_component_state",
     "save_ddpm_folder",
+    "save_image_variation_folder",
 ]
 
 TOKENIZER_MAX_LENGTH = 77
@@ -436,5 +437,38 @@ def save_ddpm_folder(path: Path, *, seed: int = 0, pipeline: str = "DDPMPipeline
         scheduler.save_pretrained(str(path))
         return path
     pipe = getattr(diffusers, pipeline)(unet=unet, scheduler=scheduler)
+    pipe.save_pretrained(str(path), safe_serialization=True)
+    return path
+
+
+def save_image_variation_folder(path: Path, *, seed: int = 0) -> Path:
+    """Save a tiny random ``StableDiffusionImageVariationPipeline`` (DALL·E 2's idea on SD: the UNet cross-attends
+    to the CLIP *image* embedding of the input picture) and return ``path``.
+
+    image_encoder: ``CLIPVisionModelWithProjection`` (32 wide, 2 layers, 32x32 input in 4x4 patches, projection 32);
+    feature_extractor: a ``CLIPImageProcessor`` resizing and cropping to 32; the UNet and VAE of the tiny SD 1.x
+    (cross-attention width 32, the projection's), PNDM scheduler; no safety checker. Default output 256x256.
+    """
+    from diffusers import StableDiffusionImageVariationPipeline, UNet2DConditionModel
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8,
+    )
+    torch.manual_seed(seed + 1)
+    vae = _tiny_vae()
+    torch.manual_seed(seed + 2)
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        image_size=32, patch_size=4))
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    pipe = StableDiffusionImageVariationPipeline(
+        vae=vae, image_encoder=encoder, unet=unet, scheduler=_sd1_scheduler(), safety_checker=None,
+        feature_extractor=processor, requires_safety_checker=False,
+    )
+    path = Path(path)
     pipe.save_pretrained(str(path), safe_serialization=True)
     return path

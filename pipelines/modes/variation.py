@@ -1,0 +1,111 @@
+"""Image variations from an image embedding (DALL·E 2's idea, on Stable Diffusion): the input picture is encoded
+by the variation model's CLIP image encoder, and the UNet draws new pictures from that embedding instead of a
+text prompt (diffusers ``StableDiffusionImageVariationPipeline``, e.g. lambdalabs/sd-image-variations-diffusers).
+
+The model is held through the store as its own kind (:attr:`ModelType.IMAGE_VARIATION`). The image embedding is
+computed as that pipeline does (``feature_extractor`` then ``image_encoder(...).image_embeds``) and handed to the
+text-to-image pipeline's denoising loop as its ``prompt_embeds`` (zeros as the unconditional side, as the
+variation pipeline uses), so progress, live previews, Interrupt and Skip work as in every mode; the variation
+pipeline's own ``__call__`` has only the old per-step callback, which cannot stop a job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from pipelines import samplers
+from pipelines.errors import ValidationError
+from pipelines.infotext.codec import format_infotext
+from pipelines.lazy_diffusers import diffusers_attr
+from pipelines.models.kinds import ModelType
+from pipelines.models.refs import ModelRecord
+from pipelines.modes.common import (
+    JobContext,
+    base_params,
+    batch_grid,
+    generators,
+    job_pipeline,
+    resolve_seed,
+    result_info,
+    step_callback,
+    tail_params,
+)
+from pipelines.outputs import save_image
+from pipelines.requests.variation import ImageVariationRequest
+from pipelines.results import GeneratedImage, GenerationResult
+
+
+def variation_record(ctx: JobContext, name: str | None) -> ModelRecord:
+    """The image-variation model ``name`` (None: the first installed), or a ValidationError saying how to get one."""
+    assert ctx.store is not None
+    if name is not None:
+        return ctx.store.find(name, ModelType.IMAGE_VARIATION)
+    installed = [r for r in ctx.store.records(ModelType.IMAGE_VARIATION) if r.installed and not r.problem]
+    if not installed:
+        raise ValidationError("variation_model", "no image-variation model is installed: put a diffusers "
+                              "StableDiffusionImageVariationPipeline folder (e.g. lambdalabs/sd-image-variations-"
+                              "diffusers) in models/Stable-diffusion")
+    return installed[0]
+
+
+def image_embeds(pipe: Any, image: Any) -> torch.Tensor:
+    """(1, 1, width) CLIP image embedding of ``image``, as the variation pipeline computes it."""
+    pixels = pipe.feature_extractor(images=image.convert("RGB"), return_tensors="pt").pixel_values
+    pixels = pixels.to(device=pipe.image_encoder.device, dtype=pipe.image_encoder.dtype)
+    return pipe.image_encoder(pixels).image_embeds.unsqueeze(1)
+
+
+def infotext_params(request: ImageVariationRequest, ctx: JobContext, seed: int, pos: int) -> dict[str, Any]:
+    return {**base_params(request, ctx, seed), "Variation": "image embedding", **tail_params(request, ctx, pos)}
+
+
+@torch.inference_mode()
+def run(request: ImageVariationRequest, ctx: JobContext) -> GenerationResult:
+    # 1. Check inputs, find the variation model
+    request.validate()
+    record = variation_record(ctx, request.variation_model)
+    spec, schedule = samplers.resolve(request.sampler_name, request.scheduler)
+    if spec.pixel_space_only:
+        raise ValidationError("sampler_name", f"{spec.name} runs unconditional pixel-space models only")
+    assert ctx.store is not None
+    with ctx.store.use(record, ctx.on_progress, model_type=ModelType.IMAGE_VARIATION) as loaded:
+        job = replace(ctx, loaded=loaded)
+        base = loaded.pipeline
+        # 2. The image embedding once per job; zeros are the unconditional side of classifier-free guidance
+        embeds = image_embeds(base, request.image).to(base.unet.dtype)
+        first_seed = resolve_seed(request.seed)
+        job.job.job_count = request.n_iter
+        images: list[GeneratedImage] = []
+        text_to_image = diffusers_attr("StableDiffusionPipeline")
+        for iteration in range(request.n_iter):
+            if job.job.interrupted:
+                break
+            job.job.job_no = iteration
+            seeds = [first_seed + iteration * request.batch_size + i for i in range(request.batch_size)]
+            # 3. The text-to-image denoising loop on the variation model's UNet and VAE, the embedding as context
+            pipe = job_pipeline(base, samplers.build_scheduler(base.scheduler.config, spec, schedule),
+                                cls=text_to_image, text_encoder=None, tokenizer=None, safety_checker=None,
+                                feature_extractor=None, image_encoder=None, requires_safety_checker=False)
+            label = f"Batch {iteration + 1}/{request.n_iter}"
+            output = pipe(prompt_embeds=embeds.repeat(request.batch_size, 1, 1),
+                          negative_prompt_embeds=torch.zeros_like(embeds).repeat(request.batch_size, 1, 1),
+                          width=request.width, height=request.height, num_inference_steps=request.steps,
+                          guidance_scale=request.cfg_scale, generator=generators(seeds),
+                          callback_on_step_end=step_callback(job, steps=request.steps,
+                                                             size=(request.width, request.height), text=label))
+            # 4. Save each image with its infotext
+            for pos, (image, seed) in enumerate(zip(output.images, seeds, strict=True)):
+                text = format_infotext(request.prompt, "", infotext_params(request, job, seed, pos))
+                path = None
+                if request.save_images:
+                    path = save_image(image, outputs_dir=job.settings.outputs_dir, mode=request.mode, seed=seed,
+                                      infotext=text)
+                    if job.hooks:
+                        job.hooks.image_saved(path, image, text, request.mode)
+                images.append(GeneratedImage(image=image, seed=seed, infotext=text, path=path))
+        info = result_info(request, job, images, first_seed, spec, schedule)
+        return GenerationResult(images=images, info=info, interrupted=job.job.interrupted,
+                                grid=batch_grid(request, job, images))

@@ -1,0 +1,60 @@
+"""Image variations from an image embedding on a tiny real StableDiffusionImageVariationPipeline: listed as its
+own kind (not a checkpoint), loaded through the store, reproducible by seed, following the input image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.context import AppContext
+from pipelines.errors import ValidationError
+from pipelines.infotext.codec import parse_infotext
+from pipelines.models.kinds import ModelType
+from pipelines.outputs import read_infotext
+from pipelines.requests.variation import ImageVariationRequest
+from tests.support.apps import install_models, make_settings
+from tests.support.tiny_models import save_image_variation_folder
+
+RED, BLUE = Image.new("RGB", (64, 64), (220, 30, 30)), Image.new("RGB", (64, 64), (20, 40, 230))
+JOB = dict(width=64, height=64, steps=2, sampler_name="Euler", cfg_scale=3.0)
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory, model_store) -> AppContext:
+    data_dir = tmp_path_factory.mktemp("variation")
+    save_image_variation_folder(data_dir / "models" / "Stable-diffusion" / "tiny-variation")
+    install_models(model_store, data_dir, ["tiny-sd15"])
+    return AppContext.build(make_settings(data_dir, initial_model="tiny-sd15"))
+
+
+def pixels(result) -> np.ndarray:
+    return np.asarray(result.images[0].image).astype(int)
+
+
+def test_listed_as_an_image_variation_model_not_a_checkpoint(ctx):
+    assert [r.name for r in ctx.store.records(ModelType.IMAGE_VARIATION)] == ["tiny-variation"]
+    assert "tiny-variation" not in {r.name for r in ctx.store.checkpoints()}
+    assert ctx.store.records(ModelType.IMAGE_VARIATION)[0].kind.label == "SD 1.x image variation"
+
+
+def test_variations_are_reproducible_and_follow_the_image(ctx):
+    gen = ctx.engine.generate
+    a, b = gen(ImageVariationRequest(**JOB, image=RED, seed=1)), gen(ImageVariationRequest(**JOB, image=RED, seed=1))
+    other_seed = gen(ImageVariationRequest(**JOB, image=RED, seed=2))
+    other_image = gen(ImageVariationRequest(**JOB, image=BLUE, seed=1))
+    assert np.array_equal(pixels(a), pixels(b))
+    assert not np.array_equal(pixels(a), pixels(other_seed)) and not np.array_equal(pixels(a), pixels(other_image))
+    info = parse_infotext(read_infotext(a.paths[0]))
+    assert info["Model"] == "tiny-variation" and info["Variation"] == "image embedding" and info["Seed"] == "1"
+    assert a.paths[0].parent.parent.name == "variation-images"
+
+
+def test_without_an_image_or_a_model_it_says_which_field(ctx, tmp_path):
+    with pytest.raises(ValidationError) as no_image:
+        ctx.engine.generate(ImageVariationRequest(**JOB))
+    assert no_image.value.field == "image"
+    bare = AppContext.build(make_settings(tmp_path))
+    with pytest.raises(ValidationError) as no_model:
+        bare.engine.generate(ImageVariationRequest(**JOB, image=RED))
+    assert no_model.value.field == "variation_model" and "StableDiffusionImageVariationPipeline" in str(no_model.value)
