@@ -26,8 +26,10 @@ from webui.tabs.png_info import PngInfoTab
 from webui.tabs.txt2img import Txt2ImgForm
 
 GALLERY_ACTIONS = {  # which buttons sit under which gallery
-    "txt2img": ("vary_subtle", "vary_strong", "upscale", "send_img2img", "send_inpaint", "send_extras", "reuse_seed"),
-    "img2img": ("vary_subtle", "vary_strong", "upscale", "send_img2img", "send_inpaint", "send_extras", "reuse_seed"),
+    "txt2img": ("vary_subtle", "vary_strong", "vary_embedding", "upscale", "send_img2img", "send_inpaint",
+                "send_extras", "reuse_seed"),
+    "img2img": ("vary_subtle", "vary_strong", "vary_embedding", "upscale", "send_img2img", "send_inpaint",
+                "send_extras", "reuse_seed"),
     "extras": ("send_img2img", "send_inpaint"),
 }
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from pipelines import samplers
+from pipelines.actions import img2img_from_image, new_seed
 from pipelines.errors import ValidationError
 from pipelines.infotext.codec import format_infotext
 from pipelines.lazy_diffusers import diffusers_attr
@@ -49,6 +50,24 @@ def variation_record(ctx: JobContext, name: str | None) -> ModelRecord:
                               "StableDiffusionImageVariationPipeline folder (e.g. lambdalabs/sd-image-variations-"
                               "diffusers) in models/Stable-diffusion")
     return installed[0]
+
+
+def variation_available(store: Any) -> bool:
+    """Whether an image-variation model is installed (the Vary button and the img2img sub-tab show then)."""
+    return any(r.installed and not r.problem for r in store.records(ModelType.IMAGE_VARIATION))
+
+
+def vary_by_embedding(image: Any, infotext: str, store: Any) -> ImageVariationRequest:
+    """Vary's "Variation (image embedding)": new pictures from the image's CLIP embedding with its own sampler,
+    steps, CFG scale and size (read from its infotext, as the other Vary buttons do), a new random seed."""
+    if image is None:
+        raise ValidationError("image", "select an image to vary")
+    settings, _ = img2img_from_image(image, infotext, store)
+    sampler = settings.sampler_name if not samplers.resolve(settings.sampler_name)[0].pixel_space_only else \
+        samplers.DEFAULT_SAMPLER
+    return ImageVariationRequest(image=image, sampler_name=sampler, scheduler=settings.scheduler,
+                                 steps=min(settings.steps, 150), cfg_scale=settings.cfg_scale, width=settings.width,
+                                 height=settings.height, seed=new_seed(settings.seed))
 
 
 def image_embeds(pipe: Any, image: Any) -> torch.Tensor:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from pipelines.actions import VARY_DENOISING_STRENGTH, image_infotext, seed_of, vary_request
 from pipelines.context import AppContext
+from pipelines.modes.variation import variation_available, vary_by_embedding
 from webui.components.gallery import first_infotext, gallery_items
 from webui.errors import user_error
 from webui.jobs import generation, run_job
@@ -26,6 +27,7 @@ from webui.queueing import device_events
 LABELS = {
     "vary_subtle": "Vary (subtle)",
     "vary_strong": "Vary (strong)",
+    "vary_embedding": "Variation (image embedding)",  # shown when an image-variation model is installed
     "upscale": "⬆ Upscale (2x)",
     "send_img2img": "Send to img2img",
     "send_inpaint": "Send to inpaint",
@@ -115,6 +117,24 @@ def vary_handler(ctx: AppContext, strength: str) -> Callable[..., tuple[list, st
     return vary
 
 
+def vary_embedding_handler(ctx: AppContext) -> Callable[..., tuple[list, str]]:
+    """Variation (image embedding): new pictures from the selected image's CLIP embedding (DALL·E 2's idea)."""
+
+    def vary_embedding(items: list | None, index: int, progress: gr.Progress = gr.Progress(),
+                       request: gr.Request | None = None) -> tuple[list, str]:
+        """Variations of the selected image drawn from its CLIP image embedding, with its settings and a new seed."""
+        image, infotext = read_image(selected_path(items, index))
+        try:
+            job = vary_by_embedding(image, infotext, ctx.store)
+            job.validate()
+        except Exception as exc:
+            raise user_error(exc, title="Cannot vary") from exc
+        result = run_job(generation(ctx, job, owner=page_owner(request)), progress, error_title="Cannot vary")
+        return gallery_items(result), first_infotext(result)
+
+    return vary_embedding
+
+
 def reuse_seed(items: list | None, index: int) -> Any:
     """The selected image's seed, for the seed field of the tab it came from."""
     seed = seed_of(read_image(selected_path(items, index))[1])
@@ -131,6 +151,11 @@ def wire_vary_and_seed(ctx: AppContext, row: ResultActions, info: gr.Textbox, se
         if button is not None:
             button.click(vary_handler(ctx, strength), [row.gallery, row.selected], [row.gallery, info],
                          api_name=f"{row.source}_vary_{strength}", **device_events(ctx))
+    if "vary_embedding" in row.buttons:
+        row.buttons["vary_embedding"].visible = variation_available(ctx.store)
+        row.buttons["vary_embedding"].click(vary_embedding_handler(ctx), [row.gallery, row.selected],
+                                            [row.gallery, info], api_name=f"{row.source}_vary_embedding",
+                                            **device_events(ctx))
     if seed is not None and "reuse_seed" in row.buttons:
         row.buttons["reuse_seed"].click(reuse_seed, [row.gallery, row.selected], seed,
                                         api_name=f"{row.source}_reuse_seed", queue=False)

@@ -1,0 +1,39 @@
+"""Vary's "Variation (image embedding)" over real HTTP (gradio_client) on the live app: a txt2img result varied
+through a tiny image-variation model, written into the shared ``live_app`` and removed after."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from pipelines.infotext.codec import parse_infotext
+from tests.support.tiny_models import save_image_variation_folder
+
+FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler", scheduler="Automatic",
+            steps=2, cfg_scale=5, width=64, height=64, seed=31, batch_size=1, n_iter=1)
+
+
+@pytest.fixture(scope="module")
+def variation_model(live_app) -> Iterator[str]:
+    folder = save_image_variation_folder(live_app["data_dir"] / "models" / "Stable-diffusion" / "tiny-variation")
+    live_app["ctx"].store.refresh()
+    try:
+        yield folder.name
+    finally:
+        shutil.rmtree(folder)
+        live_app["ctx"].store.refresh()
+
+
+def test_vary_by_image_embedding_remakes_the_selected_image(live_app, variation_model):
+    client = Client(live_app["url"], verbose=False)
+    gallery, _ = client.predict(**FORM, api_name="/txt2img")
+    varied, info = client.predict([{"image": handle_file(gallery[0]["image"]), "caption": None}], 0,
+                                  api_name="/txt2img_vary_embedding")
+    params = parse_infotext(info)
+    assert params["Model"] == variation_model and params["Variation"] == "image embedding"
+    assert params["Sampler"] == "Euler" and params["Steps"] == "2" and params["Seed"] != "31"  # its settings, new seed
+    assert Image.open(varied[0]["image"]).size == (64, 64)
