@@ -46,3 +46,13 @@ def test_bad_actions_are_422_naming_the_field(atelier, body, field):
         body = {**body, "source": made["images"][0]["path"]}
     response = atelier.post("/imagine/action", json=body)
     assert response.status_code == 422 and field in response.json()["errors"]
+
+
+def test_grid_save_off_through_sdapi_options_keeps_the_images_only(api, atelier):
+    assert api.get("/options").json()["grid_save"] is True
+    assert api.post("/options", json={"grid_save": False}).status_code == 200
+    try:
+        body = atelier.post("/imagine", json={**FAST, "steps": 1, "batch_size": 2, "send_images": False}).json()
+    finally:
+        api.post("/options", json={"grid_save": True})
+    assert body["grid"]["path"] is None and all(i["path"] for i in body["images"])
