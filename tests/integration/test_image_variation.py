@@ -58,3 +58,31 @@ def test_without_an_image_or_a_model_it_says_which_field(ctx, tmp_path):
     with pytest.raises(ValidationError) as no_model:
         bare.engine.generate(ImageVariationRequest(**JOB, image=RED))
     assert no_model.value.field == "variation_model" and "StableDiffusionImageVariationPipeline" in str(no_model.value)
+
+
+def test_api_route_returns_variations_and_names_bad_fields(ctx):
+    """``POST /atelier/v1/image-variation`` on this module's context (its model is loaded once)."""
+    import base64
+    import io
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from webui.api import ApiConfig, create_api_app
+
+    buffer = io.BytesIO()
+    RED.save(buffer, format="PNG")
+    body = {"image": base64.b64encode(buffer.getvalue()).decode(), **JOB, "seed": 1, "batch_size": 2}
+    with TestClient(create_api_app(ctx, ApiConfig()), base_url="http://testserver/atelier/v1") as api:
+        response = api.post("/image-variation", json=body)
+        assert response.status_code == 200, response.text
+        images = [Image.open(io.BytesIO(base64.b64decode(b))) for b in response.json()["images"]]
+        assert [im.size for im in images] == [(64, 64), (64, 64)]
+        info = json.loads(response.json()["info"])
+        assert info["all_seeds"] == [1, 2] and info["sd_model_name"] == "tiny-variation"
+        local = ctx.engine.generate(ImageVariationRequest(**JOB, image=RED, seed=1, batch_size=2, save_images=False))
+        assert np.array_equal(np.asarray(images[0].convert("RGB")), pixels(local))  # the same job as the engine's
+        bad = api.post("/image-variation", json={**body, "image": "not base64!"})
+        assert bad.status_code == 422 and "image" in bad.text
+        unknown = api.post("/image-variation", json={**body, "variation_model": "nope"})
+        assert 400 <= unknown.status_code < 500 and "nope" in unknown.text
