@@ -37,3 +37,17 @@ def test_vary_by_image_embedding_remakes_the_selected_image(live_app, variation_
     assert params["Model"] == variation_model and params["Variation"] == "image embedding"
     assert params["Sampler"] == "Euler" and params["Steps"] == "2" and params["Seed"] != "31"  # its settings, new seed
     assert Image.open(varied[0]["image"]).size == (64, 64)
+
+
+def test_img2img_variation_sub_tab_varies_any_image(live_app, variation_model, tmp_path):
+    client = Client(live_app["url"], verbose=False)
+    source = tmp_path / "photo.png"
+    Image.new("RGB", (80, 48), (30, 160, 40)).save(source)  # any picture, no infotext
+    gallery, info = client.predict(handle_file(str(source)), variation_model, "Euler", "Automatic", 2, 64, 64, 1, 2,
+                                   4, 5, api_name="/img2img_variation")
+    params = parse_infotext(info)
+    assert len(gallery) == 2 and params["Seed"] == "5" and params["Model"] == variation_model
+    assert Image.open(gallery[1]["image"]).size == (64, 64)
+    with pytest.raises(Exception, match="no Image variation model named 'nope'"):
+        client.predict(handle_file(str(source)), "nope", "Euler", "Automatic", 2, 64, 64, 1, 1, 4, 5,
+                       api_name="/img2img_variation")

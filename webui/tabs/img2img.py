@@ -29,6 +29,7 @@ from webui.errors import user_error
 from webui.jobs import generation, run_streaming
 from webui.owners import page_owner
 from webui.queueing import device_events, interrupt_own, skip_own
+from webui.tabs import img2img_variation
 from webui.tabs import inpaint as inpaint_tab
 from webui.tabs import outpaint as outpaint_tab
 from webui.tabs.img2img_form import RESIZE_CHOICES, Img2ImgForm, read_upload, request_from_form, size_of
@@ -197,6 +198,9 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
                     inpaint = inpaint_tab.build_inputs()
                 with gr.Tab("Outpaint", id="outpaint", elem_id="img2img_sub_outpaint") as outpaint_sub:
                     outpaint = outpaint_tab.build_inputs()
+                with gr.Tab("Variation", id="variation", elem_id="img2img_sub_variation",
+                            visible=bool(img2img_variation.model_names(ctx))):  # an image-variation model installed
+                    variation = img2img_variation.build_inputs(ctx)
             form, reuse_seed = _settings(bar, prompt, negative_prompt, row.styles.selector.styles)
             scripts = scripts_panel.build(ctx, "img2img")
         with gr.Column(scale=1):
@@ -227,5 +231,6 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
     interrupt.click(interrupt_own(ctx), None, None, api_name=False, queue=False)
     skip.click(skip_own(ctx), None, None, api_name=False, queue=False)
     reuse_seed.click(lambda last: last, last_seed, form.seed, queue=False, api_name=False)
+    img2img_variation.wire(ctx, variation, form, gallery, info)
     row.wire_counters(tokenizers, steps=form.steps, emphasis=quick.emphasis, checkpoint=bar.dropdown)
     return tab

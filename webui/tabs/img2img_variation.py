@@ -1,0 +1,69 @@
+"""img2img's "Variation" sub-tab: new pictures from any image's CLIP embedding (DALL·E 2's idea), made by an
+installed image-variation model (pipelines/modes/variation.py). The sub-tab shows when one is installed; it takes
+the shared settings (sampler, steps, size, batch, CFG scale, seed) and its results go to the img2img gallery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from pipelines.context import AppContext
+from pipelines.imaging.image_input import read_image_file
+from pipelines.models.kinds import ModelType
+from pipelines.requests.variation import ImageVariationRequest
+from webui.components.gallery import first_infotext, gallery_items
+from webui.errors import user_error
+from webui.jobs import generation, run_job
+from webui.owners import page_owner
+from webui.queueing import device_events
+from webui.tabs.img2img_form import Img2ImgForm
+
+
+@dataclass(frozen=True)
+class VariationInputs:
+    image: gr.Image
+    model: gr.Dropdown
+    generate: gr.Button
+
+
+def model_names(ctx: AppContext) -> list[str]:
+    return [r.name for r in ctx.store.records(ModelType.IMAGE_VARIATION) if r.installed and not r.problem]
+
+
+def build_inputs(ctx: AppContext) -> VariationInputs:
+    """The sub-tab's own inputs; build inside its ``gr.Tab``."""
+    names = model_names(ctx)
+    image = gr.Image(label="Image to vary", type="filepath", sources=["upload", "clipboard"], height=300,
+                     elem_id="img2img_variation_image")
+    model = gr.Dropdown(names, value=names[0] if names else None, label="Image-variation model",
+                        allow_custom_value=True,  # one installed after start; the job checks the name
+                        elem_id="img2img_variation_model")
+    generate = gr.Button("Generate variations", variant="primary", elem_id="img2img_variation_generate")
+    gr.Markdown("The prompt is not used: the model draws from the image's CLIP embedding. Sampler, steps, size, "
+                "batch, CFG scale and seed come from the settings below.")
+    return VariationInputs(image, model, generate)
+
+
+def wire(ctx: AppContext, inputs: VariationInputs, form: Img2ImgForm, gallery: gr.Gallery, info: gr.Textbox) -> None:
+    def variations(image: str | None, model: str | None, sampler_name: str, scheduler: str, steps: float,
+                   width: float, height: float, n_iter: float, batch_size: float, cfg_scale: float,
+                   seed: float | None, progress: gr.Progress = gr.Progress(), request: gr.Request | None = None):
+        """Variations of the image from its CLIP image embedding, with the img2img settings."""
+        if not image:
+            raise gr.Error("Drop an image to vary first.", title="No image")
+        try:
+            job = ImageVariationRequest(
+                image=read_image_file(image, "image"), variation_model=model or None, sampler_name=sampler_name,
+                scheduler=scheduler, steps=int(steps), width=int(width), height=int(height), n_iter=int(n_iter),
+                batch_size=int(batch_size), cfg_scale=float(cfg_scale), seed=int(seed if seed is not None else -1))
+            job.validate()
+        except Exception as exc:
+            raise user_error(exc, title="Cannot vary") from exc
+        result = run_job(generation(ctx, job, owner=page_owner(request)), progress, error_title="Cannot vary")
+        return gallery_items(result), first_infotext(result)
+
+    inputs.generate.click(variations, [inputs.image, inputs.model, form.sampler_name, form.scheduler, form.steps,
+                                       form.width, form.height, form.n_iter, form.batch_size, form.cfg_scale,
+                                       form.seed],
+                          [gallery, info], api_name="img2img_variation", **device_events(ctx))
