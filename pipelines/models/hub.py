@@ -25,6 +25,7 @@ from pipelines.models.architecture import (
     UNCONDITIONAL_PIPELINES,
     UNCONDITIONAL_UNETS,
     UPSCALE_PIPELINES,
+    VARIATION_PIPELINES,
 )
 from pipelines.progress import ProgressFn, ProgressUpdate, ignore_progress
 from pipelines.settings import Settings
@@ -82,8 +83,11 @@ class _NullFile:
 
 def select_files(files: dict[str, int], model_index: dict, *, prefer_fp16: bool, allow_pickle: bool) -> list[str]:
     """Which repo files a pipeline needs; ``files`` maps path -> size."""
+    # an image-variation pipeline draws from its image encoder's embedding: its encoder and processor are needed
+    skipped = SKIPPED_COMPONENTS - ({"feature_extractor", "image_encoder"}
+                                    if model_index.get("_class_name") in VARIATION_PIPELINES else set())
     components = [k for k, v in model_index.items() if not k.startswith("_") and isinstance(v, list)
-                  and v[0] is not None and k not in SKIPPED_COMPONENTS]
+                  and v[0] is not None and k not in skipped]
     chosen = ["model_index.json"]
     pickled_only: list[str] = []
     for comp in components:
@@ -189,7 +193,8 @@ class HubClient:
             else:
                 raise not_a_pipeline(repo_id, files, allow_pickle=allow_pickle)
             pipeline = index.get("_class_name") if isinstance(index, dict) else None
-            if pipeline not in SD_PIPELINES | SDXL_PIPELINES | UPSCALE_PIPELINES | UNCONDITIONAL_PIPELINES:
+            if pipeline not in SD_PIPELINES | SDXL_PIPELINES | UPSCALE_PIPELINES | UNCONDITIONAL_PIPELINES | \
+                    VARIATION_PIPELINES:
                 raise UnsupportedModelError(f"{repo_id} is not a Stable Diffusion model: its pipeline is {pipeline!r}; "
                                             "Atelier runs SD 1.x, SD 2.x and SDXL (and the SD x4 upscaler, DDPM/DDIM)")
             try:

@@ -328,6 +328,9 @@ class ModelStore:
         if filename is None:
             path = self.installer.download_repo(repo_id, prefer_fp16=fp16, on_progress=on_progress)
             self.registry.refresh()
+            for listed in self.registry.records(ModelType.IMAGE_VARIATION):  # listed apart from the checkpoints
+                if listed.ref.location == repo_id:
+                    return listed
             return self.registry.find(repo_id, model_type) if path else self.registry.hub_record(repo_id)
         folder = self.registry.folders(model_type)[0]
         path = self.installer.download_file(repo_id, filename, folder, model_type, on_progress)

@@ -86,3 +86,15 @@ def test_api_route_returns_variations_and_names_bad_fields(ctx):
         assert bad.status_code == 422 and "image" in bad.text
         unknown = api.post("/image-variation", json={**body, "variation_model": "nope"})
         assert 400 <= unknown.status_code < 500 and "nope" in unknown.text
+
+
+def test_a_hub_repo_downloads_with_its_image_encoder_and_is_listed_apart(ctx, tmp_path):
+    from tests.support.hub_server import LocalHub
+
+    with LocalHub() as hub:
+        hub.add_repo("someone/image-variations", ctx.settings.checkpoint_dirs[0] / "tiny-variation")
+        hub_ctx = AppContext.build(make_settings(tmp_path, hub_offline=False, hf_endpoint=hub.endpoint))
+        record = hub_ctx.store.download("someone/image-variations")
+    assert record.type is ModelType.IMAGE_VARIATION and (record.path / "image_encoder" / "config.json").is_file()
+    result = hub_ctx.engine.generate(ImageVariationRequest(**JOB, image=BLUE, seed=3, save_images=False))
+    assert "Model: someone/image-variations" in result.images[0].infotext
