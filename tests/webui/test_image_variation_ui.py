@@ -24,8 +24,12 @@ def variation_model(live_app) -> Iterator[str]:
     try:
         yield folder.name
     finally:
+        store = live_app["ctx"].store
+        for entry in store.memory():  # out of the shared app's cache too
+            if entry.name == folder.name:
+                store.unload(entry.key)
         shutil.rmtree(folder)
-        live_app["ctx"].store.refresh()
+        store.refresh()
 
 
 def test_vary_by_image_embedding_remakes_the_selected_image(live_app, variation_model):

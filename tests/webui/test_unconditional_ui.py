@@ -24,8 +24,12 @@ def ddpm(live_app) -> Iterator[str]:
     try:
         yield folder.name
     finally:
+        store = live_app["ctx"].store
+        for entry in store.memory():  # out of the shared app's cache too
+            if entry.name == folder.name:
+                store.unload(entry.key)
         shutil.rmtree(folder)
-        live_app["ctx"].store.refresh()
+        store.refresh()
 
 
 def test_selecting_it_fits_the_form_and_generating_makes_its_image(live_app, ddpm):
