@@ -40,11 +40,15 @@ def form_updates(ctx: AppContext, checkpoint: str | None, sampler_name: str | No
 
 
 def wire(ctx: AppContext, checkpoint: gr.Dropdown, prompt: gr.Textbox, negative_prompt: gr.Textbox,
-         sampler_name: gr.Dropdown, steps: gr.Slider) -> None:
-    """Refit the form whenever the selected checkpoint changes."""
+         sampler_name: gr.Dropdown, steps: gr.Slider, status: gr.Markdown | None = None) -> None:
+    """Refit the form whenever the selected checkpoint changes, and when the checkpoint bar's ``status`` does
+    (the page load sets it, so a page opened on an unconditional model starts fitted)."""
 
     def refit(checkpoint_value: str | None, sampler_value: str | None, steps_value: float | None):
         return form_updates(ctx, checkpoint_value, sampler_value, steps_value)
 
     checkpoint.change(refit, [checkpoint, sampler_name, steps], [prompt, negative_prompt, sampler_name, steps],
                       api_name="txt2img_model_form", queue=False)
+    if status is not None:
+        status.change(refit, [checkpoint, sampler_name, steps], [prompt, negative_prompt, sampler_name, steps],
+                      api_name=False, queue=False)

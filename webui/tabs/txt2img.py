@@ -233,7 +233,7 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
     read_parameters.click(read_txt2img_parameters, None, [*form.components(), *quick.components()],
                           inputs_kwargs=form.named(), api_name="txt2img_read_parameters")
     row.wire_counters(tokenizers, steps=steps, emphasis=quick.emphasis, checkpoint=bar.dropdown)
-    unconditional_form.wire(ctx, bar.dropdown, prompt, negative_prompt, sampler_name, steps)  # DDPM/DDIM models
+    unconditional_form.wire(ctx, bar.dropdown, prompt, negative_prompt, sampler_name, steps, bar.status)  # DDPM
     prompt.submit(lambda: None, None, None, js="() => document.querySelector('#txt2img_generate').click()")
     interrupt.click(interrupt_own(ctx), None, None, api_name="interrupt", queue=False)
     skip.click(skip_own(ctx), None, None, api_name="skip", queue=False)
