@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipelines import samplers
 from pipelines.context import AppContext
 from pipelines.errors import ValidationError
 from pipelines.infotext.codec import parse_infotext
@@ -86,6 +87,19 @@ def test_steps_and_samplers_are_checked_per_family(ctx):
     with pytest.raises(ValidationError) as on_sd:  # DDPM is not a sampler for text-to-image models
         ctx.engine.generate(Txt2ImgRequest(**{**JOB, "model": "tiny-sd15", "width": 64, "height": 64}))
     assert on_sd.value.field == "sampler_name" and "unconditional" in str(on_sd.value)
+    assert "DDPM" not in samplers.sampler_names() and samplers.unconditional_sampler_names() == ["DDPM", "DDIM"]
+
+
+def test_img2img_on_an_unconditional_model_says_it_only_generates_from_noise(ctx):
+    from PIL import Image
+
+    from pipelines.errors import UnsupportedModelError
+    from pipelines.requests import Img2ImgRequest
+
+    job = Img2ImgRequest(init_image=Image.new("RGB", (64, 64)), model="tiny-ddpm", sampler_name="DDIM", steps=2,
+                         width=64, height=64)
+    with pytest.raises(UnsupportedModelError, match="only generates from noise"):
+        ctx.engine.generate(job)
 
 
 def test_interrupt_keeps_the_image_so_far(ctx):
