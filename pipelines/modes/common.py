@@ -280,16 +280,21 @@ def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: ty
         batch = second_pass.run(pipe, output.images, seeds, label) if second_pass else output.images
         for pos, (image, seed) in enumerate(zip(batch, seeds, strict=True)):
             text = format_infotext(request.prompt, request.negative_prompt, infotext_params(request, ctx, seed, pos))
-            path = None
-            if request.save_images:
-                path = save_image(image, outputs_dir=ctx.settings.outputs_dir, mode=request.mode, seed=seed,
-                                  infotext=text)
-                if ctx.hooks:
-                    ctx.hooks.image_saved(path, image, text, request.mode)
-            images.append(GeneratedImage(image=image, seed=seed, infotext=text, path=path))
+            images.append(saved(image, seed, text, request, ctx))
     info = result_info(request, ctx, images, first_seed, spec, schedule)
     return GenerationResult(images=images, info=info, interrupted=ctx.job.interrupted,
                             grid=batch_grid(request, ctx, images))
+
+
+def saved(image: Any, seed: int, infotext: str, request: GenerationRequest, ctx: JobContext) -> GeneratedImage:
+    """One generated image with its infotext, saved (when the request saves images) and announced to the
+    extensions' image_saved hooks."""
+    path = None
+    if request.save_images:
+        path = save_image(image, outputs_dir=ctx.settings.outputs_dir, mode=request.mode, seed=seed, infotext=infotext)
+        if ctx.hooks:
+            ctx.hooks.image_saved(path, image, infotext, request.mode)
+    return GeneratedImage(image=image, seed=seed, infotext=infotext, path=path)
 
 
 def batch_grid(request: GenerationRequest, ctx: JobContext, images: list[GeneratedImage]) -> GeneratedImage | None:

@@ -27,8 +27,7 @@ from pipelines.errors import UnsupportedModelError, ValidationError
 from pipelines.infotext.codec import format_infotext
 from pipelines.models.architecture import Architecture
 from pipelines.models.refs import ModelRecord
-from pipelines.modes.common import JobContext, batch_grid, generators, model_params, resolve_seed
-from pipelines.outputs import save_image
+from pipelines.modes.common import JobContext, batch_grid, generators, model_params, resolve_seed, saved
 from pipelines.progress import ProgressUpdate
 from pipelines.requests import GenerationRequest, Txt2ImgRequest
 from pipelines.results import GeneratedImage, GenerationResult
@@ -157,13 +156,7 @@ def run(request: Txt2ImgRequest, ctx: JobContext) -> GenerationResult:
         # 5. Pixels out, each image saved with its infotext
         for pos, (image, seed) in enumerate(zip(to_pil(sample), seeds, strict=True)):
             text = format_infotext("", "", infotext_params(request, ctx, seed, pos, size))
-            path = None
-            if request.save_images:
-                path = save_image(image, outputs_dir=ctx.settings.outputs_dir, mode=request.mode, seed=seed,
-                                  infotext=text)
-                if ctx.hooks:
-                    ctx.hooks.image_saved(path, image, text, request.mode)
-            images.append(GeneratedImage(image=image, seed=seed, infotext=text, path=path))
+            images.append(saved(image, seed, text, request, ctx))
     info = {"prompt": "", "negative_prompt": "", "seed": first_seed, "all_seeds": [img.seed for img in images],
             "subseed": -1, "all_subseeds": [-1] * len(images), "width": size[0], "height": size[1],
             "sampler_name": spec.name, "scheduler": schedule.label, "cfg_scale": request.cfg_scale,

@@ -31,10 +31,10 @@ from pipelines.modes.common import (
     job_pipeline,
     resolve_seed,
     result_info,
+    saved,
     step_callback,
     tail_params,
 )
-from pipelines.outputs import save_image
 from pipelines.requests.variation import ImageVariationRequest
 from pipelines.results import GeneratedImage, GenerationResult
 
@@ -118,13 +118,7 @@ def run(request: ImageVariationRequest, ctx: JobContext) -> GenerationResult:
             # 4. Save each image with its infotext
             for pos, (image, seed) in enumerate(zip(output.images, seeds, strict=True)):
                 text = format_infotext(request.prompt, "", infotext_params(request, job, seed, pos))
-                path = None
-                if request.save_images:
-                    path = save_image(image, outputs_dir=job.settings.outputs_dir, mode=request.mode, seed=seed,
-                                      infotext=text)
-                    if job.hooks:
-                        job.hooks.image_saved(path, image, text, request.mode)
-                images.append(GeneratedImage(image=image, seed=seed, infotext=text, path=path))
+                images.append(saved(image, seed, text, request, job))
         info = result_info(request, job, images, first_seed, spec, schedule)
         return GenerationResult(images=images, info=info, interrupted=job.job.interrupted,
                                 grid=batch_grid(request, job, images))

@@ -48,3 +48,20 @@ def served_ui(ctx) -> Iterator[str]:
         yield url
     finally:
         demo.close()
+
+
+@contextmanager
+def checkpoint_added(app: dict, build, name: str) -> Iterator[str]:
+    """A model built by ``build(folder)`` in a served app's checkpoint folder (``app``: a session app fixture's
+    dict with ``data_dir`` and ``ctx``), listed for the test and removed after it, from the cache too."""
+    folder = build(app["data_dir"] / "models" / "Stable-diffusion" / name)
+    store = app["ctx"].store
+    store.refresh()
+    try:
+        yield folder.name
+    finally:
+        for entry in store.memory():
+            if entry.name == folder.name:
+                store.unload(entry.key)
+        shutil.rmtree(folder)
+        store.refresh()

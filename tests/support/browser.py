@@ -73,7 +73,7 @@ class GradioTraffic:
         return sum("/queue/join" in url or "/run/" in url or "/call/" in url for url in self.started)
 
 
-def wait_for_load_events(page, traffic: GradioTraffic, timeout_s: float = 30.0) -> None:
+def wait_for_load_events(page, traffic: GradioTraffic, timeout_s: float = 60.0) -> None:
     """``demo.load`` handlers (the checkpoint bar re-reads the shared selection) update
     components after the page shows; typing into one before they finish would be undone.
     Playwright's "networkidle" never comes (Gradio keeps a heartbeat stream open), so count

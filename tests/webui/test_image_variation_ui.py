@@ -3,7 +3,6 @@ through a tiny image-variation model, written into the shared ``live_app`` and r
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +10,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
+from tests.support.apps import checkpoint_added
 from tests.support.tiny_models import save_image_variation_folder
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler", scheduler="Automatic",
@@ -19,17 +19,8 @@ FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampl
 
 @pytest.fixture(scope="module")
 def variation_model(live_app) -> Iterator[str]:
-    folder = save_image_variation_folder(live_app["data_dir"] / "models" / "Stable-diffusion" / "tiny-variation")
-    live_app["ctx"].store.refresh()
-    try:
-        yield folder.name
-    finally:
-        store = live_app["ctx"].store
-        for entry in store.memory():  # out of the shared app's cache too
-            if entry.name == folder.name:
-                store.unload(entry.key)
-        shutil.rmtree(folder)
-        store.refresh()
+    with checkpoint_added(live_app, save_image_variation_folder, "tiny-variation") as name:
+        yield name
 
 
 def test_vary_by_image_embedding_remakes_the_selected_image(live_app, variation_model):

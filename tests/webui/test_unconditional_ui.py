@@ -4,13 +4,13 @@ its 16x16 image with its infotext. The model is written into the shared ``live_a
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 from gradio_client import Client
 from PIL import Image
 
+from tests.support.apps import checkpoint_added
 from tests.support.tiny_models import save_ddpm_folder
 
 FORM = dict(checkpoint="tiny-ddpm", prompt="", negative_prompt="", sampler_name="DDPM", scheduler="Automatic",
@@ -19,17 +19,8 @@ FORM = dict(checkpoint="tiny-ddpm", prompt="", negative_prompt="", sampler_name=
 
 @pytest.fixture(scope="module")
 def ddpm(live_app) -> Iterator[str]:
-    folder = save_ddpm_folder(live_app["data_dir"] / "models" / "Stable-diffusion" / "tiny-ddpm")
-    live_app["ctx"].store.refresh()
-    try:
-        yield folder.name
-    finally:
-        store = live_app["ctx"].store
-        for entry in store.memory():  # out of the shared app's cache too
-            if entry.name == folder.name:
-                store.unload(entry.key)
-        shutil.rmtree(folder)
-        store.refresh()
+    with checkpoint_added(live_app, save_ddpm_folder, "tiny-ddpm") as name:
+        yield name
 
 
 def test_selecting_it_fits_the_form_and_generating_makes_its_image(live_app, ddpm):
