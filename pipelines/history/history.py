@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pipelines.history.thumbnails as thumbnails
+import pipelines.history.trash as trash
 from pipelines.errors import AtelierError
-from pipelines.history import thumbnails, trash
 from pipelines.history.database import HistoryDatabase
 from pipelines.history.indexer import FoundFile, entry_from_infotext, find_images, read_entry, relative_path
 from pipelines.history.records import HistoryEntry, HistoryPage, HistoryQuery, ScanReport
