@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -257,11 +257,7 @@ def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: ty
     conditioning = job_conditioning(ctx, base, request, prompt=request.prompt, negative_prompt=request.negative_prompt,
                                     steps=request.steps)
     images: list[GeneratedImage] = []
-    for iteration in range(request.n_iter):
-        if ctx.job.interrupted:
-            break
-        ctx.job.job_no = iteration
-        seeds = [first_seed + iteration * request.batch_size + i for i in range(request.batch_size)]
+    for iteration, seeds in batch_seeds(ctx.job, request, first_seed):
         pipe = job_pipeline(base, samplers.build_scheduler(base.scheduler.config, spec, schedule), cls=pipeline_cls)
         label = f"Batch {iteration + 1}/{request.n_iter}"
         total = denoising_steps + (second_pass.steps if second_pass else 0)
@@ -284,6 +280,17 @@ def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: ty
     info = result_info(request, ctx, images, first_seed, spec, schedule)
     return GenerationResult(images=images, info=info, interrupted=ctx.job.interrupted,
                             grid=batch_grid(request, ctx, images))
+
+
+def batch_seeds(state: JobState, request: GenerationRequest, first_seed: int) -> Iterator[tuple[int, list[int]]]:
+    """Each batch's number and seeds, as A1111 numbers them (image i of batch k: seed + k * batch_size + i),
+    with the job's batch counters kept up to date; stops at an Interrupt."""
+    state.job_count = request.n_iter
+    for iteration in range(request.n_iter):
+        if state.interrupted:
+            return
+        state.job_no = iteration
+        yield iteration, [first_seed + iteration * request.batch_size + i for i in range(request.batch_size)]
 
 
 def saved(image: Any, seed: int, infotext: str, request: GenerationRequest, ctx: JobContext) -> GeneratedImage:

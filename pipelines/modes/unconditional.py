@@ -27,7 +27,15 @@ from pipelines.errors import UnsupportedModelError, ValidationError
 from pipelines.infotext.codec import format_infotext
 from pipelines.models.architecture import Architecture
 from pipelines.models.refs import ModelRecord
-from pipelines.modes.common import JobContext, batch_grid, generators, model_params, resolve_seed, saved
+from pipelines.modes.common import (
+    JobContext,
+    batch_grid,
+    batch_seeds,
+    generators,
+    model_params,
+    resolve_seed,
+    saved,
+)
 from pipelines.progress import ProgressUpdate
 from pipelines.requests import GenerationRequest, Txt2ImgRequest
 from pipelines.results import GeneratedImage, GenerationResult
@@ -142,13 +150,8 @@ def run(request: Txt2ImgRequest, ctx: JobContext) -> GenerationResult:
     spec, schedule = samplers.resolve(request.sampler_name, request.scheduler)
     # 2. Seeds: image i of batch k has seed + k * batch_size + i (A1111), each from its own CPU generator
     first_seed = resolve_seed(request.seed)
-    ctx.job.job_count = request.n_iter
     images: list[GeneratedImage] = []
-    for iteration in range(request.n_iter):
-        if ctx.job.interrupted:
-            break
-        ctx.job.job_no = iteration
-        seeds = [first_seed + iteration * request.batch_size + i for i in range(request.batch_size)]
+    for iteration, seeds in batch_seeds(ctx.job, request, first_seed):
         # 3. A scheduler of the job's own, from the model's config (DDPM or DDIM)
         scheduler = samplers.build_scheduler(pipe.scheduler.config, spec, schedule)
         # 4. Denoising loop: progress, Interrupt and Skip between steps

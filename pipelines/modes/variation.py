@@ -27,6 +27,7 @@ from pipelines.modes.common import (
     JobContext,
     base_params,
     batch_grid,
+    batch_seeds,
     generators,
     job_pipeline,
     resolve_seed,
@@ -96,14 +97,9 @@ def run(request: ImageVariationRequest, ctx: JobContext) -> GenerationResult:
         # 2. The image embedding once per job; zeros are the unconditional side of classifier-free guidance
         embeds = image_embeds(base, request.image).to(base.unet.dtype)
         first_seed = resolve_seed(request.seed)
-        job.job.job_count = request.n_iter
         images: list[GeneratedImage] = []
         text_to_image = diffusers_attr("StableDiffusionPipeline")
-        for iteration in range(request.n_iter):
-            if job.job.interrupted:
-                break
-            job.job.job_no = iteration
-            seeds = [first_seed + iteration * request.batch_size + i for i in range(request.batch_size)]
+        for iteration, seeds in batch_seeds(job.job, request, first_seed):
             # 3. The text-to-image denoising loop on the variation model's UNet and VAE, the embedding as context
             pipe = job_pipeline(base, samplers.build_scheduler(base.scheduler.config, spec, schedule),
                                 cls=text_to_image, text_encoder=None, tokenizer=None, safety_checker=None,

@@ -48,6 +48,7 @@ class GradioTraffic:
     def __init__(self, page) -> None:
         self.started: list[str] = []
         self.in_flight = 0
+        self.pending: dict[int, str] = {}  # what is in flight, for the failure message
         page.on("request", self._on_request)
         page.on("requestfinished", self._on_done)
         page.on("requestfailed", self._on_done)
@@ -64,10 +65,12 @@ class GradioTraffic:
         if self._is_api(request):
             self.started.append(request.url)
             self.in_flight += 1
+            self.pending[id(request)] = f"{request.method} {request.url} {(request.post_data or '')[:200]}"
 
     def _on_done(self, request) -> None:
         if self._is_api(request):
             self.in_flight -= 1
+            self.pending.pop(id(request), None)
 
     def calls(self) -> int:
         return sum("/queue/join" in url or "/run/" in url or "/call/" in url for url in self.started)
@@ -87,7 +90,7 @@ def wait_for_load_events(page, traffic: GradioTraffic, timeout_s: float = 60.0) 
         if time.monotonic() > deadline:
             raise AssertionError(
                 f"page load events did not finish in {timeout_s:g} s: "
-                f"{traffic.calls()}/{expected} calls, {traffic.in_flight} in flight"
+                f"{traffic.calls()}/{expected} calls, {traffic.in_flight} in flight: {list(traffic.pending.values())}"
             )
         page.wait_for_timeout(50)
 

@@ -137,7 +137,9 @@ def build(ctx: AppContext, form: Txt2ImgForm) -> None:
 
     handler = action_handler(ctx)
 
-    @gr.render(inputs=feed)
+    # Drawn when the feed changes, not on page load: a new page's feed is empty, and a queued render at load
+    # kept some pages' load events from settling on a busy machine (the browser tests' wait).
+    @gr.render(inputs=feed, triggers=[feed.change])
     def show(entries: Feed | None) -> None:
         for entry in entries or []:
             _draw_entry(ctx, entry, handler, feed, [factor, count, strength])
