@@ -13,7 +13,7 @@ from PIL import Image
 
 from pipelines.context import AppContext
 from tests.support.apps import install_models, make_settings
-from tests.support.tiny_models import save_ddpm_folder
+from tests.support.tiny_seed_models import save_ddpm_folder
 from webui.api import ApiConfig, create_api_app
 
 JOB = {"prompt": "", "sampler_name": "DDPM", "steps": 2, "seed": 11, "batch_size": 2,

@@ -54,9 +54,20 @@ def page(browser, live_app, request, tmp_path_factory) -> Iterator:
 
     try:
         try:
-            page.goto(live_app["url"])
-            page.locator("#txt2img_generate").wait_for(state="visible")
-            wait_for_load_events(page, traffic)
+            # About once per full parallel run on 2 loaded cores, one queued load event's stream stays open past
+            # the wait (cause not found; see the issue 12 note). A user would reload the page; so does the test,
+            # once, and a second stall fails it.
+            for attempt in (1, 2):
+                page.goto(live_app["url"])
+                page.locator("#txt2img_generate").wait_for(state="visible")
+                try:
+                    wait_for_load_events(page, traffic, timeout_s=45)
+                    break
+                except AssertionError as stalled:
+                    if attempt == 2:
+                        raise
+                    print(f"\nreloading the page once: {stalled}")
+                    traffic = GradioTraffic(page)
         except BaseException:
             keep_artifacts()
             raise

@@ -14,7 +14,7 @@ from pipelines.models.kinds import ModelType
 from pipelines.outputs import read_infotext
 from pipelines.requests.variation import ImageVariationRequest
 from tests.support.apps import install_models, make_settings
-from tests.support.tiny_models import save_image_variation_folder
+from tests.support.tiny_seed_models import save_image_variation_folder
 
 RED, BLUE = Image.new("RGB", (64, 64), (220, 30, 30)), Image.new("RGB", (64, 64), (20, 40, 230))
 JOB = dict(width=64, height=64, steps=2, sampler_name="Euler", cfg_scale=3.0)

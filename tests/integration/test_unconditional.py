@@ -14,7 +14,7 @@ from pipelines.models.architecture import Architecture
 from pipelines.outputs import read_infotext
 from pipelines.requests import Txt2ImgRequest
 from tests.support.apps import install_models, make_settings
-from tests.support.tiny_models import save_ddpm_folder
+from tests.support.tiny_seed_models import save_ddpm_folder
 
 JOB = dict(model="tiny-ddpm", sampler_name="DDPM", steps=3)
 

@@ -14,6 +14,7 @@ Public helpers:
 * :func:`save_sd2_folder` - SD2-shaped folder (linear projections, list ``attention_head_dim``, gelu CLIP).
 * :func:`save_sdxl_folder` - SDXL-shaped folder (two text encoders, ``text_time`` added conditioning).
 * :func:`sd15_component_state` - every component's state dict, for tensor-equality checks.
+* :func:`tiny_vae`, :func:`sd1_scheduler` - parts other tiny pipelines reuse (tests/support/tiny_seed_models.py).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ __all__ = [
     "save_sd2_folder",
     "save_sdxl_folder",
     "sd15_component_state",
-    "save_ddpm_folder",
-    "save_image_variation_folder",
+    "sd1_scheduler",
+    "tiny_vae",
 ]
 
 TOKENIZER_MAX_LENGTH = 77
@@ -174,7 +175,7 @@ def _clip_text_config(
     return CLIPTextConfig(**kwargs)
 
 
-def _tiny_vae(*, scaling_factor: float = 0.18215):
+def tiny_vae(*, scaling_factor: float = 0.18215):
     from diffusers import AutoencoderKL
 
     # Four levels like SD's VAE (8x downscale), so latents are 1/8 of the image and
@@ -192,7 +193,7 @@ def _tiny_vae(*, scaling_factor: float = 0.18215):
     )
 
 
-def _sd1_scheduler():
+def sd1_scheduler():
     from diffusers import PNDMScheduler
 
     return PNDMScheduler(
@@ -239,7 +240,7 @@ def _save_sd_folder(path: Path, *, seed: int, inpainting: bool, sd2: bool) -> Pa
         use_linear_projection=sd2,
     )
     torch.manual_seed(seed + 1)
-    vae = _tiny_vae()
+    vae = tiny_vae()
     torch.manual_seed(seed + 2)
     text_encoder = CLIPTextModel(_clip_text_config(hidden_size=32, hidden_act="gelu" if sd2 else "quick_gelu"))
     tokenizer = _load_tokenizer(Path(path) / "tokenizer")
@@ -249,7 +250,7 @@ def _save_sd_folder(path: Path, *, seed: int, inpainting: bool, sd2: bool) -> Pa
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=_sd1_scheduler(),
+        scheduler=sd1_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -341,7 +342,7 @@ def save_sdxl_folder(path: Path, *, seed: int = 0) -> Path:
     unet = _sdxl_unet(layers_per_block=2, transformer_layers_per_block=(1, 2), time_ids=6,
                       cross_attention_dim=SDXL_TEXT_ENCODER_HIDDEN + SDXL_TEXT_ENCODER_2_HIDDEN)
     torch.manual_seed(seed + 1)
-    vae = _tiny_vae(scaling_factor=0.13025)
+    vae = tiny_vae(scaling_factor=0.13025)
     torch.manual_seed(seed + 2)
     text_encoder = CLIPTextModel(
         _clip_text_config(
@@ -379,7 +380,7 @@ def save_sdxl_refiner_folder(path: Path, *, seed: int = 0) -> Path:
     from diffusers import StableDiffusionXLImg2ImgPipeline
 
     torch.manual_seed(seed + 1)
-    vae = _tiny_vae(scaling_factor=0.13025)
+    vae = tiny_vae(scaling_factor=0.13025)
     torch.manual_seed(seed + 3)
     text_encoder_2 = _sdxl_text_encoder_2()
     torch.manual_seed(seed + 4)
@@ -413,62 +414,3 @@ def sd15_component_state(path: Path) -> dict[str, dict[str, torch.Tensor]]:
         if isinstance(component, torch.nn.Module):
             out[name] = {k: v.detach().clone() for k, v in component.state_dict().items()}
     return out
-
-
-def save_ddpm_folder(path: Path, *, seed: int = 0, pipeline: str = "DDPMPipeline", flat: bool = False) -> Path:
-    """Save a tiny random unconditional pixel-space pipeline (``DDPMPipeline`` or ``DDIMPipeline``) and return ``path``.
-
-    A ``UNet2DModel`` (32/64 channels, one attention level, RGB in and out, ``sample_size`` 16) and a
-    ``DDPMScheduler`` with the DDPM paper's 1000 linear-beta training steps. ``flat``: the layout of the early
-    ``google/ddpm-*`` repos, the UNet's ``config.json`` and weights and ``scheduler_config.json`` at the top of
-    the folder and no ``model_index.json`` (a bare UNet2DModel folder with its scheduler).
-    """
-    import diffusers
-
-    torch.manual_seed(seed)
-    unet = diffusers.UNet2DModel(
-        sample_size=16, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-    )
-    scheduler = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
-    path = Path(path)
-    if flat:
-        unet.save_pretrained(str(path), safe_serialization=True)
-        scheduler.save_pretrained(str(path))
-        return path
-    pipe = getattr(diffusers, pipeline)(unet=unet, scheduler=scheduler)
-    pipe.save_pretrained(str(path), safe_serialization=True)
-    return path
-
-
-def save_image_variation_folder(path: Path, *, seed: int = 0) -> Path:
-    """Save a tiny random ``StableDiffusionImageVariationPipeline`` (DALL·E 2's idea on SD: the UNet cross-attends
-    to the CLIP *image* embedding of the input picture) and return ``path``.
-
-    image_encoder: ``CLIPVisionModelWithProjection`` (32 wide, 2 layers, 32x32 input in 4x4 patches, projection 32);
-    feature_extractor: a ``CLIPImageProcessor`` resizing and cropping to 32; the UNet and VAE of the tiny SD 1.x
-    (cross-attention width 32, the projection's), PNDM scheduler; no safety checker. Default output 256x256.
-    """
-    from diffusers import StableDiffusionImageVariationPipeline, UNet2DConditionModel
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8,
-    )
-    torch.manual_seed(seed + 1)
-    vae = _tiny_vae()
-    torch.manual_seed(seed + 2)
-    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-        image_size=32, patch_size=4))
-    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    pipe = StableDiffusionImageVariationPipeline(
-        vae=vae, image_encoder=encoder, unet=unet, scheduler=_sd1_scheduler(), safety_checker=None,
-        feature_extractor=processor, requires_safety_checker=False,
-    )
-    path = Path(path)
-    pipe.save_pretrained(str(path), safe_serialization=True)
-    return path

@@ -150,7 +150,7 @@ def test_imagine_writes_the_grid_and_prints_it_then_the_four_images(tmp_path, mo
 
 
 def test_generate_on_an_unconditional_model_needs_no_prompt_and_defaults_to_ddpm(tmp_path, cli):
-    from tests.support.tiny_models import save_ddpm_folder
+    from tests.support.tiny_seed_models import save_ddpm_folder
 
     save_ddpm_folder(tmp_path / "models" / "Stable-diffusion" / "tiny-ddpm")
     out = tmp_path / "ddpm.png"

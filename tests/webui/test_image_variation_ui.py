@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
 from tests.support.apps import checkpoint_added
-from tests.support.tiny_models import save_image_variation_folder
+from tests.support.tiny_seed_models import save_image_variation_folder
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler", scheduler="Automatic",
             steps=2, cfg_scale=5, width=64, height=64, seed=31, batch_size=1, n_iter=1)

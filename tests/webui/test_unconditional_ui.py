@@ -11,7 +11,7 @@ from gradio_client import Client
 from PIL import Image
 
 from tests.support.apps import checkpoint_added
-from tests.support.tiny_models import save_ddpm_folder
+from tests.support.tiny_seed_models import save_ddpm_folder
 
 FORM = dict(checkpoint="tiny-ddpm", prompt="", negative_prompt="", sampler_name="DDPM", scheduler="Automatic",
             steps=3, cfg_scale=7, width=64, height=64, seed=21, batch_size=1, n_iter=1)
