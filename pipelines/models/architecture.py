@@ -37,13 +37,14 @@ class ModelKind:
     upscaler: bool = False  # the SD x4 upscaler pipeline: listed among the upscalers, not the checkpoints
     refiner: bool = False  # the SDXL refiner (OpenCLIP-G alone, aesthetic-score conditioning): refines, never starts
     image_variation: bool = False  # conditioned on a CLIP image embedding, not text: listed apart, run by Vary
+    unclip: bool = False  # an image-variation model of the Stable unCLIP family (noised embedding as class labels)
 
     @property
     def label(self) -> str:
         if self.upscaler:
             return "SD x4 upscaler"
         if self.image_variation:
-            return f"{self.architecture.label} image variation"
+            return f"{self.architecture.label} {'unCLIP' if self.unclip else 'image variation'}"
         parts = [self.architecture.label]
         if self.turbo:
             parts.append("Turbo")
@@ -78,8 +79,10 @@ SDXL_PIPELINES = {
 # denoises RGB noise at its own sample_size; there is no prompt, no VAE and no guidance.
 UNCONDITIONAL_PIPELINES = {"DDPMPipeline", "DDIMPipeline"}
 UNCONDITIONAL_UNETS = {"UNet2DModel"}
-# Image variations from an image embedding (DALL·E 2's idea): the UNet cross-attends to CLIP's image embedding
-VARIATION_PIPELINES = {"StableDiffusionImageVariationPipeline"}
+# Image variations from an image embedding (DALL·E 2's idea): the UNet cross-attends to CLIP's image embedding, or
+# (Stable unCLIP) takes the noised embedding as its class labels beside a text prompt
+UNCLIP_PIPELINES = {"StableUnCLIPImg2ImgPipeline"}
+VARIATION_PIPELINES = {"StableDiffusionImageVariationPipeline"} | UNCLIP_PIPELINES
 
 
 def _read_json(path: Path) -> dict:
@@ -123,11 +126,13 @@ def detect_folder(folder: Path, *, name_hint: str = "") -> ModelKind:
         return ModelKind(Architecture.SDXL, inpainting, turbo, refiner=refiner)
     if cls in UPSCALE_PIPELINES:
         return ModelKind(Architecture.SD2, upscaler=True)
+    text = _read_json(folder / "text_encoder" / "config.json")
+    is_sd2 = bool(unet.get("use_linear_projection")) or text.get("hidden_act") == "gelu"
+    if cls in UNCLIP_PIPELINES:
+        return ModelKind(Architecture.SD2 if is_sd2 else Architecture.SD1, image_variation=True, unclip=True)
     if cls in VARIATION_PIPELINES:
         return ModelKind(Architecture.SD1, image_variation=True)
     if cls in SD_PIPELINES:
-        text = _read_json(folder / "text_encoder" / "config.json")
-        is_sd2 = bool(unet.get("use_linear_projection")) or text.get("hidden_act") == "gelu"
         return ModelKind(Architecture.SD2 if is_sd2 else Architecture.SD1, inpainting, turbo)
     raise UnsupportedModelError(
         f"{name_hint or folder.name}: pipeline {cls!r} is not supported; Atelier runs SD 1.x, SD 2.x and SDXL "

@@ -150,14 +150,15 @@ def load_sd_x4(record: ModelRecord, *, dtype: torch.dtype, allow_pickle: bool = 
 
 
 def load_image_variation(record: ModelRecord, *, dtype: torch.dtype, allow_pickle: bool = False) -> Any:
-    """An image-variation model (diffusers ``StableDiffusionImageVariationPipeline``) from its local folder, without
-    its safety checker (as every Atelier checkpoint)."""
+    """An image-variation model from its local folder: diffusers ``StableDiffusionImageVariationPipeline`` without
+    its safety checker (as every Atelier checkpoint), or Stable unCLIP's ``StableUnCLIPImg2ImgPipeline`` (none)."""
     assert record.path is not None
     _check_safe_folder(record.path, allow_pickle)
-    cls = diffusers_attr("StableDiffusionImageVariationPipeline")
+    unclip = record.kind is not None and record.kind.unclip
+    cls = diffusers_attr("StableUnCLIPImg2ImgPipeline" if unclip else "StableDiffusionImageVariationPipeline")
+    extra = {} if unclip else {"safety_checker": None, "requires_safety_checker": False}
     pipe = cls.from_pretrained(str(record.path), dtype=dtype, variant=weights_variant(record.path),
-                               use_safetensors=None if allow_pickle else True, local_files_only=True,
-                               safety_checker=None, requires_safety_checker=False)
+                               use_safetensors=None if allow_pickle else True, local_files_only=True, **extra)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -7,10 +7,14 @@ computed as that pipeline does (``feature_extractor`` then ``image_encoder(...).
 text-to-image pipeline's denoising loop as its ``prompt_embeds`` (zeros as the unconditional side, as the
 variation pipeline uses), so progress, live previews, Interrupt and Skip work as in every mode; the variation
 pipeline's own ``__call__`` has only the old per-step callback, which cannot stop a job.
+
+Stable unCLIP models (``StableUnCLIPImg2ImgPipeline``) are the same kind and take the same requests; their job,
+with its embedding noise level and optional prompt, is :mod:`pipelines.modes.unclip`'s.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -19,10 +23,11 @@ import torch
 from pipelines import samplers
 from pipelines.actions import img2img_from_image, new_seed
 from pipelines.errors import ValidationError
-from pipelines.infotext.codec import format_infotext
+from pipelines.infotext.codec import format_infotext, parse_infotext
 from pipelines.lazy_diffusers import diffusers_attr
 from pipelines.models.kinds import ModelType
 from pipelines.models.refs import ModelRecord
+from pipelines.modes import unclip
 from pipelines.modes.common import (
     JobContext,
     base_params,
@@ -40,16 +45,16 @@ from pipelines.requests.variation import ImageVariationRequest
 from pipelines.results import GeneratedImage, GenerationResult
 
 
-def variation_record(ctx: JobContext, name: str | None) -> ModelRecord:
+def variation_record(store: Any, name: str | None) -> ModelRecord:
     """The image-variation model ``name`` (None: the first installed), or a ValidationError saying how to get one."""
-    assert ctx.store is not None
     if name is not None:
-        return ctx.store.find(name, ModelType.IMAGE_VARIATION)
-    installed = [r for r in ctx.store.records(ModelType.IMAGE_VARIATION) if r.installed and not r.problem]
+        return store.find(name, ModelType.IMAGE_VARIATION)
+    installed = [r for r in store.records(ModelType.IMAGE_VARIATION) if r.installed and not r.problem]
     if not installed:
         raise ValidationError("variation_model", "no image-variation model is installed: put a diffusers "
                               "StableDiffusionImageVariationPipeline folder (e.g. lambdalabs/sd-image-variations-"
-                              "diffusers) in models/Stable-diffusion")
+                              "diffusers) or a StableUnCLIPImg2ImgPipeline one (e.g. stabilityai/stable-diffusion-2-1-"
+                              "unclip) in models/Stable-diffusion")
     return installed[0]
 
 
@@ -58,24 +63,48 @@ def variation_available(store: Any) -> bool:
     return any(r.installed and not r.problem for r in store.records(ModelType.IMAGE_VARIATION))
 
 
+def noise_level_range(record: ModelRecord | None) -> int | None:
+    """The highest noise level a Stable unCLIP model takes (its noising scheduler's last training step, read from its
+    config without loading it); None for other models."""
+    if not is_unclip(record) or record.path is None:
+        return None
+    try:
+        config = json.loads((record.path / "image_noising_scheduler" / "scheduler_config.json").read_text())
+        return int(config["num_train_timesteps"]) - 1
+    except (OSError, ValueError, KeyError, TypeError):
+        return 999  # diffusers' default DDPMScheduler: 1000 steps
+
+
 def vary_by_embedding(image: Any, infotext: str, store: Any) -> ImageVariationRequest:
     """Vary's "Variation (image embedding)": new pictures from the image's CLIP embedding with its own sampler,
-    steps, CFG scale and size (read from its infotext, as the other Vary buttons do), a new random seed."""
+    steps, CFG scale and size (read from its infotext, as the other Vary buttons do), a new random seed; on a Stable
+    unCLIP model, with the image's prompts and its noise level when the image says one (0 otherwise)."""
     if image is None:
         raise ValidationError("image", "select an image to vary")
     settings, _ = img2img_from_image(image, infotext, store)
     sampler = settings.sampler_name if not samplers.resolve(settings.sampler_name)[0].pixel_space_only else \
         samplers.DEFAULT_SAMPLER
-    return ImageVariationRequest(image=image, sampler_name=sampler, scheduler=settings.scheduler,
-                                 steps=min(settings.steps, 150), cfg_scale=settings.cfg_scale, width=settings.width,
-                                 height=settings.height, seed=new_seed(settings.seed))
+    job = ImageVariationRequest(image=image, sampler_name=sampler, scheduler=settings.scheduler,
+                                steps=min(settings.steps, 150), cfg_scale=settings.cfg_scale, width=settings.width,
+                                height=settings.height, seed=new_seed(settings.seed))
+    top = noise_level_range(variation_record(store, None))
+    if top is None:
+        return job
+    level = parse_infotext(infotext).get("Noise level", "0").strip()
+    return replace(job, prompt=settings.prompt, negative_prompt=settings.negative_prompt,
+                   noise_level=min(int(level), top) if level.isdigit() else 0)
+
+
+def is_unclip(record: ModelRecord | None) -> bool:
+    """Whether ``record`` is a Stable unCLIP model (it takes a noise level and a prompt)."""
+    return record is not None and record.kind is not None and record.kind.unclip
 
 
 def image_embeds(pipe: Any, image: Any) -> torch.Tensor:
-    """(1, 1, width) CLIP image embedding of ``image``, as the variation pipeline computes it."""
+    """(1, width) CLIP image embedding of ``image``, as both pipelines compute it."""
     pixels = pipe.feature_extractor(images=image.convert("RGB"), return_tensors="pt").pixel_values
     pixels = pixels.to(device=pipe.image_encoder.device, dtype=pipe.image_encoder.dtype)
-    return pipe.image_encoder(pixels).image_embeds.unsqueeze(1)
+    return pipe.image_encoder(pixels).image_embeds
 
 
 def infotext_params(request: ImageVariationRequest, ctx: JobContext, seed: int, pos: int) -> dict[str, Any]:
@@ -86,16 +115,22 @@ def infotext_params(request: ImageVariationRequest, ctx: JobContext, seed: int, 
 def run(request: ImageVariationRequest, ctx: JobContext) -> GenerationResult:
     # 1. Check inputs, find the variation model
     request.validate()
-    record = variation_record(ctx, request.variation_model)
+    assert ctx.store is not None
+    record = variation_record(ctx.store, request.variation_model)
     spec, schedule = samplers.resolve(request.sampler_name, request.scheduler)
     if spec.pixel_space_only:
         raise ValidationError("sampler_name", f"{spec.name} runs unconditional pixel-space models only")
-    assert ctx.store is not None
+    if request.noise_level and not is_unclip(record):
+        raise ValidationError("noise_level", f"{record.name} is not a Stable unCLIP model: it takes no noise level "
+                              "(leave it at 0)")
     with ctx.store.use(record, ctx.on_progress, model_type=ModelType.IMAGE_VARIATION) as loaded:
         job = replace(ctx, loaded=loaded)
         base = loaded.pipeline
         # 2. The image embedding once per job; zeros are the unconditional side of classifier-free guidance
         embeds = image_embeds(base, request.image).to(base.unet.dtype)
+        if is_unclip(loaded.record):
+            return unclip.run(request, ctx, loaded, embeds)
+        embeds = embeds.unsqueeze(1)  # one token of cross-attention context
         first_seed = resolve_seed(request.seed)
         images: list[GeneratedImage] = []
         text_to_image = diffusers_attr("StableDiffusionPipeline")

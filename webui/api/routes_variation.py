@@ -2,8 +2,9 @@
 
 ``POST /atelier/v1/image-variation`` takes a base64 ``image`` and the usual sampling fields (A1111's names) and
 returns new pictures drawn from the image's CLIP embedding by an installed image-variation model
-(``variation_model``: its name; null: the first one), as base64 PNGs with their infotexts. No model installed, or
-a bad field, is a 422 naming the field.
+(``variation_model``: its name; null: the first one), as base64 PNGs with their infotexts. A Stable unCLIP model
+also takes ``noise_level`` (0 to its noising steps - 1; other models take 0 only), a ``prompt`` and a
+``negative_prompt``. No model installed, or a bad field, is a 422 naming the field.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from webui.owners import api_owner
 class ImageVariationBody(ApiModel):
     image: str
     variation_model: str | None = None
+    noise_level: int = 0  # Stable unCLIP only: noise added to the image embedding
+    prompt: str = ""  # Stable unCLIP only
+    negative_prompt: str = ""  # Stable unCLIP only
     seed: int = -1
     sampler_name: str = samplers.DEFAULT_SAMPLER
     scheduler: str = "Automatic"
