@@ -1,17 +1,19 @@
 """Vary's "Variation (image embedding)" over real HTTP (gradio_client) on the live app: a txt2img result varied
-through a tiny image-variation model, written into the shared ``live_app`` and removed after."""
+through a tiny image-variation model, written into the shared ``live_app`` and removed after; the img2img Variation
+sub-tab on it and on a tiny Stable unCLIP model (its noise level and prompt)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
 from tests.support.apps import checkpoint_added
-from tests.support.tiny_seed_models import save_image_variation_folder
+from tests.support.tiny_seed_models import save_image_variation_folder, save_unclip_folder
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler", scheduler="Automatic",
             steps=2, cfg_scale=5, width=64, height=64, seed=31, batch_size=1, n_iter=1)
@@ -38,11 +40,29 @@ def test_img2img_variation_sub_tab_varies_any_image(live_app, variation_model, t
     client = Client(live_app["url"], verbose=False)
     source = tmp_path / "photo.png"
     Image.new("RGB", (80, 48), (30, 160, 40)).save(source)  # any picture, no infotext
-    gallery, info = client.predict(handle_file(str(source)), variation_model, "Euler", "Automatic", 2, 64, 64, 1, 2,
-                                   4, 5, api_name="/img2img_variation")
+    gallery, info = client.predict(handle_file(str(source)), variation_model, 0, "", "", "Euler", "Automatic", 2, 64,
+                                   64, 1, 2, 4, 5, api_name="/img2img_variation")
     params = parse_infotext(info)
     assert len(gallery) == 2 and params["Seed"] == "5" and params["Model"] == variation_model
     assert Image.open(gallery[1]["image"]).size == (64, 64)
     with pytest.raises(Exception, match="no Image variation model named 'nope'"):
-        client.predict(handle_file(str(source)), "nope", "Euler", "Automatic", 2, 64, 64, 1, 1, 4, 5,
+        client.predict(handle_file(str(source)), "nope", 0, "", "", "Euler", "Automatic", 2, 64, 64, 1, 1, 4, 5,
                        api_name="/img2img_variation")
+
+
+def test_img2img_variation_sub_tab_runs_unclip_with_its_noise_level(live_app, tmp_path):
+    client = Client(live_app["url"], verbose=False)
+    source = tmp_path / "photo.png"
+    Image.new("RGB", (64, 64), (200, 120, 40)).save(source)
+    with checkpoint_added(live_app, save_unclip_folder, "tiny-unclip") as name:
+        runs = [client.predict(handle_file(str(source)), name, level, "an orange square", "", "Euler", "Automatic",
+                               2, 64, 64, 1, 1, 4, 9, api_name="/img2img_variation") for level in (0, 700, 700)]
+        with pytest.raises(Exception, match="greater than maximum value 999"):  # the slider stops at the top
+            client.predict(handle_file(str(source)), name, 1000, "", "", "Euler", "Automatic", 2, 64, 64, 1, 1, 4, 9,
+                           api_name="/img2img_variation")
+    params = parse_infotext(runs[1][1])
+    assert params["Noise level"] == "700" and params["Model"] == name and params["Prompt"] == "an orange square"
+    saved = Image.open(runs[1][0][0]["image"])
+    assert parse_infotext(saved.info["parameters"])["Noise level"] == "700"  # the gallery shows the saved PNG
+    first, second, third = (np.asarray(Image.open(r[0][0]["image"]).convert("RGB")).astype(int) for r in runs)
+    assert not np.array_equal(first, second) and np.array_equal(second, third)
