@@ -150,7 +150,7 @@ def _draw_entry(ctx: AppContext, entry: dict[str, Any], handler: Callable[..., F
     """One feed entry: its title, its grid (or single image) and its buttons."""
     images = entry["images"]
     with gr.Group(elem_classes="imagine-entry"):
-        gr.Markdown(f"**{entry['id']}.** {entry['title']}")
+        gr.Markdown(f"**{entry['id']}.** {entry['title']}", elem_classes="imagine-title")
         gr.Image(entry["grid"] or images[0], show_label=False, interactive=False, format="png",
                  buttons=["download", "fullscreen"], elem_classes="imagine-image")
         if entry["kind"] == "upscale":
