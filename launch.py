@@ -74,6 +74,8 @@ def add_core_arguments(p: argparse.ArgumentParser) -> None:
     perf.add_argument("--threads", type=int, help="torch CPU threads")
     misc = p.add_argument_group("misc")
     misc.add_argument("--skip-install", action="store_true", help="never pip-install missing requirements")
+    misc.add_argument("--no-hashing", action="store_true",
+                      help="never hash checkpoints (faster first load; no Model hash in the infotext)")
     misc.add_argument("--log-level", default="INFO")
 
 
@@ -156,6 +158,7 @@ def build_settings(args: argparse.Namespace):
         memory_mode=memory,
         no_half=args.no_half,
         allow_pickle=args.allow_pickle,
+        no_hashing=args.no_hashing,
         initial_model=args.ckpt or saved_checkpoint(args.data_dir.resolve()),
         torch_threads=args.threads,
         hf_endpoint=os.environ.get("HF_ENDPOINT") or None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -36,6 +37,8 @@ class AppContext:
     history: History  # every saved image, searchable (the History tab and /atelier/v1/history)
     extensions: ExtensionRegistry = dataclasses.field(init=False)  # what extensions added; their load reports
     scripts: ScriptRunner = dataclasses.field(init=False)  # runs the extensions' scripts (X/Y/Z plot, ...)
+    # start-up chores that need not delay the first request (the stale temporary files' sweep); join to wait
+    housekeeping: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         self.extensions = self.engine.hooks  # the engine calls the hook points of this registry
@@ -51,7 +54,9 @@ class AppContext:
     def build(cls, settings: Settings, *, store: ModelStore | None = None) -> AppContext:
         for folder in settings.data_folders():
             folder.mkdir(parents=True, exist_ok=True)
-        remove_stale_temp_files(written_folders(settings), shallow=[settings.data_dir])  # + config.json, styles.csv
+        housekeeping = threading.Thread(target=sweep_stale_temp_files, args=(settings,), daemon=True,
+                                        name="stale temporary files")  # walks all outputs: not on the start-up path
+        housekeeping.start()
         store = store or ModelStore(settings)
         selection = CheckpointSelection(store, settings.initial_model)
         upscalers = UpscalerRegistry(settings, store)
@@ -60,7 +65,13 @@ class AppContext:
         engine = Engine(settings, store, selection, upscalers, styles, history=history)
         return cls(settings=settings, store=store, selection=selection, upscalers=upscalers, engine=engine,
                    options=OptionsStore(settings, selection, vae_check=partial(check_vae_name, store)), styles=styles,
-                   history=history)
+                   history=history, housekeeping=housekeeping)
+
+
+def sweep_stale_temp_files(settings: Settings) -> int:
+    """Remove the temporary files interrupted writes left in the folders Atelier writes (and beside config.json and
+    styles.csv). Only files untouched for ``STALE_AFTER_S`` go, so writes begun meanwhile are safe."""
+    return remove_stale_temp_files(written_folders(settings), shallow=[settings.data_dir])
 
 
 def written_folders(settings: Settings) -> list[Path]:

@@ -46,6 +46,7 @@ class Settings:
     memory_mode: MemoryMode = "auto"
     no_half: bool = False
     allow_pickle: bool = False
+    no_hashing: bool = False  # --no-hashing (A1111's): checkpoints are never hashed, no Model hash in infotexts
     initial_model: str | None = None
     default_model: str = DEFAULT_MODEL
     reference_configs: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REFERENCE_CONFIGS))

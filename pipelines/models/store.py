@@ -35,6 +35,7 @@ from pipelines.models.kinds import ModelType
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.memory import fmt, plan_memory, ram_total_bytes, vram_free_total
 from pipelines.models.memory_budget import BudgetPolicy, MemoryProbe, SystemMemory, Tier, default_limits
+from pipelines.models.model_hashes import ModelHashes
 from pipelines.models.prediction import apply_prediction, probe_unet
 from pipelines.models.refs import ModelRecord, SourceKind
 from pipelines.models.registry import ModelRegistry
@@ -64,22 +65,24 @@ class MemoryEntry:
 class ModelStore:
     """Finds, downloads, loads, caches and releases checkpoints, VAEs, LoRAs, embeddings and upscalers."""
 
-    def __init__(self, settings: Settings, *, memory: MemoryProbe | None = None, two_tier: bool | None = None) -> None:
+    def __init__(self, settings: Settings, *, memory: MemoryProbe | None = None, two_tier: bool | None = None,
+                 hashes: HashCache | None = None) -> None:
         """``memory`` and ``two_tier`` default to the machine's memory and "two tiers on an accelerator";
-        tests pass their own to drive the tier logic on a CPU."""
+        tests pass their own to drive the tier logic on a CPU (and ``hashes``, a HashCache with their hasher)."""
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(self.device, settings)
         self.registry = ModelRegistry(settings)
         self.hub = HubClient(settings)
         self.installer = Installer(settings, self.hub)
-        self.hashes = HashCache(settings.hash_cache_file)
+        self.hashes = hashes or HashCache(settings.hash_cache_file)
         self._spandrel = SpandrelLoader()
         two_tier = self.device.type != "cpu" if two_tier is None else two_tier
         device_cap = self._vram_cap() if self.device.type == "cuda" else self._ram_cap()
         limits = default_limits(two_tier=two_tier, device_cap=device_cap, ram_cap=self._ram_cap())
         self.cache = ModelCache(BudgetPolicy(memory or SystemMemory(self.device), limits), device=self.device,
                                 park_device=torch.device("cpu") if two_tier else None)
+        self.model_hashes = ModelHashes(self.hashes, self.registry, self.cache, no_hashing=settings.no_hashing)
         self._load_lock = threading.Lock()
         self.registry.refresh()
 
@@ -164,12 +167,14 @@ class ModelStore:
             if cached is not None:
                 return cached
             record = self._install(record, on_progress)
-            record = self._with_hash(record)
+            record, hashing = self.model_hashes.start_checkpoint(record)  # read alongside the load, not before
             self.registry.update(record)
             self.cache.make_room(record.size_bytes, Tier.RAM if record.type.small and self.cache.two_tier
                                  else Tier.DEVICE)
             loaded = self._build(record, config)
             self.cache.put(record.ref.key, loaded, tier=Tier.RAM if not loaded.wants_device else Tier.DEVICE)
+            if hashing is not None:  # now in the cache: the hash, when done, reaches its record there too
+                self.model_hashes.follow(record.ref.key, hashing)
             return loaded
 
     def _build(self, record: ModelRecord, config: Mapping[str, Any] | None = None) -> LoadedModel:
@@ -274,47 +279,23 @@ class ModelStore:
             out.append(MemoryEntry(info.key, name, model_type, info.size_bytes, info.tier, info.in_use))
         return out
 
-    # ---- hashes ---------------------------------------------------------------------------------
-    @staticmethod
-    def _hashed_file(record: ModelRecord) -> Path | None:
-        """The file whose sha256 is the model's hash: the file itself, or a folder's UNet weights."""
-        if record.path is None:
-            return None
-        if record.ref.kind is SourceKind.SINGLE_FILE:
-            return record.path
-        folder = record.path if record.type is ModelType.VAE else record.path / "unet"  # a diffusers VAE folder
-        if not folder.is_dir():  # a flat unconditional (DDPM) folder: the UNet's weights at the top
-            folder = record.path
-        for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"):
-            weights = folder / name
-            if weights.exists():
-                return weights.resolve()
-        return None
+    # ---- hashes (pipelines/models/model_hashes.py) -------------------------------------------------
+    def hashed(self, record: ModelRecord) -> ModelRecord:
+        """``record`` with its A1111 hashes (sha256; the addnet hash for LoRA files), computed once and cached."""
+        return self.model_hashes.hashed(record)
 
-    def _with_hash(self, record: ModelRecord) -> ModelRecord:
-        if record.sha256 or record.type is not ModelType.CHECKPOINT:
-            return record
-        path = self._hashed_file(record)
-        return record.with_hash(self.hashes.sha256(path)) if path else record
+    def start_hashing(self, record: ModelRecord) -> None:
+        """Begin :meth:`hashed`'s hashes in the background, before loading the model, so they read its file together."""
+        self.model_hashes.start(record)
 
     def known_sha256(self, record: ModelRecord) -> str | None:
         """The model's sha256 if it was ever computed (this run or ``cache.json``); never hashes."""
-        if record.sha256:
-            return record.sha256
-        path = self._hashed_file(record)
-        return self.hashes.cached(path) if path else None
+        return self.model_hashes.known_sha256(record)
 
-    def hashed(self, record: ModelRecord) -> ModelRecord:
-        """``record`` with its A1111 hashes (sha256; the addnet hash for LoRA files), computed once and cached."""
-        path = self._hashed_file(record)
-        if path is None:
-            return record
-        updated = record if record.sha256 else record.with_hash(self.hashes.sha256(path))
-        if record.type is ModelType.LORA and path.suffix == ".safetensors" and not updated.addnet_hash:
-            updated = replace(updated, addnet_hash=self.hashes.addnet(path))
-        if updated != record:
-            self.registry.update(updated)
-        return updated
+    def model_sha256(self, record: ModelRecord) -> str | None:
+        """A loaded checkpoint's sha256 for an image's infotext, waiting for the hash begun with its load (bounded);
+        None with ``--no-hashing`` or when hashing failed."""
+        return self.model_hashes.checkpoint_sha256(record)
 
     # ---- install ----------------------------------------------------------------------------------
     def download(self, repo_id: str, on_progress: ProgressFn = ignore_progress, *, filename: str | None = None,

@@ -183,8 +183,15 @@ def variation_noise(request: GenerationRequest) -> BatchInputs | None:
     return latents
 
 
-def model_params(loaded: LoadedModel) -> dict[str, Any]:
-    return {"Model hash": loaded.record.short_hash, "Model": loaded.record.name}
+def model_params(ctx: JobContext) -> dict[str, Any]:
+    """``Model hash`` (sha256[:10]; a first job waits here, at save time, for the hash begun with the load; left
+    out with --no-hashing or when hashing failed, as A1111 does) and ``Model``."""
+    record = ctx.loaded.record
+    short = record.short_hash
+    if short is None and ctx.store is not None:
+        sha256 = ctx.store.model_sha256(record)
+        short = sha256[:10] if sha256 else None
+    return {"Model hash": short, "Model": record.name}
 
 
 def base_params(request: GenerationRequest, ctx: JobContext, seed: int) -> dict[str, Any]:
@@ -197,7 +204,7 @@ def base_params(request: GenerationRequest, ctx: JobContext, seed: int) -> dict[
         "CFG scale": request.cfg_scale,
         "Seed": seed,
         "Size": f"{request.width}x{request.height}",
-        **model_params(ctx.loaded),
+        **model_params(ctx),
         **ctx.vae_params,
         **variation_params(request, seed),
     }
@@ -338,7 +345,7 @@ def result_info(request: GenerationRequest, ctx: JobContext, images: list[Genera
         "steps": request.steps,
         "batch_size": request.batch_size,
         "sd_model_name": ctx.loaded.record.name,
-        "sd_model_hash": ctx.loaded.record.short_hash,
+        "sd_model_hash": model_params(ctx)["Model hash"],
         "sd_vae_name": ctx.vae_params.get("VAE"),
         "sd_vae_hash": ctx.vae_params.get("VAE hash"),
         "infotexts": [img.infotext for img in images],

@@ -103,7 +103,7 @@ def infotext_params(request: GenerationRequest, ctx: JobContext, seed: int, pos:
                     size: tuple[int, int]) -> dict[str, Any]:
     """A1111's keys that apply: no CFG scale, schedule type or prompt settings."""
     params: dict[str, Any] = {"Steps": request.steps, "Sampler": samplers.resolve(request.sampler_name)[0].name,
-                              "Seed": seed, "Size": f"{size[0]}x{size[1]}", **model_params(ctx.loaded)}
+                              "Seed": seed, "Size": f"{size[0]}x{size[1]}", **model_params(ctx)}
     if params["Sampler"] == "DDIM":
         params["Eta DDIM"] = 0.0
     params["RNG"] = "CPU"
@@ -164,7 +164,7 @@ def run(request: Txt2ImgRequest, ctx: JobContext) -> GenerationResult:
             "subseed": -1, "all_subseeds": [-1] * len(images), "width": size[0], "height": size[1],
             "sampler_name": spec.name, "scheduler": schedule.label, "cfg_scale": request.cfg_scale,
             "steps": request.steps, "batch_size": request.batch_size, "sd_model_name": ctx.loaded.record.name,
-            "sd_model_hash": ctx.loaded.record.short_hash, "sd_vae_name": None, "sd_vae_hash": None,
+            "sd_model_hash": model_params(ctx)["Model hash"], "sd_vae_name": None, "sd_vae_hash": None,
             "infotexts": [img.infotext for img in images], "version": VERSION}
     return GenerationResult(images=images, info=info, interrupted=ctx.job.interrupted, notices=tuple(notices),
                             grid=batch_grid(request, ctx, images))

@@ -151,6 +151,8 @@ def applied_loras(pipe: Any, store: ModelStore, tags: Sequence[LoraTag], archite
     if not hasattr(pipe, "load_lora_weights"):
         raise ValidationError("prompt", f"{type(pipe).__name__} cannot take LoRAs")
     resolved = resolve_loras(store, tags, architecture, model_name=model_name)
+    for _tag, record in resolved:  # their hashes read the files while they load (waited for below, per LoRA)
+        store.start_hashing(record)
     with ExitStack() as stack:
         started = time.perf_counter()
         tensors = []

@@ -204,7 +204,7 @@ def held_vae(store: ModelStore, choice: str, loaded: LoadedModel,
     if record.problem:  # an Automatic VAE beside the checkpoint is not looked up by name, so not checked there
         raise ValidationError(FIELD, record.problem)
     check_fits(record, _file_shape(record), loaded)
-    record = store.hashed(record)
+    store.start_hashing(record)  # VAE hash: read while the VAE loads, waited for after the load
     config = None
     if record.ref.kind is SourceKind.SINGLE_FILE:  # no config of its own: the checkpoint's shape
         config = dict(loaded.pipeline.vae.config)
@@ -217,5 +217,6 @@ def held_vae(store: ModelStore, choice: str, loaded: LoadedModel,
         except UnsupportedModelError as exc:  # a single file whose weights the checkpoint's VAE config cannot take
             raise _refuse(record, loaded.record, str(exc)) from exc
         check_fits(record, VaeShape.of_module(held.model), loaded)  # what pickles and Hub repos only tell now
+        record = store.hashed(record)
         log.info("VAE %s for %s", vae_title(record), loaded.record.name)
         yield JobVae(record, held.model)

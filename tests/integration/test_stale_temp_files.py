@@ -1,13 +1,16 @@
-"""Temporary files left by writes a killed process never finished are removed when the app context is built;
-nothing else is touched (look-alike names, a write still in progress, folders Atelier does not write)."""
+"""Temporary files left by writes a killed process never finished are removed when the app context is built (in
+the background: start-up does not wait for the walk over every output); nothing else is touched (look-alike names,
+a write still in progress, folders Atelier does not write)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
+import pipelines.context
 from pipelines.context import AppContext
 from pipelines.files import atomic_file
 from tests.support.apps import make_settings
@@ -48,7 +51,26 @@ def test_stale_temporaries_are_removed_at_start_and_nothing_else(tmp_path, caplo
         path.write_bytes(b"keep me")
         os.utime(path, (AN_HOUR_AGO, AN_HOUR_AGO))
     with caplog.at_level(logging.INFO, logger="pipelines.files"):
-        AppContext.build(make_settings(data, ckpt_dirs=(elsewhere,)))
+        ctx = AppContext.build(make_settings(data, ckpt_dirs=(elsewhere,)))
+        ctx.housekeeping.join(60)  # the sweep runs beside start-up
     assert [temp for _, temp in abandoned if temp.exists()] == []
     assert [path for path in survivors if not path.exists()] == []
     assert "removed 8 temporary file(s) left by interrupted writes" in caplog.text
+
+
+def test_start_up_does_not_wait_for_the_sweep(tmp_path, monkeypatch):
+    """The sweep walks every output ever saved: AppContext.build returns while it is still running."""
+    abandoned = killed_write(tmp_path / "outputs" / "txt2img-images" / "2026-11-30" / "00001-7.png")
+    release = threading.Event()
+    sweep = pipelines.context.remove_stale_temp_files
+
+    def slow_sweep(*args, **kwargs) -> int:  # the real sweep, after a walk over a very large outputs tree
+        release.wait(60)
+        return sweep(*args, **kwargs)
+
+    monkeypatch.setattr(pipelines.context, "remove_stale_temp_files", slow_sweep)
+    ctx = AppContext.build(make_settings(tmp_path))  # would wait 60 s here if start-up ran the sweep itself
+    assert ctx.housekeeping.is_alive() and abandoned[1].exists()
+    release.set()
+    ctx.housekeeping.join(60)
+    assert not ctx.housekeeping.is_alive() and not abandoned[1].exists()
