@@ -25,7 +25,9 @@ from pipelines.modes import extras, img2img, outpaint, txt2img, unconditional, v
 from pipelines.modes.common import JobContext, with_vae
 from pipelines.modes.memory_recovery import run_with_memory_recovery
 from pipelines.modes.refiner import held_refiner
+from pipelines.modes.taesd_job import with_taesd
 from pipelines.networks.lora import applied_loras
+from pipelines.networks.taesd import held_taesd
 from pipelines.networks.tags import extract_loras
 from pipelines.networks.vae import AUTOMATIC, held_vae
 from pipelines.progress import JobState, ProgressFn, ProgressUpdate, ignore_progress
@@ -134,11 +136,13 @@ class Engine:
     def _run_conditioned(self, mode: Mode, request: Any, state: JobState, on_progress: ProgressFn,
                          loaded: LoadedModel, tags: Any) -> GenerationResult:
         with held_vae(self.store, getattr(request, "sd_vae", AUTOMATIC), loaded, on_progress) as vae, \
+                held_taesd(self.store, request, loaded, on_progress) as tiny, \
                 held_refiner(self.store, request, loaded, on_progress) as refiner, \
                 applied_loras(loaded.pipeline, self.store, tags, loaded.record.architecture,
                               model_name=loaded.record.name) as loras:
             job = self._job(with_vae(loaded, vae.vae) if vae else loaded, state, on_progress)
             job.vae_params.update(vae.infotext() if vae else {})
+            with_taesd(job, tiny, request.mode)  # TAESD decode / encode / previews, when the request asks
             job.refiner = refiner
             job.prompt_params.update(loras.infotext())
             return run_with_memory_recovery(mode.run, request, job)  # a lower-memory retry on OOM

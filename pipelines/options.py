@@ -27,6 +27,7 @@ from pipelines.extension_manager.index import DEFAULT_INDEX_URL
 from pipelines.files import write_text_atomically
 from pipelines.progress import ProgressFn, ignore_progress
 from pipelines.requests.base import EMPHASIS_MODES
+from pipelines.requests.decoders import DECODE_METHODS, PREVIEW_METHODS
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,12 @@ def option_specs(settings: Settings) -> tuple[OptionSpec, ...]:
         OptionSpec("emphasis", str, "Original", "Emphasis: how (word:1.2) weights apply", choices=EMPHASIS_MODES),
         OptionSpec("sd_vae", str, "Automatic", "SD VAE: Automatic (NAME.vae.safetensors beside the checkpoint, else "
                    "its own), None (the checkpoint's own) or a VAE's file name"),
+        OptionSpec("sd_vae_decode_method", str, "Full", "VAE type for decode: Full, or TAESD (fast, a little blurry; "
+                   "models/VAE-taesd)", choices=DECODE_METHODS),
+        OptionSpec("sd_vae_encode_method", str, "Full", "VAE type for encode (img2img): Full or TAESD",
+                   choices=DECODE_METHODS),
+        OptionSpec("show_progress_type", str, "Approx cheap", "Live preview method: Approx cheap (a fitted colour "
+                   "map), TAESD or Full (a real decode every preview)", choices=PREVIEW_METHODS),
         OptionSpec("sd_checkpoints_limit", int, 1,
                    "Checkpoints kept in RAM (stored only: Atelier's cache counts bytes)", "stored"),
         OptionSpec("outdir_samples", str, "", "Output folder for all images", "fixed"),
@@ -181,6 +188,11 @@ class OptionsStore:
         """The request fields the grid options decide (grid_save, n_rows), ``overrides`` taking precedence."""
         values = {**self.values(), **(overrides or {})}
         return {"save_grid": values["grid_save"], "grid_rows": values["n_rows"]}
+
+    def decoder_settings(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The request fields the VAE-type and live-preview options decide, ``overrides`` taking precedence."""
+        values = {**self.values(), **(overrides or {})}
+        return {key: values[key] for key in ("sd_vae_decode_method", "sd_vae_encode_method", "show_progress_type")}
 
     def sd_vae(self, overrides: Mapping[str, Any] | None = None) -> str:
         """The request's ``sd_vae``: the SD VAE option, or ``overrides["sd_vae"]`` (already checked)."""

@@ -101,6 +101,11 @@ class Settings:
         return (self.models_dir / "VAE", *self.vae_dirs)
 
     @property
+    def taesd_folders(self) -> tuple[Path, ...]:
+        """Folders scanned for tiny autoencoders (TAESD): A1111's ``models/VAE-taesd``, then the VAE folders."""
+        return (self.models_dir / "VAE-taesd", *self.vae_folders)
+
+    @property
     def lora_folders(self) -> tuple[Path, ...]:
         """Folders scanned for LoRAs: ``models/Lora`` (A1111 also reads ``models/LyCORIS``) then ``--lora-dir``."""
         return (self.models_dir / "Lora", self.models_dir / "LyCORIS", *self.lora_dirs)

@@ -33,7 +33,8 @@ def generation(ctx: AppContext, request: GenerationRequest, run: Run | None = No
     options hold now (the quick settings Clip skip, Emphasis and SD VAE, as A1111 applies its settings
     to every job), run by the engine as ``owner``'s job (webui/owners.py page_owner). Every tab and
     result action generates through this."""
-    job = replace(request, **ctx.options.prompt_settings(), **ctx.options.grid_settings(), sd_vae=ctx.options.sd_vae())
+    job = replace(request, **ctx.options.prompt_settings(), **ctx.options.grid_settings(), sd_vae=ctx.options.sd_vae(),
+                  **ctx.options.decoder_settings())
     if run is not None:  # a script, or extension section values (webui/components/scripts_panel.py)
         return lambda report: run(job, report, owner)
     return lambda report: ctx.engine.generate(job, on_progress=report, owner=owner)

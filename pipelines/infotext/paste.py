@@ -10,6 +10,7 @@ The mapping follows A1111's ``PasteField`` labels::
     Denoising strength and the Hires keys -> hires (see :mod:`pipelines.infotext.paste_hires`)
     Refiner / Refiner switch at -> refiner (see :mod:`pipelines.infotext.paste_refiner`)
     Clip skip -> clip_skip           Emphasis -> emphasis (A1111 settings, applied to the job)
+    VAE Decoder / VAE Encoder -> sd_vae_decode_method / sd_vae_encode_method (Atelier's: TAESD; Full when missing)
     VAE / VAE hash -> sd_vae (an installed VAE; A1111's SD VAE setting; see :mod:`pipelines.infotext.vae_match`)
     Variation seed / Variation seed strength / Seed resize from-1, -2 -> subseed / subseed_strength /
     seed_resize_from_w, _h (strength 0 and no resize when the image names none: A1111 unticks "Extra")
@@ -49,7 +50,8 @@ NOT_APPLIED = ("Hires checkpoint", "First pass size", "ENSD", "Eta", "Eta DDIM",
                "Face restoration", "Token merging ratio", "Distilled CFG Scale", "Noise multiplier", "Module 1")
 _DEFAULT_VALUES = {"Beta schedule alpha": "0.6", "Beta schedule beta": "0.6"}
 # Settings an infotext carries, with the value A1111 assumes when the key is missing.
-_SETTINGS = (("Clip skip", "clip_skip", "1"), ("Emphasis", "emphasis", "Original"))
+_SETTINGS = (("Clip skip", "clip_skip", "1"), ("Emphasis", "emphasis", "Original"),
+             ("VAE Decoder", "sd_vae_decode_method", "Full"), ("VAE Encoder", "sd_vae_encode_method", "Full"))
 
 
 @dataclass(frozen=True)

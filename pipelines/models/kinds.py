@@ -10,6 +10,7 @@ class ModelType(StrEnum):
 
     CHECKPOINT = "checkpoint"  # a Stable Diffusion pipeline (folder, single file or Hub repo)
     VAE = "vae"
+    TAESD = "taesd"  # a tiny autoencoder (diffusers AutoencoderTiny: TAESD, TAESDXL): previews, fast decoding
     LORA = "lora"  # LoRA / LoCon / LyCORIS network files
     EMBEDDING = "embedding"  # textual-inversion embeddings
     UPSCALER = "upscaler"  # an upscaler model file spandrel loads (ESRGAN, SwinIR, HAT, DAT, ...)
@@ -29,6 +30,7 @@ class ModelType(StrEnum):
 _LABELS = {
     ModelType.CHECKPOINT: "Checkpoint",
     ModelType.VAE: "VAE",
+    ModelType.TAESD: "TAESD (tiny VAE)",
     ModelType.LORA: "LoRA",
     ModelType.EMBEDDING: "Embedding",
     ModelType.UPSCALER: "Upscaler",

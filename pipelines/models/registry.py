@@ -17,7 +17,7 @@ from pathlib import Path
 from pipelines.errors import ModelNotFoundError, UnsupportedModelError
 from pipelines.models.kinds import ModelType
 from pipelines.models.refs import ModelRecord, ModelRef, SourceKind
-from pipelines.models.scan import ScanResult, scan_checkpoint_dir, scan_files, scan_hub_cache
+from pipelines.models.scan import ScanResult, scan_checkpoint_dir, scan_files, scan_hub_cache, scan_taesd
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ class ModelRegistry:
         """Where files of ``model_type`` are looked for (downloads go to the first)."""
         s = self._settings
         return {ModelType.CHECKPOINT: s.checkpoint_dirs, ModelType.VAE: s.vae_folders, ModelType.LORA: s.lora_folders,
-                ModelType.EMBEDDING: s.embedding_folders, ModelType.UPSCALER: s.upscaler_dirs,
+                ModelType.EMBEDDING: s.embedding_folders, ModelType.TAESD: s.taesd_folders,
+                ModelType.UPSCALER: s.upscaler_dirs,
                 ModelType.SD_X4_UPSCALER: s.checkpoint_dirs, ModelType.IMAGE_VARIATION: s.checkpoint_dirs}[model_type]
 
     def refresh(self) -> list[ModelRecord]:
@@ -56,6 +57,7 @@ class ModelRegistry:
         scan_hub_cache(self.hub_cache_dir(), result)
         for model_type in (ModelType.VAE, ModelType.LORA, ModelType.EMBEDDING, ModelType.UPSCALER):
             scan_files(self.folders(model_type), model_type, result, allow_pickle=allow)
+        scan_taesd(self.folders(ModelType.TAESD), result)
         found = {r.ref.key: r for r in result.records}
         default_ref = ModelRef(SourceKind.HUB, self._settings.default_model)
         found.setdefault(default_ref.key, ModelRecord(ref=default_ref, name=self._settings.default_model,

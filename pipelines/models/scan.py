@@ -28,6 +28,7 @@ from pipelines.models.integrity import folder_damage, safetensors_damage
 from pipelines.models.kinds import ModelType
 from pipelines.models.prediction import stated_prediction
 from pipelines.models.refs import ModelRecord, ModelRef, SourceKind
+from pipelines.models.taesd_files import folder_is_taesd, is_taesd, taesd_architecture
 
 log = logging.getLogger(__name__)
 SAFE_SUFFIXES = (".safetensors",)
@@ -35,7 +36,7 @@ CHECKPOINT_PICKLES = (".ckpt", ".pt", ".bin")
 NETWORK_PICKLES = (".pt", ".ckpt", ".bin")  # LoRA, VAE, embedding files A1111 accepts
 UPSCALER_PICKLES = (".pth", ".pt")
 SIDECAR_SUFFIX = ".config"  # foo.safetensors + foo.config/ (diffusers configs, no weights)
-_VAE_CLASSES = {"AutoencoderKL", "AutoencoderTiny"}
+_VAE_CLASSES = {"AutoencoderKL"}  # AutoencoderTiny folders are TAESDs (scan_taesd)
 CHECKPOINT_VAE_TAG = ".vae"  # NAME.vae.safetensors beside checkpoint NAME: its VAE (A1111's "Automatic")
 
 
@@ -160,6 +161,10 @@ def _network_file(path: Path, model_type: ModelType) -> ModelRecord:
         return ModelRecord(**base, arch=lora_architecture(shapes))
     if model_type is ModelType.EMBEDDING:
         return ModelRecord(**base, arch=embedding_architecture(shapes))
+    if model_type is ModelType.TAESD:
+        if not is_taesd(shapes):
+            return ModelRecord(**base, problem=f"{path.name}: not a TAESD (no AutoencoderTiny decoder.layers tensors)")
+        return ModelRecord(**base, arch=taesd_architecture(path.stem))
     if not is_vae(shapes):
         return ModelRecord(**base, problem=f"{path.name}: not a VAE (no decoder weights)")
     return ModelRecord(**base)
@@ -183,6 +188,8 @@ def scan_files(folders: tuple[Path, ...], model_type: ModelType, result: ScanRes
             if suffix in pickles and not allow_pickle:
                 result.skip(model_type, path)
                 continue
+            if model_type is ModelType.VAE and _taesd_file(path):
+                continue  # a TAESD kept in models/VAE: listed by scan_taesd
             seen.add(path.stem)
             if model_type is ModelType.UPSCALER:
                 result.records.append(ModelRecord(ref=_file_ref(path, model_type), name=path.stem, path=path,
@@ -199,6 +206,39 @@ def scan_files(folders: tuple[Path, ...], model_type: ModelType, result: ScanRes
     if skipped:
         log.info("skipping %d pickled %s file(s) (start with --allow-pickle to load them): %s", len(skipped),
                  model_type.label, ", ".join(p.name for p in skipped))
+
+
+def _taesd_file(path: Path) -> bool:
+    try:
+        return path.suffix == ".safetensors" and is_taesd(read_safetensors_shapes(path))
+    except Exception:  # unreadable: the VAE scan reports it
+        return False
+
+
+def scan_taesd(folders: tuple[Path, ...], result: ScanResult) -> None:
+    """Tiny autoencoders in ``folders`` (``models/VAE-taesd``, then the VAE folders): diffusers ``AutoencoderTiny``
+    folders, and single ``.safetensors`` files of one (pickles are never read: A1111's ``.pth`` files are
+    skipped with a note)."""
+    seen: set[str] = set()
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for config in sorted([folder / "config.json", *folder.glob("*/config.json")]):
+            if config.is_file() and folder_is_taesd(config) and config.parent.name not in seen:
+                seen.add(config.parent.name)
+                ref = ModelRef(SourceKind.FOLDER, str(config.parent.resolve()), ModelType.TAESD)
+                result.records.append(ModelRecord(ref=ref, name=config.parent.name, path=config.parent,
+                                                  size_bytes=folder_size(config.parent),
+                                                  arch=taesd_architecture(config.parent.name)))
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix in (".pth", ".pt") and "taesd" in path.name.lower():
+                result.skip(ModelType.TAESD, path)
+            elif path.is_file() and path.suffix == ".safetensors" and path.stem not in seen and _taesd_file(path):
+                seen.add(path.stem)
+                result.records.append(_network_file(path, ModelType.TAESD))
+    if result.skipped_pickles.get(ModelType.TAESD):
+        log.info("TAESD: pickled files are not read (%s); use the diffusers repos madebyollin/taesd or "
+                 "madebyollin/taesdxl", ", ".join(p.name for p in result.skipped_pickles[ModelType.TAESD]))
 
 
 def _vae_arch(config: Path) -> Architecture | None:
@@ -253,6 +293,10 @@ def scan_hub_cache(cache: Path, result: ScanResult) -> None:
         if (snapshot / "model_index.json").exists() or is_bare_unet(snapshot):
             result.records.append(_pipeline_folder(snapshot, source=SourceKind.HUB, location=repo_id, name=repo_id,
                                                    sha256=_blob_sha256(snapshot)))
+        elif folder_is_taesd(snapshot / "config.json"):
+            result.records.append(ModelRecord(ref=ModelRef(SourceKind.HUB, repo_id, ModelType.TAESD), name=repo_id,
+                                              path=snapshot, size_bytes=folder_size(snapshot),
+                                              arch=taesd_architecture(repo_id)))
         elif _class_name(snapshot / "config.json") in _VAE_CLASSES:
             ref = ModelRef(SourceKind.HUB, repo_id, ModelType.VAE)
             result.records.append(ModelRecord(ref=ref, name=repo_id, path=snapshot, size_bytes=folder_size(snapshot),

@@ -41,6 +41,7 @@ from pipelines.models.refs import ModelRecord, SourceKind
 from pipelines.models.registry import ModelRegistry
 from pipelines.models.scan import folder_size
 from pipelines.models.spandrel_import import SpandrelLoader
+from pipelines.models.taesd_files import load_taesd
 from pipelines.models.weights import load_descriptor
 from pipelines.progress import ProgressFn, ignore_progress
 from pipelines.settings import Settings
@@ -195,6 +196,9 @@ class ModelStore:
         if kind is ModelType.VAE:
             vae = loaders.load_vae(record, dtype=self.dtype, config=config, allow_pickle=allow).to(self.device)
             return LoadedModel(record, vae, self.device, self.dtype)
+        if kind is ModelType.TAESD:
+            tiny = load_taesd(record, dtype=self.dtype, allow_pickle=allow).to(self.device)
+            return LoadedModel(record, tiny, self.device, self.dtype)
         if kind is ModelType.UPSCALER:
             assert record.path is not None
             descriptor = load_descriptor(record.path, self._spandrel.get(), device=self.device, dtype=self.dtype,
@@ -302,7 +306,7 @@ class ModelStore:
                  model_type: ModelType = ModelType.CHECKPOINT) -> ModelRecord:
         """Fetch a Hub repo (into the HF cache) or one file of it (into the kind's folder), then list it."""
         fp16 = self.dtype == torch.float16
-        if filename is None and model_type is ModelType.VAE:  # a diffusers VAE repo: config.json + weights
+        if filename is None and model_type in (ModelType.VAE, ModelType.TAESD):  # a diffusers VAE repo
             self.installer.download_model_folder(repo_id, prefer_fp16=fp16, on_progress=on_progress)
             self.registry.refresh()
             return self.registry.find(repo_id, model_type)

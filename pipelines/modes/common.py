@@ -49,6 +49,9 @@ class JobContext:
     prompt_params: dict[str, Any] = field(default_factory=dict)  # infotext keys the conditioning adds (TI hashes)
     vae_params: dict[str, Any] = field(default_factory=dict)  # VAE hash / VAE, when the job's VAE is not the model's
     refiner: LoadedModel | None = None  # the SDXL refiner held for this job (pipelines/modes/refiner.py)
+    # the job's TAESD use (pipelines/modes/taesd_job.py): previews decoded by a VAE, img2img's encoder if another
+    previewer: Callable[[torch.Tensor, tuple[int, int]], Any] | None = None
+    encode_vae: Any = None
 
 
 def job_pipeline(base: Any, scheduler: Any, cls: type | None = None, **components: Any) -> Any:
@@ -113,7 +116,7 @@ def step_callback(ctx: JobContext, *, steps: int, size: tuple[int, int], text: s
             job.sampling_step, job.sampling_steps = done, steps
             preview = None
             if every > 0 and done % every == 0 and done < steps:
-                preview = previewer(ctx.loaded)(tensors["latents"], size)
+                preview = (ctx.previewer or previewer(ctx.loaded))(tensors["latents"], size)
                 job.current_preview = preview
             ctx.on_progress(ProgressUpdate(ctx.job.job, done, steps, "steps", text, preview))
         if ctx.hooks:  # extensions' step_end: new latents for the next step, or stop the job

@@ -19,6 +19,7 @@ import torch
 from pipelines.errors import UnsupportedModelError
 from pipelines.imaging.image_ops import encode_latents, prepare_init_image, size_multiple_of_8, to_rgb
 from pipelines.imaging.latent_upscale import upscale_latents
+from pipelines.imaging.vae_io import encode_with
 from pipelines.lazy_diffusers import diffusers_attr
 from pipelines.modes import inpaint
 from pipelines.modes.common import BatchInputs, JobContext, base_params, generators, run_batches, tail_params
@@ -47,15 +48,27 @@ def infotext_params(request: Img2ImgRequest, ctx: JobContext, seed: int, batch_p
             **tail_params(request, ctx, batch_pos)}
 
 
-def latent_upscaled_init(request: Img2ImgRequest) -> BatchInputs:
+def latent_upscaled_init(request: Img2ImgRequest, vae: Any = None) -> BatchInputs:
     """``batch_inputs`` for resize mode 3: the init image's latents (one VAE sample per seed, drawn
-    as diffusers would draw it) resized to the requested size."""
+    as diffusers would draw it; by ``vae`` when it is not the pipeline's) resized to the requested size."""
     image = size_multiple_of_8(to_rgb(request.init_image))
 
     def inputs(pipe: Any, seeds: list[int]) -> dict[str, Any]:
-        latents = encode_latents(pipe, pipe.image_processor.preprocess(image), generators(seeds))
+        pixels = pipe.image_processor.preprocess(image)
+        latents = encode_with(vae, pixels, generators(seeds)) if vae is not None else \
+            encode_latents(pipe, pixels, generators(seeds))
         return {"image": upscale_latents(latents, request.width, request.height, LATENT_RESIZE_MODE,
                                          vae_scale_factor=pipe.vae_scale_factor)}
+
+    return inputs
+
+
+def encoded_init(init: Any, vae: Any) -> BatchInputs:
+    """``batch_inputs`` giving the pipeline ready init latents encoded by ``vae``, another VAE than the one that
+    decodes (A1111's "VAE type for encode" differing from "for decode")."""
+
+    def inputs(pipe: Any, seeds: list[int]) -> dict[str, Any]:
+        return {"image": encode_with(vae, pipe.image_processor.preprocess(init), generators(seeds))}
 
     return inputs
 
@@ -71,7 +84,10 @@ def run(request: Img2ImgRequest, ctx: JobContext) -> GenerationResult:
     call_kwargs: dict[str, Any] = {"strength": request.denoising_strength}
     batch_inputs = None
     if request.resize_mode == LATENT_RESIZE:
-        batch_inputs = latent_upscaled_init(request)
+        batch_inputs = latent_upscaled_init(request, ctx.encode_vae)
+    elif ctx.encode_vae is not None:  # sd_vae_encode_method: encoded by another VAE than the one that decodes
+        batch_inputs = encoded_init(prepare_init_image(request.init_image, request.width, request.height,
+                                                       request.resize_mode), ctx.encode_vae)
     else:
         init = prepare_init_image(request.init_image, request.width, request.height, request.resize_mode)
         call_kwargs["image"] = [init] * request.batch_size

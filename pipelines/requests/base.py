@@ -9,6 +9,7 @@ from pipelines import samplers
 from pipelines.errors import ValidationError
 from pipelines.imaging.image_input import MAX_INPUT_PIXELS
 from pipelines.imaging.noise import Variation
+from pipelines.requests.decoders import check_decoder_fields
 from pipelines.requests.hires import HiresFix
 from pipelines.requests.limits import check_output_pixels, check_prompt_length
 from pipelines.requests.refiner import Refiner
@@ -70,6 +71,10 @@ class GenerationRequest:
     clip_skip: int = 1
     emphasis: str = "Original"  # EMPHASIS_MODES
     sd_vae: str = "Automatic"  # A1111's SD VAE setting: Automatic, None (the checkpoint's own) or a VAE's name
+    # A1111's "VAE type for decode / encode" (Full | TAESD) and "Live preview method" (pipelines/networks/taesd.py)
+    sd_vae_decode_method: str = "Full"
+    sd_vae_encode_method: str = "Full"
+    show_progress_type: str = "Approx cheap"
     styles: tuple[str, ...] = ()  # names in styles.csv, applied to both prompts before anything else
     # A1111's variation seed (txt2img): noise slerped towards the subseed's; "resize seed from" W x H
     subseed: int = -1
@@ -106,6 +111,7 @@ class GenerationRequest:
             raise ValidationError("emphasis", f"must be one of {list(EMPHASIS_MODES)}, got {self.emphasis!r}")
         if not isinstance(self.sd_vae, str) or not self.sd_vae:
             raise ValidationError("sd_vae", f"must be 'Automatic', 'None' or a VAE's name, got {self.sd_vae!r}")
+        check_decoder_fields(self)
         self._validate_variation()
         _check_int("grid_rows", self.grid_rows, -1, 16)
         if not isinstance(self.styles, tuple) or not all(isinstance(s, str) for s in self.styles):

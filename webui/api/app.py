@@ -33,6 +33,7 @@ from webui.api.routes_generation import add_generation_routes
 from webui.api.routes_history import add_history_routes
 from webui.api.routes_imagine import add_imagine_routes
 from webui.api.routes_models import add_model_routes
+from webui.api.routes_presets import add_preset_routes
 from webui.api.routes_variation import add_variation_routes
 from webui.api.scripts import add_script_routes, mount_extension_routes
 
@@ -88,6 +89,7 @@ def api_routes(ctx: AppContext, config: ApiConfig) -> APIRouter:
     add_history_routes(atelier, ctx)
     add_imagine_routes(atelier, ctx)
     add_variation_routes(atelier, ctx)
+    add_preset_routes(atelier, ctx)
     everything = APIRouter()
     everything.include_router(router)
     everything.include_router(atelier)

@@ -38,7 +38,8 @@ Request = TypeVar("Request", bound=GenerationRequest)
 Response = TypeVar("Response", bound=TextToImageResponse)
 API_DEFAULT_SAMPLER = "Euler"  # A1111's API: sampler_index defaults to "Euler" when sampler_name is empty
 # Infotext keys that are settings in A1111 (``OptionInfo(infotext=...)``): pasted field -> option key.
-INFOTEXT_SETTINGS = (("clip_skip", "CLIP_stop_at_last_layers"), ("emphasis", "emphasis"), ("sd_vae", "sd_vae"))
+INFOTEXT_SETTINGS = (("clip_skip", "CLIP_stop_at_last_layers"), ("emphasis", "emphasis"), ("sd_vae", "sd_vae"),
+                     ("sd_vae_decode_method", "sd_vae_decode_method"), ("sd_vae_encode_method", "sd_vae_encode_method"))
 
 
 def apply_infotext(body: Body, store: ModelStore | None = None) -> Body:
@@ -130,6 +131,7 @@ def core_request(body: ProcessingAPI, options: OptionsStore, cls: type[Request],
         clip_skip=prompt_settings["clip_skip"],
         emphasis=prompt_settings["emphasis"],
         sd_vae=options.sd_vae(overrides),
+        **options.decoder_settings(overrides),
         **options.grid_settings(overrides),
         styles=tuple(body.styles or ()),
         subseed=_value(body, "subseed"),

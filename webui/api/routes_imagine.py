@@ -107,6 +107,7 @@ def add_imagine_routes(router: APIRouter, ctx: AppContext) -> None:
         job = action_request(body.action, image, infotext, upscaler=ctx.upscalers.default_name(), store=ctx.store,
                              factor=body.factor, batch_size=body.batch_size)
         if isinstance(job, GenerationRequest):  # the options' prompt and grid settings, as for /sdapi jobs
-            job = replace(job, **options.prompt_settings(), **options.grid_settings(), sd_vae=options.sd_vae())
+            job = replace(job, **options.prompt_settings(), **options.grid_settings(), sd_vae=options.sd_vae(),
+                          **options.decoder_settings())
         result = ctx.engine.generate(job, owner=api_owner(caller))
         return _response(result, outputs, body.send_images)

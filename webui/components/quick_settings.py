@@ -57,6 +57,8 @@ class QuickSettings:
         save(self.options, CLIP_SKIP_OPTION, request.clip_skip)
         save(self.options, EMPHASIS_OPTION, request.emphasis)
         shown: dict[Component, Any] = {self.clip_skip: request.clip_skip, self.emphasis: request.emphasis}
+        for key in ("sd_vae_decode_method", "sd_vae_encode_method"):  # VAE Decoder / Encoder: TAESD (or Full)
+            save(self.options, key, getattr(request, key))
         if request.sd_vae != AUTOMATIC:  # an infotext names a VAE only when one was used (A1111 keeps the setting)
             save(self.options, VAE_OPTION, request.sd_vae)
             shown[self.sd_vae] = self.vae_dropdown(request.sd_vae)

@@ -18,7 +18,7 @@ from pipelines import samplers
 from pipelines.context import AppContext
 from pipelines.errors import ValidationError
 from pipelines.requests import GenerationRequest, Img2ImgRequest
-from webui.components import extra_networks, scripts_panel
+from webui.components import extra_networks, fast_preset, scripts_panel
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import prompt_row
 from webui.components.gallery import ResultPanel, result_panel
@@ -202,6 +202,8 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
                             visible=bool(img2img_variation.model_names(ctx))):  # an image-variation model installed
                     variation = img2img_variation.build_inputs(ctx)
             form, reuse_seed = _settings(bar, prompt, negative_prompt, row.styles.selector.styles)
+            fast_preset.build(ctx, "img2img", bar.dropdown, prompt, form.sampler_name, form.scheduler, form.steps,
+                              form.cfg_scale)
             scripts = scripts_panel.build(ctx, "img2img")
         with gr.Column(scale=1):
             results = result_panel("img2img")

@@ -14,7 +14,7 @@ from pipelines.context import AppContext
 from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_parameters, to_txt2img_request
 from pipelines.requests import HiresFix, Refiner, Txt2ImgRequest
-from webui.components import extra_networks, scripts_panel, seed_extras, unconditional_form
+from webui.components import extra_networks, fast_preset, scripts_panel, seed_extras, unconditional_form
 from webui.components.checkpoint_bar import CheckpointBar
 from webui.components.forms import NamedForm, prompt_row
 from webui.components.gallery import ResultPanel, result_panel
@@ -181,6 +181,7 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
                 n_iter = gr.Slider(1, 100, value=1, step=1, label="Batch count")
                 batch_size = gr.Slider(1, 8, value=1, step=1, label="Batch size")
             cfg_scale = gr.Slider(0, 30, value=defaults.cfg_scale, step=0.5, label="CFG Scale")
+            fast_preset.build(ctx, "txt2img", bar.dropdown, prompt, sampler_name, scheduler, steps, cfg_scale)
             with gr.Row(equal_height=True):
                 seed = gr.Number(value=-1, label="Seed", precision=0, scale=4, elem_id="txt2img_seed")
                 random_seed = gr.Button("🎲 Random", scale=1, min_width=60, elem_id="txt2img_random_seed")
