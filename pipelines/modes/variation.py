@@ -49,13 +49,13 @@ def variation_record(store: Any, name: str | None) -> ModelRecord:
     """The image-variation model ``name`` (None: the first installed), or a ValidationError saying how to get one."""
     if name is not None:
         return store.find(name, ModelType.IMAGE_VARIATION)
-    installed = [r for r in store.records(ModelType.IMAGE_VARIATION) if r.installed and not r.problem]
-    if not installed:
+    installed = vary_model(store)
+    if installed is None:
         raise ValidationError("variation_model", "no image-variation model is installed: put a diffusers "
                               "StableDiffusionImageVariationPipeline folder (e.g. lambdalabs/sd-image-variations-"
                               "diffusers) or a StableUnCLIPImg2ImgPipeline one (e.g. stabilityai/stable-diffusion-2-1-"
                               "unclip) in models/Stable-diffusion")
-    return installed[0]
+    return installed
 
 
 def variation_available(store: Any) -> bool:
@@ -75,10 +75,16 @@ def noise_level_range(record: ModelRecord | None) -> int | None:
         return 999  # diffusers' default DDPMScheduler: 1000 steps
 
 
-def vary_by_embedding(image: Any, infotext: str, store: Any) -> ImageVariationRequest:
+def vary_model(store: Any) -> ModelRecord | None:
+    """The model Vary's "Variation (image embedding)" runs on (the first installed), or None."""
+    installed = [r for r in store.records(ModelType.IMAGE_VARIATION) if r.installed and not r.problem]
+    return installed[0] if installed else None
+
+
+def vary_by_embedding(image: Any, infotext: str, store: Any, noise_level: int | None = None) -> ImageVariationRequest:
     """Vary's "Variation (image embedding)": new pictures from the image's CLIP embedding with its own sampler,
     steps, CFG scale and size (read from its infotext, as the other Vary buttons do), a new random seed; on a Stable
-    unCLIP model, with the image's prompts and its noise level when the image says one (0 otherwise)."""
+    unCLIP model with the image's prompts and ``noise_level`` (None: the image's own "Noise level", else 0)."""
     if image is None:
         raise ValidationError("image", "select an image to vary")
     settings, _ = img2img_from_image(image, infotext, store)
@@ -90,9 +96,10 @@ def vary_by_embedding(image: Any, infotext: str, store: Any) -> ImageVariationRe
     top = noise_level_range(variation_record(store, None))
     if top is None:
         return job
-    level = parse_infotext(infotext).get("Noise level", "0").strip()
-    return replace(job, prompt=settings.prompt, negative_prompt=settings.negative_prompt,
-                   noise_level=min(int(level), top) if level.isdigit() else 0)
+    if noise_level is None:
+        own = parse_infotext(infotext).get("Noise level", "0").strip()
+        noise_level = min(int(own), top) if own.isdigit() else 0
+    return replace(job, prompt=settings.prompt, negative_prompt=settings.negative_prompt, noise_level=noise_level)
 
 
 def is_unclip(record: ModelRecord | None) -> bool:

@@ -60,9 +60,15 @@ def test_img2img_variation_sub_tab_runs_unclip_with_its_noise_level(live_app, tm
         with pytest.raises(Exception, match="greater than maximum value 999"):  # the slider stops at the top
             client.predict(handle_file(str(source)), name, 1000, "", "", "Euler", "Automatic", 2, 64, 64, 1, 1, 4, 9,
                            api_name="/img2img_variation")
+        # Vary's "Variation (image embedding)" on that result, with the Vary row's noise level (unCLIP is listed first)
+        varied, varied_info = client.predict([{"image": handle_file(runs[1][0][0]["image"]), "caption": None}], 300,
+                                             api_name="/img2img_vary_embedding")
     params = parse_infotext(runs[1][1])
     assert params["Noise level"] == "700" and params["Model"] == name and params["Prompt"] == "an orange square"
     saved = Image.open(runs[1][0][0]["image"])
     assert parse_infotext(saved.info["parameters"])["Noise level"] == "700"  # the gallery shows the saved PNG
+    varied_params = parse_infotext(varied_info)
+    assert varied_params["Model"] == name and varied_params["Noise level"] == "300"
+    assert varied_params["Prompt"] == "an orange square" and varied_params["Seed"] != "9"  # its prompt, a new seed
     first, second, third = (np.asarray(Image.open(r[0][0]["image"]).convert("RGB")).astype(int) for r in runs)
     assert not np.array_equal(first, second) and np.array_equal(second, third)

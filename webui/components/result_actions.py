@@ -17,7 +17,7 @@ from PIL import Image
 
 from pipelines.actions import VARY_DENOISING_STRENGTH, image_infotext, seed_of, vary_request
 from pipelines.context import AppContext
-from pipelines.modes.variation import variation_available, vary_by_embedding
+from pipelines.modes.variation import noise_level_range, variation_available, vary_by_embedding, vary_model
 from webui.components.gallery import first_infotext, gallery_items
 from webui.errors import user_error
 from webui.jobs import generation, run_job
@@ -120,12 +120,15 @@ def vary_handler(ctx: AppContext, strength: str) -> Callable[..., tuple[list, st
 def vary_embedding_handler(ctx: AppContext) -> Callable[..., tuple[list, str]]:
     """Variation (image embedding): new pictures from the selected image's CLIP embedding (DALL·E 2's idea)."""
 
-    def vary_embedding(items: list | None, index: int, progress: gr.Progress = gr.Progress(),
-                       request: gr.Request | None = None) -> tuple[list, str]:
-        """Variations of the selected image drawn from its CLIP image embedding, with its settings and a new seed."""
+    def vary_embedding(items: list | None, index: int, noise_level: float | None = None,
+                       progress: gr.Progress = gr.Progress(), request: gr.Request | None = None) -> tuple[list, str]:
+        """Variations of the selected image drawn from its CLIP image embedding, with its settings and a new seed
+        (a Stable unCLIP model: at ``noise_level``, the slider beside the button)."""
         image, infotext = read_image(selected_path(items, index))
         try:
-            job = vary_by_embedding(image, infotext, ctx.store)
+            unclip = noise_level_range(vary_model(ctx.store)) is not None
+            job = vary_by_embedding(image, infotext, ctx.store,
+                                    noise_level=int(noise_level or 0) if unclip else None)
             job.validate()
         except Exception as exc:
             raise user_error(exc, title="Cannot vary") from exc
@@ -153,7 +156,11 @@ def wire_vary_and_seed(ctx: AppContext, row: ResultActions, info: gr.Textbox, se
                          api_name=f"{row.source}_vary_{strength}", **device_events(ctx))
     if "vary_embedding" in row.buttons:
         row.buttons["vary_embedding"].visible = variation_available(ctx.store)
-        row.buttons["vary_embedding"].click(vary_embedding_handler(ctx), [row.gallery, row.selected],
+        top = noise_level_range(vary_model(ctx.store))  # a Stable unCLIP model: its noise level beside the button
+        with inside(row.buttons["vary_embedding"]):
+            noise = gr.Slider(0, top or 999, value=0, step=1, label="Noise level", visible=top is not None,
+                              min_width=160, elem_id=f"{row.source}_vary_embedding_noise_level")
+        row.buttons["vary_embedding"].click(vary_embedding_handler(ctx), [row.gallery, row.selected, noise],
                                             [row.gallery, info], api_name=f"{row.source}_vary_embedding",
                                             **device_events(ctx))
     if seed is not None and "reuse_seed" in row.buttons:
