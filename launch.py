@@ -71,12 +71,31 @@ def add_core_arguments(p: argparse.ArgumentParser) -> None:
     perf.add_argument("--medvram", action="store_true", help="offload whole models to RAM between uses")
     perf.add_argument("--lowvram", action="store_true", help="offload layer by layer (slowest, least VRAM)")
     perf.add_argument("--no-half", action="store_true", help="run in fp32 even on a GPU")
+    perf.add_argument("--precision", type=precision_arg, default="auto", metavar="{auto,fp32,bf16,fp16}",
+                      help="model dtype: auto = fp16 on a GPU, bf16 on a CPU with native bf16, else fp32 "
+                           "(A1111's full, half and autocast are fp32, fp16 and auto)")
+    perf.add_argument("--channels-last", action="store_true", help="UNet and VAE in channels-last memory format")
+    perf.add_argument("--compile", action="store_true",
+                      help="torch.compile the UNet and VAE decoder (slow first image per size, faster after)")
+    perf.add_argument("--compile-mode", default="auto",
+                      choices=["auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+                      help="torch.compile mode (auto: max-autotune with CUDA graphs on CUDA, default elsewhere)")
     perf.add_argument("--threads", type=int, help="torch CPU threads")
     misc = p.add_argument_group("misc")
     misc.add_argument("--skip-install", action="store_true", help="never pip-install missing requirements")
     misc.add_argument("--no-hashing", action="store_true",
                       help="never hash checkpoints (faster first load; no Model hash in the infotext)")
     misc.add_argument("--log-level", default="INFO")
+
+
+def precision_arg(value: str) -> str:
+    """``--precision``: Atelier's names or A1111's (full, half, autocast)."""
+    from pipelines.settings import parse_precision  # stdlib only: parsed before the requirements are installed
+
+    try:
+        return parse_precision(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def parse_auth(value: str | None, flag: str = "--gradio-auth") -> list[tuple[str, str]] | None:
@@ -157,6 +176,10 @@ def build_settings(args: argparse.Namespace):
         attention=attention,
         memory_mode=memory,
         no_half=args.no_half,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        compile_mode=args.compile_mode,
         allow_pickle=args.allow_pickle,
         no_hashing=args.no_hashing,
         initial_model=args.ckpt or saved_checkpoint(args.data_dir.resolve()),

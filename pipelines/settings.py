@@ -13,6 +13,18 @@ from typing import Literal
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 AttentionName = Literal["auto", "sdpa", "xformers", "sliced"]
 MemoryMode = Literal["auto", "normal", "medvram", "lowvram"]
+PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+# A1111's --precision values: "full" and "half" name a dtype; "autocast" (its default) lets the device decide.
+PRECISION_ALIASES: dict[str, str] = {"full": "fp32", "half": "fp16", "autocast": "auto"}
+
+
+def parse_precision(value: str) -> PrecisionName:
+    """A ``--precision`` value (Atelier's or A1111's) as one of :data:`PRECISIONS`; ValueError names the choices."""
+    name = PRECISION_ALIASES.get(value.strip().lower(), value.strip().lower())
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown precision {value!r}; choose one of {', '.join([*PRECISIONS, *PRECISION_ALIASES])}")
+    return name  # type: ignore[return-value]
 
 # First-run model: Stable Diffusion 1.5 in diffusers layout (CreativeML OpenRAIL-M).
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -45,6 +57,11 @@ class Settings:
     attention: AttentionName = "auto"
     memory_mode: MemoryMode = "auto"
     no_half: bool = False
+    # --precision (A1111's full/half/autocast map to fp32/fp16/auto): pipelines/models/precision.py decides "auto"
+    precision: PrecisionName = "auto"
+    channels_last: bool = False  # --channels-last: UNet and VAE in torch.channels_last memory format
+    compile: bool = False  # --compile: torch.compile of the UNet and the VAE decoder (pipelines/models/compile.py)
+    compile_mode: str = "auto"  # --compile-mode: auto = "max-autotune" (CUDA graphs) on CUDA, "default" elsewhere
     allow_pickle: bool = False
     no_hashing: bool = False  # --no-hashing (A1111's): checkpoints are never hashed, no Model hash in infotexts
     initial_model: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from pipelines.models.precision import PrecisionChoice, choose_precision
 from pipelines.settings import Settings
 
 
@@ -19,8 +20,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(device: torch.device, settings: Settings) -> PrecisionChoice:
+    """``--precision`` and ``--no-half`` on ``device`` (see :mod:`pipelines.models.precision`)."""
+    return choose_precision(device, settings.precision, no_half=settings.no_half)
+
+
 def resolve_dtype(device: torch.device, settings: Settings) -> torch.dtype:
-    """fp16 on accelerators (unless --no-half), fp32 on CPU."""
-    if device.type in ("cuda", "mps") and not settings.no_half:
-        return torch.float16
-    return torch.float32
+    """fp16 on accelerators (unless --no-half), bf16 on a CPU with native bf16, else fp32; or what --precision asks."""
+    return resolve_precision(device, settings).dtype

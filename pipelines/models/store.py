@@ -24,9 +24,10 @@ import torch
 from pipelines.errors import ModelNotFoundError, UnsupportedModelError
 from pipelines.models import loaders
 from pipelines.models.architecture import Architecture, detect_folder
-from pipelines.models.attention import apply_optimizations
+from pipelines.models.attention import OptimizationReport, apply_optimizations
 from pipelines.models.cache import ModelCache
-from pipelines.models.device import resolve_device, resolve_dtype
+from pipelines.models.compile import COMPILED_SIZES, apply_speed_settings
+from pipelines.models.device import resolve_device, resolve_precision
 from pipelines.models.hashing import HashCache
 from pipelines.models.hub import HubClient
 from pipelines.models.install import Installer
@@ -72,7 +73,9 @@ class ModelStore:
         tests pass their own to drive the tier logic on a CPU (and ``hashes``, a HashCache with their hasher)."""
         self.settings = settings
         self.device = resolve_device(settings.device)
-        self.dtype = resolve_dtype(self.device, settings)
+        self.precision = resolve_precision(self.device, settings)
+        self.dtype = self.precision.dtype
+        log.info("precision: %s on %s", self.precision.describe(), self.device)
         self.registry = ModelRegistry(settings)
         self.hub = HubClient(settings)
         self.installer = Installer(settings, self.hub)
@@ -220,6 +223,12 @@ class ModelStore:
         if plan.mode == "normal":
             pipe.to(self.device)
         report = apply_optimizations(pipe, attention=self.settings.attention, plan=plan, device=self.device)
+        speed = apply_speed_settings(pipe, channels_last=self.settings.channels_last, compile=self.settings.compile,
+                                     mode=self.settings.compile_mode, device=self.device,
+                                     plain_attention=report.attention == "PyTorch SDPA" and not report.savings)
+        report = OptimizationReport(report.attention, report.savings + speed.applied, report.notes + speed.notes)
+        if speed.compiled:
+            loaded.extras[COMPILED_SIZES] = set()
         log.info("model %s ready on %s (%s, %s): %s", record.title, self.device, self.dtype, fmt(size),
                  report.summary())
         loaded.plan, loaded.optimizations = plan, report

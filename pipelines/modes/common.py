@@ -18,6 +18,7 @@ from pipelines.imaging.grid import image_grid
 from pipelines.imaging.noise import initial_noise
 from pipelines.imaging.preview import LatentPreviewer, fit_previewer
 from pipelines.infotext.codec import format_infotext
+from pipelines.models.compile import timed_first_call
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
 from pipelines.networks.tags import extract_loras
@@ -273,16 +274,18 @@ def run_batches(request: GenerationRequest, ctx: JobContext, *, pipeline_cls: ty
         total = denoising_steps + (second_pass.steps if second_pass else 0)
         callback = step_callback(ctx, steps=total, size=(request.width, request.height), text=label,
                                  conditioning=conditioning)
-        output = pipe(
-            **conditioning.call_kwargs(request.batch_size),
-            num_inference_steps=request.steps,
-            guidance_scale=request.cfg_scale,
-            generator=generators(seeds),
-            callback_on_step_end=callback,
-            callback_on_step_end_tensor_inputs=["latents", *conditioning.tensor_inputs],
-            **call_kwargs,
-            **(batch_inputs(pipe, seeds) if batch_inputs else {}),
-        )
+        with timed_first_call(ctx.loaded.extras, (request.width, request.height, request.batch_size),
+                              ctx.loaded.record.name):  # a compiled model compiles on its first job at a size
+            output = pipe(
+                **conditioning.call_kwargs(request.batch_size),
+                num_inference_steps=request.steps,
+                guidance_scale=request.cfg_scale,
+                generator=generators(seeds),
+                callback_on_step_end=callback,
+                callback_on_step_end_tensor_inputs=["latents", *conditioning.tensor_inputs],
+                **call_kwargs,
+                **(batch_inputs(pipe, seeds) if batch_inputs else {}),
+            )
         batch = second_pass.run(pipe, output.images, seeds, label) if second_pass else output.images
         for pos, (image, seed) in enumerate(zip(batch, seeds, strict=True)):
             text = format_infotext(request.prompt, request.negative_prompt, infotext_params(request, ctx, seed, pos))

@@ -20,6 +20,7 @@ from typing import Any
 
 from pipelines.errors import DamagedModelError, ModelNotFoundError, UnsupportedModelError, ValidationError
 from pipelines.models.architecture import Architecture
+from pipelines.models.compile import unfused_qkv
 from pipelines.models.kinds import ModelType
 from pipelines.models.refs import ModelRecord
 from pipelines.models.store import ModelStore
@@ -154,6 +155,7 @@ def applied_loras(pipe: Any, store: ModelStore, tags: Sequence[LoraTag], archite
     for _tag, record in resolved:  # their hashes read the files while they load (waited for below, per LoRA)
         store.start_hashing(record)
     with ExitStack() as stack:
+        stack.enter_context(unfused_qkv(pipe))  # --compile fused Q/K/V: LoRA layers go into the separate ones
         started = time.perf_counter()
         tensors = []
         for tag, record in resolved:  # held (never evicted) until the job ends

@@ -14,6 +14,7 @@ from webui.tabs import extension_tabs
 def settings_rows(ctx: AppContext) -> list[list[str]]:
     rows = [[f.name, str(getattr(ctx.settings, f.name))] for f in dataclasses.fields(ctx.settings)]
     rows += [["device (resolved)", str(ctx.store.device)], ["dtype (resolved)", str(ctx.store.dtype)],
+             ["precision (resolved)", ctx.store.precision.describe()],
              *[["model cache", line] for line in ctx.store.budgets()]]
     return rows
 
