@@ -70,8 +70,7 @@ def test_api_saves_the_noise_level_and_reproduces_by_seed_and_level(ctx):
         assert params["Noise level"] == "600" and params["Seed"] == "7" and params["Model"] == "tiny-unclip"
         assert params["Prompt"] == "a red square"
         saved = sorted((ctx.settings.outputs_dir / "variation-images").rglob("*.png"))
-        assert len(saved) == 3 and parse_infotext(read_infotext(saved[-1]))["Noise level"] in {"0", "600"}
-        assert {parse_infotext(read_infotext(p))["Noise level"] for p in saved} == {"0", "600"}
+        assert sorted(parse_infotext(read_infotext(p))["Noise level"] for p in saved) == ["0", "600", "600"]
         bad = {level: api.post("/image-variation", json={**body, "noise_level": level}) for level in (1000, -1, "lots")}
         assert all(r.status_code == 422 and "noise_level" in r.text for r in bad.values()), bad
         assert "0 to 999" in bad[1000].text  # the noising scheduler's 1000 steps
@@ -83,3 +82,28 @@ def test_other_image_variation_models_refuse_a_noise_level(ctx):
     with pytest.raises(Exception) as refused:
         ctx.engine.generate(ImageVariationRequest(**JOB, image=RED, variation_model="tiny-variation", noise_level=5))
     assert getattr(refused.value, "field", None) == "noise_level" and "not a Stable unCLIP" in str(refused.value)
+
+
+def test_vary_keeps_an_unclip_images_prompts_and_noise_level(ctx):
+    from pipelines.modes.variation import vary_by_embedding
+
+    made = ctx.engine.generate(ImageVariationRequest(**JOB, image=RED, seed=7, noise_level=600)).paths[0]
+    image = Image.open(made)
+    own = vary_by_embedding(image, read_infotext(made), ctx.store)
+    assert (own.noise_level, own.prompt, own.steps, own.sampler_name) == (600, "a red square", 2, "Euler")
+    assert own.seed != 7 and vary_by_embedding(image, read_infotext(made), ctx.store, noise_level=20).noise_level == 20
+
+
+def test_a_hub_repo_downloads_with_its_image_normalizer_and_noising_scheduler(ctx, tmp_path):
+    from tests.support.hub_server import LocalHub
+
+    with LocalHub() as hub:
+        hub.add_repo("someone/unclip", ctx.settings.checkpoint_dirs[0] / "tiny-unclip")
+        hub_ctx = AppContext.build(make_settings(tmp_path, hub_offline=False, hf_endpoint=hub.endpoint))
+        record = hub_ctx.store.download("someone/unclip")
+    assert record.type is ModelType.IMAGE_VARIATION and record.kind.unclip
+    for part in ("image_encoder", "image_normalizer", "feature_extractor", "image_noising_scheduler"):
+        assert any((record.path / part).iterdir()), part
+    result = hub_ctx.engine.generate(ImageVariationRequest(**JOB, image=RED, seed=3, noise_level=10,
+                                                           save_images=False))
+    assert "Model: someone/unclip" in result.images[0].infotext and "Noise level: 10" in result.images[0].infotext
