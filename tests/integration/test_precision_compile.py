@@ -42,6 +42,9 @@ def test_bf16_txt2img_runs_in_bf16_and_stays_close_to_fp32(tmp_path, model_store
     loaded = ctx.selection.select("tiny-sd15")
     assert loaded.dtype == torch.bfloat16 and loaded.pipeline.unet.dtype == torch.bfloat16
     assert loaded.pipeline.vae.dtype == torch.bfloat16  # bf16 keeps fp32's range: no upcast needed
+    from webui.tabs.settings import settings_rows  # the Settings tab's table
+
+    assert ["precision (resolved)", "bf16 (bf16: asked for)"] in settings_rows(ctx)
     image = pixels(ctx)
     diff = np.abs(image - fp32_image).mean()
     print(f"bf16 vs fp32: mean abs pixel difference {diff:.2f} (max {np.abs(image - fp32_image).max()})")
