@@ -25,6 +25,7 @@ from pipelines.requests import Img2ImgRequest, Txt2ImgRequest
 from tests.support.apps import install_models, make_settings
 from tests.support.tiny_loras import save_kohya_lora_for
 from tests.support.tiny_taesd import save_tiny_taesd, save_tiny_taesd_file
+from webui.tabs.models import model_rows
 
 BASE = Txt2ImgRequest(prompt="a lighthouse", width=64, height=64, steps=2, seed=5, sampler_name="Euler",
                       save_images=False, model="tiny-sd15")
@@ -53,6 +54,8 @@ def test_taesd_is_a_kind_of_its_own_from_a_folder_or_a_single_file(ctx):
     records = {r.name: r for r in ctx.store.records(ModelType.TAESD)}
     assert set(records) == {"taesd", "taesd-copy"} and not any(r.problem for r in records.values())
     assert "taesd-copy.safetensors" not in vae_choices(ctx.store)  # not an SD VAE choice
+    listed = {row[0]: row[3] for row in model_rows(ctx.store)}  # the Models tab's table
+    assert listed["taesd"] == listed["taesd-copy"] == "TAESD (tiny VAE)"
     folder = ctx.store.load(records["taesd"], model_type=ModelType.TAESD).model
     single = ctx.store.load(records["taesd-copy"], model_type=ModelType.TAESD).model
     assert type(single).__name__ == "AutoencoderTiny"
