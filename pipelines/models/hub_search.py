@@ -93,6 +93,8 @@ def classify(repo_id: str, *, tags: Iterable[str], library: str | None, pipeline
     tag_set = {t.lower() for t in tag_list}
     names = list(files) if files is not None else None
     classes = {t.split(":", 1)[1] for t in tag_list if t.startswith("diffusers:")}
+    if "AutoencoderTiny" in classes or PurePosixPath(repo_id).name.lower().startswith(("taesd", "taef")):
+        return ModelType.TAESD, False, "a tiny autoencoder (TAESD: diffusers AutoencoderTiny)"
     if (names is not None and "model_index.json" in names) or classes:
         if classes & UPSCALE_PIPELINES:
             return ModelType.SD_X4_UPSCALER, True, "diffusers StableDiffusionUpscalePipeline"
@@ -247,9 +249,9 @@ def install(store: ModelStore, model: HubModel, on_progress: ProgressFn = ignore
         raise ValidationError("repo_id", f"{model.repo_id} cannot be installed: {model.problem}")
     if model.pipeline:
         return store.download(model.repo_id, on_progress, model_type=model.model_type)
-    if model.model_type is ModelType.VAE and filename is None:
+    if model.model_type in (ModelType.VAE, ModelType.TAESD) and filename is None:
         try:  # a diffusers-layout VAE repo (config.json + weights) is kept whole, so it loads without guessing
-            return store.download(model.repo_id, on_progress, model_type=ModelType.VAE)
+            return store.download(model.repo_id, on_progress, model_type=model.model_type)
         except ModelNotFoundError:
             pass  # no config.json: one weights file into models/VAE
     chosen = pick_file(model, store.settings, filename)

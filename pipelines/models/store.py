@@ -318,7 +318,9 @@ class ModelStore:
         if filename is None and model_type in (ModelType.VAE, ModelType.TAESD):  # a diffusers VAE repo
             self.installer.download_model_folder(repo_id, prefer_fp16=fp16, on_progress=on_progress)
             self.registry.refresh()
-            return self.registry.find(repo_id, model_type)
+            other = ModelType.TAESD if model_type is ModelType.VAE else ModelType.VAE  # an AutoencoderTiny is a TAESD
+            found = [r for t in (model_type, other) for r in self.registry.records(t) if r.ref.location == repo_id]
+            return found[0] if found else self.registry.find(repo_id, model_type)
         if filename is None:
             path = self.installer.download_repo(repo_id, prefer_fp16=fp16, on_progress=on_progress)
             self.registry.refresh()

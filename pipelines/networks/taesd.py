@@ -58,9 +58,9 @@ def missing_message(store: ModelStore, architecture: Architecture | None) -> str
     repo, _ = _wanted(architecture)
     folder = store.registry.folders(ModelType.TAESD)[0]
     family = "SDXL" if architecture is Architecture.SDXL else "SD 1.x / SD 2.x"
-    return (f"needs {repo.split('/')[1].upper()} for {family} models, which is not installed: download {repo} "
-            f"(Models tab, or the Hub repo's folder) into the Hugging Face cache or {folder}, or put its "
-            f"diffusers folder or a .safetensors file of its weights in {folder}")
+    return (f"needs {repo.split('/')[1].upper()} for {family} models, which is not installed: install {repo} "
+            f"(Models tab: search {repo.split('/')[1]}, Install), or put its diffusers folder (config.json and "
+            f"weights) or a .safetensors file of its weights in {folder}")
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,15 @@ from pipelines.context import AppContext
 from pipelines.errors import ValidationError
 from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.paste import paste_parameters
+from pipelines.models.architecture import Architecture
+from pipelines.models.hub_search import classify
 from pipelines.models.kinds import ModelType
+from pipelines.networks.taesd import find_taesd
 from pipelines.networks.vae import vae_choices
 from pipelines.presets import fast_preset
 from pipelines.requests import Img2ImgRequest, Txt2ImgRequest
 from tests.support.apps import install_models, make_settings
+from tests.support.hf_cache import install_into_hf_cache
 from tests.support.tiny_loras import save_kohya_lora_for
 from tests.support.tiny_taesd import save_tiny_taesd, save_tiny_taesd_file
 from webui.tabs.models import model_rows
@@ -47,20 +51,32 @@ def ctx(tmp_path_factory, model_store) -> AppContext:
     plain = save_kohya_lora_for(model_store / "tiny-sd15", loras / "speedy.safetensors", seed=4)
     save_file(load_file(str(plain)), str(plain), metadata={"ss_output_name": "LCM_LoRA_sd15"})  # named inside only
     save_kohya_lora_for(model_store / "tiny-sd15", loras / "style.safetensors", seed=5)
-    return AppContext.build(make_settings(data))
+    hub_copy = save_tiny_taesd(tmp_path_factory.mktemp("hub-taesd") / "taesd", seed=1)
+    install_into_hf_cache(hub_copy, "madebyollin/taesd", data / "hf")  # as a download of the Hub repo leaves it
+    return AppContext.build(make_settings(data, hf_cache_dir=data / "hf" / "hub"))
 
 
 def test_taesd_is_a_kind_of_its_own_from_a_folder_or_a_single_file(ctx):
     records = {r.name: r for r in ctx.store.records(ModelType.TAESD)}
-    assert set(records) == {"taesd", "taesd-copy"} and not any(r.problem for r in records.values())
+    assert set(records) == {"taesd", "taesd-copy", "madebyollin/taesd"} and not any(r.problem for r in records.values())
+    assert find_taesd(ctx.store, None).name == "madebyollin/taesd"  # named as the official repo: picked for SD 1.x
+    assert find_taesd(ctx.store, Architecture.SDXL) is None  # no TAESDXL here
     assert "taesd-copy.safetensors" not in vae_choices(ctx.store)  # not an SD VAE choice
     listed = {row[0]: row[3] for row in model_rows(ctx.store)}  # the Models tab's table
     assert listed["taesd"] == listed["taesd-copy"] == "TAESD (tiny VAE)"
     folder = ctx.store.load(records["taesd"], model_type=ModelType.TAESD).model
     single = ctx.store.load(records["taesd-copy"], model_type=ModelType.TAESD).model
+    hub = ctx.store.load(records["madebyollin/taesd"], model_type=ModelType.TAESD).model
+    assert hub.state_dict().keys() == folder.state_dict().keys()
     assert type(single).__name__ == "AutoencoderTiny"
     for key, value in folder.state_dict().items():
         assert torch.equal(value, single.state_dict()[key]), key
+
+
+def test_hub_search_installs_taesd_repos_as_taesd():
+    for repo, tags in (("madebyollin/taesd", []), ("madebyollin/taesdxl", []),
+                       ("org/tiny-ae", ["diffusers:AutoencoderTiny"])):
+        assert classify(repo, tags=tags, library="diffusers", pipeline_tag=None, files=None)[0] is ModelType.TAESD
 
 
 def test_the_final_decode_with_taesd_is_raw_diffusers_with_that_decoder_and_is_pasted_back(ctx):
