@@ -19,6 +19,7 @@ from webui.components.quick_settings import QuickSettings
 from webui.components.result_actions import ResultActions, read_image, selected_path
 from webui.components.style_panel import styles_from_prompt
 from webui.queueing import device_events
+from webui.tabs import img2img_variation
 from webui.tabs.extras import ExtrasTab
 from webui.tabs.img2img import Img2ImgTab
 from webui.tabs.img2img_form import request_from_form
@@ -113,6 +114,8 @@ def to_img2img(ctx: AppContext, pages: Pages, path: str, sub_tab: str, form_valu
         gr.Info("\n".join(notes), title="Parameters read")
     # The form shows the file itself, so the image reaches img2img without being re-encoded.
     shown = {pages.tabs: gr.Tabs(selected="img2img"), **pages.img2img.fill(replace(request, init_image=path), sub_tab)}
+    if pages.img2img.variation is not None:  # an image-embedding variation: its model and unCLIP noise level too
+        shown.update(img2img_variation.paste(ctx, pages.img2img.variation, infotext))
     return {**shown, **pages.quick.paste(request)} if pasted.has_parameters else shown
 
 

@@ -63,6 +63,8 @@ def test_img2img_variation_sub_tab_runs_unclip_with_its_noise_level(live_app, tm
         # Vary's "Variation (image embedding)" on that result, with the Vary row's noise level (unCLIP is listed first)
         varied, varied_info = client.predict([{"image": handle_file(runs[1][0][0]["image"]), "caption": None}], 300,
                                              api_name="/img2img_vary_embedding")
+        # PNG Info -> Send to img2img: the Variation sub-tab's model and noise level come back with the settings
+        pasted = client.predict(handle_file(runs[1][0][0]["image"]), api_name="/png_info_send_to_img2img")
     params = parse_infotext(runs[1][1])
     assert params["Noise level"] == "700" and params["Model"] == name and params["Prompt"] == "an orange square"
     saved = Image.open(runs[1][0][0]["image"])
@@ -70,5 +72,7 @@ def test_img2img_variation_sub_tab_runs_unclip_with_its_noise_level(live_app, tm
     varied_params = parse_infotext(varied_info)
     assert varied_params["Model"] == name and varied_params["Noise level"] == "300"
     assert varied_params["Prompt"] == "an orange square" and varied_params["Seed"] != "9"  # its prompt, a new seed
+    model, noise = pasted[-5:-3]  # the Variation sub-tab's, before the 3 quick settings
+    assert pasted[1] == "an orange square" and model == name and (noise["value"], noise["visible"]) == (700, True)
     first, second, third = (np.asarray(Image.open(r[0][0]["image"]).convert("RGB")).astype(int) for r in runs)
     assert not np.array_equal(first, second) and np.array_equal(second, third)

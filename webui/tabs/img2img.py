@@ -52,6 +52,7 @@ class Img2ImgTab:
       ``outpaint``: the Outpaint sub-tab's image and expansion.
     - ``gallery`` / ``info``: the results and the first result's infotext.
     - ``styles``: the prompt row's styles selection and editor (wired with the other tabs').
+    - ``variation``: the Variation sub-tab's own inputs (model, unCLIP noise level).
     """
 
     form: Img2ImgForm
@@ -63,6 +64,7 @@ class Img2ImgTab:
     gallery: gr.Gallery
     info: gr.Textbox
     styles: StylePanel
+    variation: img2img_variation.VariationInputs | None = None
 
     def inputs_by_sub_tab(self) -> dict[str, dict[str, Component]]:
         """Sub-tab id -> the inputs its request is built from, by keyword."""
@@ -80,7 +82,8 @@ class Img2ImgTab:
     def fill_targets(self) -> list[Component | gr.Tabs]:
         """The components :meth:`fill` may set: list them as the outputs of the event that calls it."""
         return [*self.form.components(), self.sub_tabs, self.mode, self.init_image,
-                *self.inpaint.named().values(), *self.outpaint.named().values()]
+                *self.inpaint.named().values(), *self.outpaint.named().values(),
+                *([self.variation.model, self.variation.noise_level] if self.variation else [])]
 
     def fill(self, request: Img2ImgRequest, sub_tab: str = "img2img") -> dict[Component | gr.Tabs, Any]:
         """Values that show ``request`` (its image and settings) in the form and open ``sub_tab``.
@@ -208,7 +211,7 @@ def build(ctx: AppContext, bar: CheckpointBar, quick: QuickSettings, tokenizers:
         with gr.Column(scale=1):
             results = result_panel("img2img")
     preview, gallery, info = results.preview, results.gallery, results.info
-    tab = Img2ImgTab(form, sub_tabs, mode, init_image, inpaint, outpaint, gallery, info, row.styles)
+    tab = Img2ImgTab(form, sub_tabs, mode, init_image, inpaint, outpaint, gallery, info, row.styles, variation)
 
     img2img_sub.select(lambda: "img2img", None, mode, queue=False, api_name=False)
     inpaint_sub.select(lambda: "inpaint", None, mode, queue=False, api_name=False)

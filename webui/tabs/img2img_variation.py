@@ -12,6 +12,7 @@ import gradio as gr
 from pipelines.context import AppContext
 from pipelines.errors import AtelierError
 from pipelines.imaging.image_input import read_image_file
+from pipelines.infotext.codec import parse_infotext
 from pipelines.models.kinds import ModelType
 from pipelines.modes.variation import noise_level_range
 from pipelines.requests.variation import ImageVariationRequest
@@ -46,6 +47,21 @@ def noise_top(ctx: AppContext, name: str | None) -> int | None:
 def noise_slider_for(ctx: AppContext, name: str | None) -> dict:
     top = noise_top(ctx, name)
     return gr.update(visible=top is not None, maximum=top if top is not None else 999)
+
+
+def paste(ctx: AppContext, inputs: VariationInputs, infotext: str | None) -> dict:
+    """The sub-tab's own values from an image-embedding variation's infotext (sent to img2img from PNG Info, a gallery
+    or History): its model when installed and, for a Stable unCLIP model, its "Noise level". The shared settings
+    (prompts, seed, sampler, ...) are the img2img form's paste; with the same input picture the image repeats."""
+    params = parse_infotext(infotext or "")
+    name = params.get("Model")
+    if params.get("Variation") != "image embedding" or name not in model_names(ctx):
+        return {}
+    values: dict = {inputs.model: name}
+    top, level = noise_top(ctx, name), params.get("Noise level", "").strip()
+    if top is not None and level.isdigit():
+        values[inputs.noise_level] = gr.update(value=min(int(level), top), maximum=top, visible=True)
+    return values
 
 
 def build_inputs(ctx: AppContext) -> VariationInputs:
