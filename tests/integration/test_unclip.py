@@ -76,6 +76,26 @@ def test_api_saves_the_noise_level_and_reproduces_by_seed_and_level(ctx):
         assert "0 to 999" in bad[1000].text  # the noising scheduler's 1000 steps
 
 
+def test_progress_previews_interrupt_and_skip_reach_the_loop(ctx):
+    """Steps are reported with live previews (every 2nd step here); Skip ends a batch early and the next one runs;
+    Interrupt keeps the image so far and runs no more batches."""
+    updates, asks = [], {"skip": ctx.engine.skip, "interrupt": ctx.engine.interrupt}
+
+    def on_progress(update, ask=None) -> None:
+        if update.unit == "steps":
+            updates.append(update)
+            if update.step == 1 and ask and len(updates) == 1:
+                asks[ask]()
+
+    job = ImageVariationRequest(**{**JOB, "steps": 8, "n_iter": 2}, image=RED, seed=5, save_images=False)
+    skipped = ctx.engine.generate(job, on_progress=lambda u: on_progress(u, "skip"))
+    assert not skipped.interrupted and len(skipped.images) == 2 and [u.step for u in updates] == [1, *range(1, 9)]
+    assert any(u.preview is not None for u in updates)
+    updates.clear()
+    stopped = ctx.engine.generate(job, on_progress=lambda u: on_progress(u, "interrupt"))
+    assert stopped.interrupted and len(stopped.images) == 1 and [u.step for u in updates] == [1]
+
+
 def test_other_image_variation_models_refuse_a_noise_level(ctx):
     save_image_variation_folder(ctx.settings.checkpoint_dirs[0] / "tiny-variation")
     ctx.store.registry.refresh()
