@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from pipelines.errors import ModelNotFoundError, UnsupportedModelError
+from pipelines.imaging.preview import fit_previewer
 from pipelines.models import loaders
 from pipelines.models.architecture import Architecture, detect_folder
 from pipelines.models.attention import OptimizationReport, apply_optimizations
@@ -223,6 +224,8 @@ class ModelStore:
         if plan.mode == "normal":
             pipe.to(self.device)
         report = apply_optimizations(pipe, attention=self.settings.attention, plan=plan, device=self.device)
+        if self.settings.compile and getattr(pipe, "vae", None) is not None:  # the live preview's fit decodes a
+            loaded.extras["previewer"] = fit_previewer(pipe.vae)  # small latent: eager now, not compiled at its size
         speed = apply_speed_settings(pipe, channels_last=self.settings.channels_last, compile=self.settings.compile,
                                      mode=self.settings.compile_mode, device=self.device,
                                      plain_attention=report.attention == "PyTorch SDPA" and not report.savings)

@@ -88,6 +88,7 @@ def test_compiled_txt2img_matches_eager(tmp_path, model_store, fp32_image, caplo
     ctx = build(tmp_path, model_store, compile=True)
     loaded = ctx.selection.select("tiny-sd15")
     assert {"torch.compile (default)", "fused QKV"} <= set(loaded.optimizations.savings)
+    assert "previewer" in loaded.extras  # fitted eagerly at load: its small decode never compiles the decoder
     with caplog.at_level(logging.INFO, logger="pipelines.models.compile"):
         image = pixels(ctx)
     assert "tiny-sd15 compiled for 64x64x1" in caplog.text  # the first job at a size compiles, logged with its time
