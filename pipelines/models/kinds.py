@@ -15,7 +15,7 @@ class ModelType(StrEnum):
     EMBEDDING = "embedding"  # textual-inversion embeddings
     UPSCALER = "upscaler"  # an upscaler model file spandrel loads (ESRGAN, SwinIR, HAT, DAT, ...)
     SD_X4_UPSCALER = "sd_x4_upscaler"  # diffusers' StableDiffusionUpscalePipeline
-    IMAGE_VARIATION = "image_variation"  # diffusers' StableDiffusionImageVariationPipeline (CLIP image embedding)
+    IMAGE_VARIATION = "image_variation"  # StableDiffusionImageVariationPipeline, StableUnCLIPImg2ImgPipeline
 
     @property
     def label(self) -> str:
