@@ -14,6 +14,7 @@ draws them in), so a seed and noise level give the same image in any batch posit
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -37,6 +38,7 @@ from pipelines.modes.common import (
     tail_params,
 )
 from pipelines.modes.hires import decode_latents
+from pipelines.prompts.conditioning import Conditioning
 from pipelines.requests.variation import ImageVariationRequest
 from pipelines.results import GeneratedImage, GenerationResult
 
@@ -59,19 +61,22 @@ def class_labels(pipe: Any, embeds: torch.Tensor, noise_level: int, gens: list[t
     return pipe.noise_image_embeddings(embeds.repeat(len(gens), 1), noise_level, noise=noise)
 
 
-def denoise(job: JobContext, pipe: Any, request: ImageVariationRequest, seeds: list[int], prompt: dict[str, Any],
+def denoise(job: JobContext, pipe: Any, request: ImageVariationRequest, seeds: list[int], conditioning: Conditioning,
             embeds: torch.Tensor, label: str) -> torch.Tensor:
     """One batch's latents: the pipeline's loop with classifier-free guidance (zeros as the unconditional image
-    embedding, the negative prompt as the unconditional text, as the pipeline does); stops after a step when the
-    step callback says the job was interrupted or skipped (the image so far is kept)."""
+    embedding, the negative prompt as the unconditional text, as the pipeline does), the text embeddings switched
+    where prompt editing or alternation says; stops after a step when the step callback says the job was interrupted
+    or skipped (the image so far is kept)."""
     device, dtype = job.loaded.device, pipe.unet.dtype
     gens = generators(seeds)
     guided = request.cfg_scale > 1.0
     labels = class_labels(pipe, embeds, request.noise_level, gens)
+    prompt = conditioning.call_kwargs(len(seeds))
     context = prompt["prompt_embeds"].to(device, dtype)
     if guided:
         labels = torch.cat([torch.zeros_like(labels), labels])
         context = torch.cat([prompt["negative_prompt_embeds"].to(device, dtype), context])
+    layout = SimpleNamespace(do_classifier_free_guidance=guided)  # how ``context`` is laid out, for step_tensors
     pipe.scheduler.set_timesteps(request.steps, device=device)
     latents = pipe.prepare_latents(len(seeds), pipe.unet.config.in_channels, request.height, request.width, dtype,
                                    device, gens)
@@ -89,6 +94,7 @@ def denoise(job: JobContext, pipe: Any, request: ImageVariationRequest, seeds: l
         latents = callback(pipe, step, t, {"latents": latents})["latents"]
         if pipe._interrupt:
             break
+        context = conditioning.step_tensors(layout, step, {"prompt_embeds": context})["prompt_embeds"]
     return latents
 
 
@@ -105,22 +111,19 @@ def run(request: ImageVariationRequest, ctx: JobContext, loaded: LoadedModel,
     job = replace(ctx, loaded=loaded)
     base = loaded.pipeline
     spec, schedule = samplers.resolve(request.sampler_name, request.scheduler)
-    # 2. The text conditioning (A1111's prompt language on the model's text encoder), taken at its first step
+    # 2. The text conditioning: A1111's prompt language (weights, embeddings, editing, alternation) on its encoder
     conditioning = job_conditioning(job, base, request, prompt=request.prompt,
                                     negative_prompt=request.negative_prompt, steps=request.steps)
-    notices = ("unCLIP takes the prompt as at its first step: prompt editing and alternation are not applied.",) \
-        if conditioning.changes else ()
     first_seed = resolve_seed(request.seed)
     images: list[GeneratedImage] = []
     for iteration, seeds in batch_seeds(job.job, request, first_seed):
         # 3. A pipeline view with the job's sampler; the loop with the noised embedding as class labels
         pipe = job_pipeline(base, samplers.build_scheduler(base.scheduler.config, spec, schedule))
-        latents = denoise(job, pipe, request, seeds, conditioning.call_kwargs(len(seeds)), embeds,
-                          f"Batch {iteration + 1}/{request.n_iter}")
+        latents = denoise(job, pipe, request, seeds, conditioning, embeds, f"Batch {iteration + 1}/{request.n_iter}")
         # 4. Decode, save each image with its infotext (the noise level included, so the file reproduces)
         for pos, (image, seed) in enumerate(zip(decode_latents(pipe, latents), seeds, strict=True)):
             text = format_infotext(request.prompt, request.negative_prompt, infotext_params(request, job, seed, pos))
             images.append(saved(image, seed, text, request, job))
     info = result_info(request, job, images, first_seed, spec, schedule)
-    return GenerationResult(images=images, info=info, interrupted=job.job.interrupted, notices=notices,
+    return GenerationResult(images=images, info=info, interrupted=job.job.interrupted,
                             grid=batch_grid(request, job, images))

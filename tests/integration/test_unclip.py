@@ -96,6 +96,16 @@ def test_progress_previews_interrupt_and_skip_reach_the_loop(ctx):
     assert stopped.interrupted and len(stopped.images) == 1 and [u.step for u in updates] == [1]
 
 
+def test_prompt_editing_switches_the_text_mid_job(ctx):
+    def made(prompt: str) -> np.ndarray:
+        job = ImageVariationRequest(**{**JOB, "prompt": prompt, "steps": 4}, image=RED, seed=6, save_images=False)
+        return pixels(ctx.engine.generate(job).images[0].image)
+
+    plain = made("a red square")
+    assert not np.array_equal(plain, made("[a red square:a blue circle:1]"))  # steps 3 and 4 see the new text
+    assert np.array_equal(plain, made("[a red square:a blue circle:4]"))  # a switch after the last step: never
+
+
 def test_other_image_variation_models_refuse_a_noise_level(ctx):
     save_image_variation_folder(ctx.settings.checkpoint_dirs[0] / "tiny-variation")
     ctx.store.registry.refresh()
