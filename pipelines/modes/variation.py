@@ -127,9 +127,14 @@ def run(request: ImageVariationRequest, ctx: JobContext) -> GenerationResult:
     spec, schedule = samplers.resolve(request.sampler_name, request.scheduler)
     if spec.pixel_space_only:
         raise ValidationError("sampler_name", f"{spec.name} runs unconditional pixel-space models only")
-    if request.noise_level and not is_unclip(record):
-        raise ValidationError("noise_level", f"{record.name} is not a Stable unCLIP model: it takes no noise level "
-                              "(leave it at 0)")
+    if not is_unclip(record):  # what only Stable unCLIP reads is refused, not dropped
+        if request.noise_level:
+            raise ValidationError("noise_level", f"{record.name} is not a Stable unCLIP model: it takes no noise "
+                                  "level (leave it at 0)")
+        for field in ("prompt", "negative_prompt"):
+            if getattr(request, field).strip():
+                raise ValidationError(field, f"{record.name} draws from the image embedding alone: it takes no "
+                                      "prompt (Stable unCLIP models do)")
     with ctx.store.use(record, ctx.on_progress, model_type=ModelType.IMAGE_VARIATION) as loaded:
         job = replace(ctx, loaded=loaded)
         base = loaded.pipeline

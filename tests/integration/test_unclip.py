@@ -106,12 +106,15 @@ def test_prompt_editing_switches_the_text_mid_job(ctx):
     assert np.array_equal(plain, made("[a red square:a blue circle:4]"))  # a switch after the last step: never
 
 
-def test_other_image_variation_models_refuse_a_noise_level(ctx):
+def test_other_image_variation_models_refuse_a_noise_level_and_a_prompt(ctx):
     save_image_variation_folder(ctx.settings.checkpoint_dirs[0] / "tiny-variation")
     ctx.store.registry.refresh()
     with pytest.raises(Exception) as refused:
         ctx.engine.generate(ImageVariationRequest(**JOB, image=RED, variation_model="tiny-variation", noise_level=5))
     assert getattr(refused.value, "field", None) == "noise_level" and "not a Stable unCLIP" in str(refused.value)
+    with pytest.raises(Exception) as no_prompt:  # JOB has a prompt, which only unCLIP reads
+        ctx.engine.generate(ImageVariationRequest(**JOB, image=RED, variation_model="tiny-variation"))
+    assert getattr(no_prompt.value, "field", None) == "prompt" and "takes no prompt" in str(no_prompt.value)
 
 
 def test_vary_keeps_an_unclip_images_prompts_and_noise_level(ctx):
