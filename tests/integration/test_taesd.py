@@ -21,6 +21,7 @@ from pipelines.infotext.paste import paste_parameters
 from pipelines.models.architecture import Architecture
 from pipelines.models.hub_search import classify
 from pipelines.models.kinds import ModelType
+from pipelines.models.taesd_files import config_from_shapes
 from pipelines.networks.taesd import find_taesd
 from pipelines.networks.vae import vae_choices
 from pipelines.presets import fast_preset
@@ -140,6 +141,30 @@ def test_a_missing_taesdxl_is_refused_naming_the_setting_what_to_install_and_whe
     with pytest.raises(ValidationError) as bad:
         ctx.engine.generate(replace(BASE, sd_vae_decode_method="Tiny"))
     assert bad.value.field == "sd_vae_decode_method"
+
+
+def test_sdxl_decodes_with_a_taesdxl_once_one_is_installed(ctx):
+    folder = save_tiny_taesd(ctx.settings.models_dir / "VAE-taesd" / "taesdxl", seed=2)
+    ctx.store.refresh()
+    try:
+        job = replace(BASE, model="tiny-sdxl", sd_vae_decode_method="TAESD", show_progress_type="TAESD")
+        result = ctx.engine.generate(job)
+        assert "VAE Decoder: TAESD" in result.images[0].infotext
+        full = ctx.engine.generate(replace(job, sd_vae_decode_method="Full"))
+        assert not np.array_equal(pixels(result), pixels(full))
+    finally:
+        shutil.rmtree(folder)
+        ctx.store.refresh()
+
+
+def test_a_single_file_of_the_real_taesd_shape_gets_its_config_from_its_tensors():
+    from diffusers import AutoencoderTiny
+
+    real = AutoencoderTiny()  # TAESD's own shape: 64 channels, (1, 3, 3, 3) encoder and (3, 3, 3, 1) decoder blocks
+    config = config_from_shapes({k: tuple(v.shape) for k, v in real.state_dict().items()})
+    assert config == {k: tuple(real.config[k]) if isinstance(real.config[k], list | tuple) else real.config[k]
+                      for k in config}
+    AutoencoderTiny(**config).load_state_dict(real.state_dict(), strict=True)
 
 
 def test_the_fast_preset_reads_the_model_family_and_lcm_loras_in_the_prompt(ctx):
