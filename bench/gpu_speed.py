@@ -2,7 +2,10 @@
 
     python bench/gpu_speed.py                                  # CUDA: SD1.5 at 512², SDXL at 1024², 20 steps
     python bench/gpu_speed.py --arch sd15 --compile-mode max-autotune --json $OUT/gpu_speed.json
-    python bench/gpu_speed.py --tiny --device cpu --steps 2    # smoke check on a CPU (tiny test models)
+    python bench/gpu_speed.py --tiny --device cpu --steps 2 --skip-compiled   # smoke check on a CPU (tiny models)
+
+On a 2-core CPU the compiled contender's first job (inductor compiling C++ kernels for the tiny UNet and VAE
+decoder, channels-last) took 502 s on a loaded machine: leave it out of smoke checks with ``--skip-compiled``.
 
 Each architecture is built from its published configs (written below, from the SD1.5 and SDXL-base repositories'
 ``*/config.json``) with random weights, straight on the device, saved once as a diffusers folder (the form Atelier
