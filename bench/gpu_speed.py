@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 # stable-diffusion-v1-5/stable-diffusion-v1-5 */config.json
@@ -71,6 +72,7 @@ SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linea
                  steps_offset=1, prediction_type="epsilon")
 SIZES = {"sd15": 512, "sdxl": 1024}
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
+NEGATIVE = "blurry"  # not empty: diffusers zeroes an empty SDXL negative prompt, A1111 (and Atelier) encode it
 
 
 def build_folder(arch: str, folder: Path, *, device: torch.device, dtype: torch.dtype) -> Path:
@@ -127,6 +129,7 @@ class Figures:
     first_job_s: float
     compile_s: float | None = None
     detail: str = ""
+    diff_vs_raw: float | None = None  # mean abs pixel difference of the --steps image against raw diffusers'
 
 
 def sync(device: torch.device) -> None:
@@ -157,15 +160,16 @@ def measure(run: Callable[[int], object], *, steps: int, repeats: int, warmups: 
 
 
 def raw_runner(arch: str, folder: Path, device: torch.device, dtype: torch.dtype, size: int) -> Callable[[int], object]:
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
     cls = StableDiffusionPipeline if arch == "sd15" else StableDiffusionXLPipeline
     extra = {"safety_checker": None, "requires_safety_checker": False} if arch == "sd15" else {}
     pipe = cls.from_pretrained(str(folder), dtype=dtype, local_files_only=True, **extra).to(device)
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)  # A1111's "Euler", as Atelier's job
     pipe.set_progress_bar_config(disable=True)
 
     def run(steps: int) -> object:
-        return pipe(PROMPT, negative_prompt="", num_inference_steps=steps, guidance_scale=7.0, width=size,
+        return pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps, guidance_scale=7.0, width=size,
                     height=size, generator=torch.Generator("cpu").manual_seed(1)).images[0]
 
     return run
@@ -188,8 +192,8 @@ def atelier_runner(folder: Path, data_dir: Path, device: torch.device, size: int
     loaded = ctx.selection.select(folder.name)
 
     def run(steps: int) -> object:
-        request = Txt2ImgRequest(prompt=PROMPT, negative_prompt="", steps=steps, cfg_scale=7.0, width=size, height=size,
-                                 seed=1, sampler_name="Euler", model=folder.name, save_images=False)
+        request = Txt2ImgRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=steps, cfg_scale=7.0, width=size,
+                                 height=size, seed=1, sampler_name="Euler", model=folder.name, save_images=False)
         return ctx.engine.generate(request).images[0].image
 
     return run, ctx.store.status(loaded)
@@ -213,15 +217,19 @@ def bench_arch(arch: str, args: argparse.Namespace, work: Path) -> list[Figures]
             folder, work / "data-compiled", device, size, compile=True, compile_mode=args.compile_mode,
             channels_last=True)))
     out: list[Figures] = []
+    reference = None
     for name, make in contenders:
         run, detail = make()
         warmups = args.warmups + (2 if name.endswith("compiled") and device.type == "cuda" else 0)  # CUDA graphs
         it_s, image_s, first = measure(run, steps=args.steps, repeats=args.repeats, warmups=warmups, device=device)
         compile_s = first - image_s if name.endswith("compiled") else None
-        figures = Figures(arch, name, size, args.steps, it_s, image_s, first, compile_s, detail)
+        image = np.asarray(run(args.steps)).astype(np.int16)
+        reference = image if reference is None else reference
+        diff = float(np.abs(image - reference).mean())
+        figures = Figures(arch, name, size, args.steps, it_s, image_s, first, compile_s, detail, diff)
         print(f"[{arch}] {name:17s} {it_s:8.2f} it/s   {args.steps}-step image {image_s:7.3f} s   first job "
               f"{first:7.2f} s" + (f"   compile ~{compile_s:.1f} s" if compile_s is not None else "")
-              + f"   ({detail})", flush=True)
+              + f"   image vs raw: mean abs diff {diff:.2f}   ({detail})", flush=True)
         out.append(figures)
         del run
         if device.type == "cuda":
