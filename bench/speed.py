@@ -54,6 +54,7 @@ from bench.harness import (  # noqa: E402
 )
 from bench.speed_after import measure_after  # noqa: E402
 from bench.speed_models import Models, ensure_models, evict, files_under, resident_fraction  # noqa: E402
+from bench.speed_options import launch_flags  # noqa: E402
 from bench.speed_procs import AtelierServer, first_image_after_start, raw_first_image, rest_contender  # noqa: E402
 from bench.speed_raw import Job, generate, load_pipeline  # noqa: E402
 from bench.speed_report import (  # noqa: E402
@@ -110,17 +111,23 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     silence_libraries()
     models = ensure_models(work_dir, tiny=args.tiny)
+    # fp32 pinned where the flag exists: on a CPU with native bf16 `--precision auto` picks bf16, and the
+    # table compares Atelier with raw diffusers' fp32 pixel for pixel, the after-figures with the fp32 default
+    args.fp32_flags = ("--precision", "fp32") if "--precision" in launch_flags() else ()
     runs = Path(tempfile.mkdtemp(prefix="runs-", dir=work_dir))  # servers' data folders, removed at the end
     print(f"Atelier speed benchmark · {models.name} ({models.size_bytes() / 1e9:.2f} GB) in {models.folder}")
     print(f"python {platform.python_version()} · torch {torch.__version__} · {os.cpu_count()} CPUs · "
           f"{args.threads} threads · load avg {load_start}")
+    if not args.tiny:  # the issue's table: ~16 s for one 256² image on a quiet 2-core machine, ~20 s to start
+        _print_estimate(args, 16.0 * (args.size / 256) ** 2.2, 20.0, "at issue 14's figures for a quiet machine; "
+                        "printed again from measured figures after the first rows")
     report = Report(config={"model": models.name, "tiny": args.tiny, "threads": args.threads,
                             "repeats": args.repeats, "size": args.size, "after_size": args.after_size,
                             "steps": args.steps, "seed": args.seed, "quick": args.quick})
     try:
         if args.only in (None, "table"):
             _first_images(args, models, runs, report)
-            _print_estimate(args, report, time.perf_counter() - started)
+            _estimate_after_first_images(args, report, time.perf_counter() - started)
             _served(args, models, runs, report)
         if args.only in (None, "after"):
             measure_after(args, models, runs, report)
@@ -162,7 +169,8 @@ def _first_images(args: argparse.Namespace, models: Models, runs: Path, report: 
             gc.collect()
             wall, image = first_image_after_start(model_name=models.name, ckpt_parent=models.ckpt_parent,
                                                   data_dir=runs / f"start-{state}-{next(counter)}",
-                                                  threads=args.threads, job=job, webui=True)
+                                                  threads=args.threads, job=job, webui=True,
+                                                  flags=args.fp32_flags)
             return {f"atelier_first_{state}": (wall, 0.0)}, image
         return Contender(f"atelier_first_{state}", run)
 
@@ -193,29 +201,44 @@ def _first_images(args: argparse.Namespace, models: Models, runs: Path, report: 
                                  series["atelier_first_warm"], series["raw_first_warm"], slack=FIRST_IMAGE_SLACK_S))
 
 
-def _print_estimate(args: argparse.Namespace, report: Report, elapsed: float) -> None:
-    """The rest of the run, from what the first part measured: one image's generation in a raw process
-    (the table's size; the after-figures' size costs ~(after/size)^2.2 of it) and a server's start."""
-    splits = report.extras.get("raw process split (warm, s)") or report.extras.get("raw process split (cold, s)")
-    if not splits:
-        return
-    gen = statistics.median(s["generate_s"] for s in splits)
-    start = report.series["atelier_first_warm"].median  # a server start incl. its first image
-    served = 2 * (start + 2 * (args.warmup + args.repeats) * gen)
-    if args.only == "table":
-        after = 0.0
-    else:
-        from bench.speed_options import launch_flags, native_bf16
+def planned_work(args: argparse.Namespace) -> tuple[float, int]:
+    """What the run does, in (images of the table's size, process starts); a 512² image counts
+    ~(512/256)^2.2 table images, the LCM job (CFG 1, TAESD) about half a 512² one."""
+    images, starts = 0.0, 0
+    if args.only in (None, "table"):
+        images += 4 * args.repeats + 2 * 2 * (args.warmup + args.repeats)
+        starts += 4 * args.repeats + 2
+    if args.only in (None, "after"):
+        from bench.speed_options import native_bf16
 
         flags = launch_flags()
         own = ("--channels-last" in flags) + (args.with_compile and "--compile" in flags) + (
             "--precision" in flags and (args.force_bf16 or native_bf16()[0]))  # servers of their own
-        jobs = 2 * own + 0.5 if own else 1.5  # per round: the default + each flag's, and the LCM one (~half)
-        gen_after = gen * (args.after_size / args.size) ** 2.2
-        after = (1 + own) * start + (1 + args.repeats) * jobs * gen_after
-    print(f"\nfirst part took {elapsed / 60:.1f} min; the rest should take about {(served + after) / 60:.0f} min "
-          f"(one {args.size}² image {gen:.1f} s in raw diffusers, a server start + first image {start:.0f} s)",
-          flush=True)
+        per_round = 2 * own + 0.45 if own else 1.45
+        images += (1 + args.repeats) * per_round * (args.after_size / args.size) ** 2.2
+        starts += 1 + own
+    return images, starts
+
+
+def _print_estimate(args: argparse.Namespace, image_s: float, start_s: float, source: str,
+                    done: tuple[float, int] = (0.0, 0)) -> None:
+    images, starts = planned_work(args)
+    rest = (images - done[0]) * image_s + (starts - done[1]) * start_s
+    print(f"expected {'duration' if done == (0.0, 0) else 'time for the rest'}: about {rest / 60:.0f} min "
+          f"({images - done[0]:.0f} images of {args.size}² at {image_s:.1f} s, {starts - done[1]} process starts "
+          f"at {start_s:.0f} s; {source})", flush=True)
+
+
+def _estimate_after_first_images(args: argparse.Namespace, report: Report, elapsed: float) -> None:
+    """The rest of the run, from what the first rows measured in the raw diffusers processes."""
+    splits = report.extras.get("raw process split (warm, s)") or []
+    if not splits:
+        return
+    gen = statistics.median(s["generate_s"] for s in splits)
+    start = statistics.median(s["import_s"] + s["load_s"] for s in splits)
+    print(f"\nfirst rows took {elapsed / 60:.1f} min", end="; ")
+    _print_estimate(args, gen, start, "measured in this run's raw diffusers processes",
+                    done=(4 * args.repeats, 4 * args.repeats))
 
 
 # ---------------------------------------------------------------------------- served, warm
@@ -230,7 +253,7 @@ def _served(args: argparse.Namespace, models: Models, runs: Path, report: Report
         for webui, key, figure in ((True, "ui", "UI and API served (`--api`), REST end to end"),
                                    (False, "nowebui", "`--nowebui`, REST end to end")):
             server = AtelierServer(model_name=models.name, ckpt_parent=models.ckpt_parent, data_dir=runs / key,
-                                   threads=args.threads, webui=webui)
+                                   threads=args.threads, webui=webui, flags=args.fp32_flags)
             try:
                 up = server.wait_up()
                 server.freeze()
@@ -242,7 +265,7 @@ def _served(args: argparse.Namespace, models: Models, runs: Path, report: Report
             finally:
                 server.close()
             report.series.update(series)
-            reference = reference or contenders[0].images[0]
+            reference = contenders[0].images[0] if reference is None else reference
             for c in contenders:
                 report.identity[c.key] = max(max_abs_diff(reference, im) for im in c.images)
             report.rows.insert(len([r for r in report.rows if "served" in r.figure or "nowebui" in r.figure]),

@@ -43,7 +43,7 @@ def measure_after(args: argparse.Namespace, models: Models, runs: Path, report: 
     flags = launch_flags()
     install_taesd(models, runs / "after-default")
     default = AtelierServer(model_name=models.name, ckpt_parent=models.ckpt_parent, data_dir=runs / "after-default",
-                            threads=args.threads, webui=False)
+                            threads=args.threads, webui=False, flags=args.fp32_flags)
     try:
         up = default.wait_up()
         planned = plan(variants(with_compile=args.with_compile), flags=flags, option_keys=default.option_keys(),
@@ -76,7 +76,8 @@ def _group(args: argparse.Namespace, models: Models, runs: Path, default: Atelie
     try:
         if own is not None:
             server = AtelierServer(model_name=models.name, ckpt_parent=models.ckpt_parent, data_dir=runs / own.key,
-                                   threads=args.threads, webui=False, flags=own.flags)
+                                   threads=args.threads, webui=False,
+                                   flags=own.flags if own.key == "bf16" else (*args.fp32_flags, *own.flags))
             up = server.wait_up()
             server.freeze()
             print(f"  {own.key}: server with {' '.join(own.flags)} up in {up:.1f}s (not timed)", flush=True)

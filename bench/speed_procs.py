@@ -88,7 +88,8 @@ class AtelierServer:
         return time.perf_counter() - start, image
 
     def wait_up(self, limit: float = 600.0) -> float:
-        """Seconds from the spawn until the API answers (untimed set-up for warm rows)."""
+        """Seconds from the spawn until the API answers (untimed set-up for warm rows); returns once the
+        server is idle."""
         import httpx
 
         deadline = time.perf_counter() + limit
@@ -97,7 +98,10 @@ class AtelierServer:
                 raise RuntimeError(f"Atelier server exited ({self.proc.poll()}):\n{self.tail()}")
             try:
                 if self.http.get("/sdapi/v1/samplers").status_code == 200:
-                    return time.perf_counter() - self.started
+                    up = time.perf_counter() - self.started
+                    # launch.py warms imports up in a thread once serving: let it finish before any timing
+                    self.settle(window=0.5, limit=120.0)
+                    return up
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
@@ -120,7 +124,7 @@ class AtelierServer:
         while time.perf_counter() < deadline:
             before = self.cpu()
             time.sleep(window)
-            if self.cpu() - before <= 0.011:  # at most one 10 ms tick in the window: idle
+            if self.cpu() - before <= max(0.011, 0.1 * window):  # one 10 ms tick, or under 10% of a core: idle
                 return
 
     def freeze(self) -> None:
@@ -147,10 +151,10 @@ class AtelierServer:
 
 
 def first_image_after_start(*, model_name: str, ckpt_parent: Path, data_dir: Path, threads: int, job: Job,
-                            webui: bool = False) -> tuple[float, Any]:
+                            webui: bool = False, flags: tuple[str, ...] = ()) -> tuple[float, Any]:
     """Spawn a server (fresh data folder: no hash cache) and time spawn -> first image; the server is closed."""
     server = AtelierServer(model_name=model_name, ckpt_parent=ckpt_parent, data_dir=data_dir, threads=threads,
-                           webui=webui)
+                           webui=webui, flags=flags)
     try:
         _, image = server.txt2img(job, wait_up=True)
         return time.perf_counter() - server.started, image
