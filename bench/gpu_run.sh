@@ -6,7 +6,11 @@
 #      bash bench/gpu_run.sh fetch
 #    It downloads diffusers==0.42.1 (our pin; pure Python, ~6 MB) into .whl/ for Python 3.12. Nothing else is
 #    needed there: the machine's transformers/huggingface_hub/peft satisfy diffusers' requirements, and the GPU
-#    tests and bench/gpu_speed.py import nothing from gradio/fastapi (pipelines/ never does).
+#    tests and bench/gpu_speed.py import nothing from gradio/fastapi (pipelines/ never does; checked here with
+#    gradio and fastapi made unimportable: the tiny bench ran, images identical to raw diffusers). The repository
+#    travels at ~3 MB, the wheel at 6 MB. Our pin is transformers 5.23.0 and the machine has 5.17: if env.txt or
+#    a failure points there, also fetch transformers==5.23.0 (its requirements, regex>=2025.10.22 among them,
+#    are to be checked against `pip show regex` there) into .whl/.
 # 2. Then the device tool's run, with carry [".whl"] and timeout_s 600:
 #      bash bench/gpu_run.sh
 #    Stages have their own time limits (tests/gpu 150 s, SD1.5 bench 200 s, SDXL bench 230 s) so one slow stage
