@@ -36,16 +36,18 @@ def context(tmp_path: Path, model_store: Path, hasher, **settings) -> tuple[AppC
 
 def test_the_first_job_samples_while_its_checkpoint_is_hashed_and_its_image_carries_the_hash(tmp_path, model_store):
     events: list[str] = []
-    sampling = threading.Event()
+    started, sampling = threading.Event(), threading.Event()
 
     def held_hasher(path: Path, offset: int) -> str:
         events.append("hash started")
+        started.set()
         sampling.wait(60)  # released only once the job samples: a load that waited for the hash would stall here
         events.append("hash finished")
         return sha256_file(path, offset)
 
     def on_progress(update: ProgressUpdate) -> None:
         if update.unit == "steps" and not sampling.is_set():
+            started.wait(60)  # a hash thread not yet scheduled on a loaded machine is no failure
             events.append("sampling")
             sampling.set()
 
