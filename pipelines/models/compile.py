@@ -83,16 +83,21 @@ def fuse_qkv(pipe: Any) -> list[str]:
 @contextmanager
 def unfused_qkv(pipe: Any) -> Iterator[None]:
     """The UNet with separate Q/K/V projections for one job (LoRA layers go into ``to_q``/``to_k``/``to_v``,
-    which the fused projection would skip), fused again after it."""
+    which the fused projection would skip), fused again after it.
+
+    The fused processors and ``to_qkv`` layers are put back as they were (LoRAs are never merged into the
+    weights, so they still hold the originals): the graph compiled before the job fits again, and only the
+    LoRA job itself recompiles."""
     unet = getattr(pipe, "unet", None)
     if unet is None or not _fused(unet):
         yield
         return
+    fused = dict(unet.attn_processors)
     unet.unfuse_qkv_projections()
     try:
         yield
     finally:
-        unet.fuse_qkv_projections()  # from the weights as they are now: the LoRAs are out again
+        unet.set_attn_processor(fused)
 
 
 def apply_speed_settings(pipe: Any, *, channels_last: bool, compile: bool, mode: str, device: torch.device,

@@ -75,11 +75,13 @@ def test_fused_qkv_is_undone_for_a_lora_job_and_restored_after(app_context, mode
     save_kohya_lora_for(model_store / "tiny-sd15", app_context.settings.models_dir / "Lora" / "ink.safetensors", seed=1)
     app_context.store.refresh()
     prompt = {"prompt": "a red fox <lora:ink:3>", "steps": 3}  # q/k/v LoRA layers skipped: max difference 20
+    before = pixels(app_context)
     plain = pixels(app_context, **prompt)
     unet = app_context.selection.select("tiny-sd15").pipeline.unet
     assert fuse_qkv(app_context.selection.select("tiny-sd15").pipeline) == ["unet", "vae"]
     assert np.abs(pixels(app_context, **prompt) - plain).max() <= 1  # the LoRA reached to_q/to_k/to_v
     assert all(type(p).__name__ == "FusedAttnProcessor2_0" for p in unet.attn_processors.values())
+    assert np.abs(pixels(app_context) - before).max() <= 1  # fused again, the LoRA gone: the plain image
 
 
 @pytest.mark.slow
