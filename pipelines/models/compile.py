@@ -100,6 +100,13 @@ def unfused_qkv(pipe: Any) -> Iterator[None]:
         unet.set_attn_processor(fused)
 
 
+def _upcast_per_decode(pipe: Any, vae: Any) -> bool:
+    """SDXL pipelines move an fp16 VAE with ``force_upcast`` to fp32 for each decode and back: new parameter
+    tensors every job, which a compiled decoder (CUDA graphs above all) would recompile or re-record each time."""
+    return (hasattr(pipe, "upcast_vae") and getattr(vae, "dtype", None) == torch.float16
+            and bool(getattr(vae.config, "force_upcast", False)))
+
+
 def apply_speed_settings(pipe: Any, *, channels_last: bool, compile: bool, mode: str, device: torch.device,
                          plain_attention: bool) -> SpeedReport:
     """``--channels-last`` and ``--compile`` on one loaded pipeline (``plain_attention``: SDPA, no slicing,
@@ -125,6 +132,9 @@ def apply_speed_settings(pipe: Any, *, channels_last: bool, compile: bool, mode:
     if isinstance(unet, torch.nn.Module):
         unet.compile(mode=chosen)
     vae = getattr(pipe, "vae", None)
+    if vae is not None and _upcast_per_decode(pipe, vae):
+        notes.append("VAE decoder not compiled: diffusers casts it to fp32 and back for every decode (SDXL in fp16)")
+        vae = None
     if vae is not None and isinstance(getattr(vae, "decoder", None), torch.nn.Module):
         vae.decoder.compile(mode=chosen)
     applied.append(f"torch.compile ({chosen})")

@@ -95,3 +95,13 @@ def test_compiled_txt2img_matches_eager(tmp_path, model_store, fp32_image, caplo
         image = pixels(ctx)
     assert "tiny-sd15 compiled for 64x64x1" in caplog.text  # the first job at a size compiles, logged with its time
     assert np.abs(image - fp32_image).max() <= 2  # inductor may reorder sums; the picture is the same
+
+
+def test_sdxl_in_fp16_keeps_its_vae_decoder_eager_under_compile(tmp_path, model_store):
+    """diffusers casts an SDXL fp16 VAE to fp32 and back for every decode: a compiled decoder would recompile
+    (or re-record its CUDA graphs) each job, so only the UNet is compiled. Loading compiles nothing yet."""
+    install_models(model_store, tmp_path, ["tiny-sdxl"])
+    ctx = AppContext.build(make_settings(tmp_path, precision="fp16", compile=True))
+    loaded = ctx.selection.select("tiny-sdxl")
+    assert loaded.pipeline.vae.dtype == torch.float16 and "torch.compile (default)" in loaded.optimizations.savings
+    assert any("VAE decoder not compiled" in note for note in loaded.optimizations.notes)
