@@ -80,6 +80,9 @@ def add_core_arguments(p: argparse.ArgumentParser) -> None:
     perf.add_argument("--compile-mode", default="auto",
                       choices=["auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
                       help="torch.compile mode (auto: max-autotune with CUDA graphs on CUDA, default elsewhere)")
+    perf.add_argument("--compile-backend", default="inductor", choices=["inductor", "eager", "cudagraphs"],
+                      help="torch.compile backend: inductor builds kernels for this machine (needs a C++ compiler); "
+                           "eager only traces (a quick check that a model compiles)")
     perf.add_argument("--threads", type=int, help="torch CPU threads")
     misc = p.add_argument_group("misc")
     misc.add_argument("--skip-install", action="store_true", help="never pip-install missing requirements")
@@ -180,6 +183,7 @@ def build_settings(args: argparse.Namespace):
         channels_last=args.channels_last,
         compile=args.compile,
         compile_mode=args.compile_mode,
+        compile_backend=args.compile_backend,
         allow_pickle=args.allow_pickle,
         no_hashing=args.no_hashing,
         initial_model=args.ckpt or saved_checkpoint(args.data_dir.resolve()),

@@ -62,6 +62,9 @@ class Settings:
     channels_last: bool = False  # --channels-last: UNet and VAE in torch.channels_last memory format
     compile: bool = False  # --compile: torch.compile of the UNet and the VAE decoder (pipelines/models/compile.py)
     compile_mode: str = "auto"  # --compile-mode: auto = "max-autotune" (CUDA graphs) on CUDA, "default" elsewhere
+    # --compile-backend: inductor (kernels built for the machine: the fast one), eager (traced graphs on eager
+    # kernels: checks a model compiles, in seconds), cudagraphs (eager kernels in CUDA graphs)
+    compile_backend: str = "inductor"
     allow_pickle: bool = False
     no_hashing: bool = False  # --no-hashing (A1111's): checkpoints are never hashed, no Model hash in infotexts
     initial_model: str | None = None

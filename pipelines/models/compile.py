@@ -47,8 +47,14 @@ def compile_mode(requested: str, device: torch.device) -> str:
     return "max-autotune" if device.type == "cuda" else "default"
 
 
-def compiler_problem(device: torch.device) -> str | None:
-    """Why torch.compile (inductor) cannot build kernels for ``device`` here, or None when it can."""
+def compiler_problem(device: torch.device, backend: str = "inductor") -> str | None:
+    """Why torch.compile with ``backend`` cannot run for ``device`` here, or None when it can. Only inductor builds
+    kernels (a C++ compiler; triton on CUDA); ``eager`` traces and runs the graphs with eager kernels, and
+    ``cudagraphs`` records eager kernels into CUDA graphs."""
+    if backend == "cudagraphs" and device.type != "cuda":
+        return "the cudagraphs backend needs a CUDA device"
+    if backend != "inductor":
+        return None
     cxx = os.environ.get("CXX", "g++")
     if shutil.which(cxx) is None:
         return (f"torch.compile needs a C++ compiler ({cxx!r} is not on PATH; install g++ or set CXX)")
@@ -108,7 +114,7 @@ def _upcast_per_decode(pipe: Any, vae: Any) -> bool:
 
 
 def apply_speed_settings(pipe: Any, *, channels_last: bool, compile: bool, mode: str, device: torch.device,
-                         plain_attention: bool) -> SpeedReport:
+                         plain_attention: bool, backend: str = "inductor") -> SpeedReport:
     """``--channels-last`` and ``--compile`` on one loaded pipeline (``plain_attention``: SDPA, no slicing,
     no offload, the only case where fused projections and compiled modules are safe)."""
     applied: list[str] = []
@@ -120,27 +126,29 @@ def apply_speed_settings(pipe: Any, *, channels_last: bool, compile: bool, mode:
         applied.append("channels-last")
     if not compile:
         return SpeedReport(tuple(applied), tuple(notes))
-    problem = compiler_problem(device)
+    problem = compiler_problem(device, backend)
     if problem is None and not plain_attention:
         problem = "torch.compile runs with plain SDPA attention only (no offload, slicing or xformers)"
     if problem is not None:
         log.warning("%s; running eager", problem)
         return SpeedReport(tuple(applied), (*notes, f"{problem}; running eager"))
     chosen = compile_mode(mode, device)
+    how: dict[str, Any] = {"mode": chosen} if backend == "inductor" else {"backend": backend}  # modes are inductor's
+    label = f"torch.compile ({chosen})" if backend == "inductor" else f"torch.compile ({backend})"
     fused = fuse_qkv(pipe)
     unet = getattr(pipe, "unet", None)
     if isinstance(unet, torch.nn.Module):
-        unet.compile(mode=chosen)
+        unet.compile(**how)
     vae = getattr(pipe, "vae", None)
     if vae is not None and _upcast_per_decode(pipe, vae):
         notes.append("VAE decoder not compiled: diffusers casts it to fp32 and back for every decode (SDXL in fp16)")
         vae = None
     if vae is not None and isinstance(getattr(vae, "decoder", None), torch.nn.Module):
-        vae.decoder.compile(mode=chosen)
-    applied.append(f"torch.compile ({chosen})")
+        vae.decoder.compile(**how)
+    applied.append(label)
     if fused:
         applied.append("fused QKV")
-    log.info("torch.compile (%s) set up for %s; each new size compiles on its first job", chosen,
+    log.info("%s set up for %s; each new size compiles on its first job", label,
              " and ".join(n for n, m in (("UNet", unet), ("VAE decoder", vae)) if m is not None))
     return SpeedReport(tuple(applied), tuple(notes), compiled=True)
 

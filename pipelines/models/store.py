@@ -227,7 +227,8 @@ class ModelStore:
         if self.settings.compile and getattr(pipe, "vae", None) is not None:  # the live preview's fit decodes a
             loaded.extras["previewer"] = fit_previewer(pipe.vae)  # small latent: eager now, not compiled at its size
         speed = apply_speed_settings(pipe, channels_last=self.settings.channels_last, compile=self.settings.compile,
-                                     mode=self.settings.compile_mode, device=self.device,
+                                     mode=self.settings.compile_mode, backend=self.settings.compile_backend,
+                                     device=self.device,
                                      plain_attention=report.attention == "PyTorch SDPA" and not report.savings)
         report = OptimizationReport(report.attention, report.savings + speed.applied, report.notes + speed.notes)
         if speed.compiled:
