@@ -1,9 +1,9 @@
 """Speed where users run it: Atelier against raw diffusers on a full-size SD1.5 architecture, and the
 speed options against today's fp32 default (issue 14's table and after-figures, in one run).
 
-    .venv/bin/python -m bench.speed                      # full size, medians of 3 (~20 min on 2 cores)
+    .venv/bin/python -m bench.speed                      # full size, medians of 3 (~21 min on 2 quiet cores)
     .venv/bin/python -m bench.speed --quick              # 1 run of everything at 128², a smoke check
-    .venv/bin/python -m bench.speed --tiny --quick       # the tests' tiny model: a minute or two
+    .venv/bin/python -m bench.speed --tiny --quick       # the tests' tiny model: checks the wiring only
     .venv/bin/python -m bench.speed --json bench/results/speed.json --work-dir /var/tmp/atelier-speed
 
 1. Models: a full-size SD1.5-architecture checkpoint with random weights is built under ``--work-dir``
@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                             "steps": args.steps, "seed": args.seed, "quick": args.quick})
     try:
         if args.only in (None, "table"):
-            _first_images(args, models, runs, report)
+            reference = _first_images(args, models, runs, report)
             _estimate_after_first_images(args, report, time.perf_counter() - started)
-            _served(args, models, runs, report)
+            _served(args, models, runs, report, reference)
         if args.only in (None, "after"):
             measure_after(args, models, runs, report)
     finally:
@@ -147,8 +148,9 @@ def _table_job(args: argparse.Namespace) -> Job:
 
 
 # ----------------------------------------------------------------------- first image after start
-def _first_images(args: argparse.Namespace, models: Models, runs: Path, report: Report) -> None:
-    """Spawn -> first image, Atelier (UI + API) against a raw diffusers process, files evicted or cached."""
+def _first_images(args: argparse.Namespace, models: Models, runs: Path, report: Report) -> Any:
+    """Spawn -> first image, Atelier (UI + API) against a raw diffusers process, files evicted or cached;
+    returns raw diffusers' image, the reference every later table image is compared with."""
     job = _table_job(args)
     residency: dict[str, list[float]] = {"cold": [], "warm": []}
     counter = iter(range(10**6))
@@ -167,10 +169,11 @@ def _first_images(args: argparse.Namespace, models: Models, runs: Path, report: 
         def run() -> tuple[Timings, Any]:
             prepare(state)
             gc.collect()
-            wall, image = first_image_after_start(model_name=models.name, ckpt_parent=models.ckpt_parent,
-                                                  data_dir=runs / f"start-{state}-{next(counter)}",
-                                                  threads=args.threads, job=job, webui=True,
-                                                  flags=args.fp32_flags)
+            wall, image, split = first_image_after_start(
+                model_name=models.name, ckpt_parent=models.ckpt_parent, threads=args.threads, job=job, webui=True,
+                data_dir=runs / f"start-{state}-{next(counter)}", flags=args.fp32_flags)
+            report.extras.setdefault(f"Atelier start split ({state}, s)", []).append(
+                {k: round(v, 2) for k, v in split.items()})
             return {f"atelier_first_{state}": (wall, 0.0)}, image
         return Contender(f"atelier_first_{state}", run)
 
@@ -194,11 +197,11 @@ def _first_images(args: argparse.Namespace, models: Models, runs: Path, report: 
         report.identity[c.key] = max(max_abs_diff(reference, im) for im in c.images)
     report.extras["page cache after eviction (fraction resident, cold runs)"] = [round(x, 3) for x in residency["cold"]]
     report.extras["page cache before warm runs (fraction resident)"] = [round(x, 3) for x in residency["warm"]]
-    report.extras["_reference_image"] = reference
     report.rows.append(slack_row("first image after start, model files not in the page cache",
                                  series["atelier_first_cold"], series["raw_first_cold"], slack=FIRST_IMAGE_SLACK_S))
     report.rows.append(slack_row("first image after start, model files in the page cache",
                                  series["atelier_first_warm"], series["raw_first_warm"], slack=FIRST_IMAGE_SLACK_S))
+    return reference
 
 
 def planned_work(args: argparse.Namespace) -> tuple[float, int]:
@@ -206,7 +209,7 @@ def planned_work(args: argparse.Namespace) -> tuple[float, int]:
     ~(512/256)^2.2 table images, the LCM job (CFG 1, TAESD) about half a 512² one."""
     images, starts = 0.0, 0
     if args.only in (None, "table"):
-        images += 4 * args.repeats + 2 * 2 * (args.warmup + args.repeats)
+        images += 4 * args.repeats + 2 * 2 * args.repeats  # (the served rows' warm-ups run at 64²)
         starts += 4 * args.repeats + 2
     if args.only in (None, "after"):
         from bench.speed_options import native_bf16
@@ -215,7 +218,9 @@ def planned_work(args: argparse.Namespace) -> tuple[float, int]:
         own = ("--channels-last" in flags) + (args.with_compile and "--compile" in flags) + (
             "--precision" in flags and (args.force_bf16 or native_bf16()[0]))  # servers of their own
         per_round = 2 * own + 0.45 if own else 1.45
-        images += (1 + args.repeats) * per_round * (args.after_size / args.size) ** 2.2
+        # the first jobs run at 64², except --compile's (it compiles for the shape)
+        images += (args.repeats * per_round + (args.with_compile and "--compile" in flags)) * (
+            args.after_size / args.size) ** 2.2
         starts += 1 + own
     return images, starts
 
@@ -235,20 +240,21 @@ def _estimate_after_first_images(args: argparse.Namespace, report: Report, elaps
     if not splits:
         return
     gen = statistics.median(s["generate_s"] for s in splits)
-    start = statistics.median(s["import_s"] + s["load_s"] for s in splits)
+    serving = report.extras.get("Atelier start split (warm, s)") or []  # the rest's starts are Atelier servers
+    start = statistics.median([s["until_serving_s"] for s in serving] or
+                              [s["import_s"] + s["load_s"] for s in splits])
     print(f"\nfirst rows took {elapsed / 60:.1f} min", end="; ")
-    _print_estimate(args, gen, start, "measured in this run's raw diffusers processes",
+    _print_estimate(args, gen, start, "measured in this run's first rows",
                     done=(4 * args.repeats, 4 * args.repeats))
 
 
 # ---------------------------------------------------------------------------- served, warm
-def _served(args: argparse.Namespace, models: Models, runs: Path, report: Report) -> None:
+def _served(args: argparse.Namespace, models: Models, runs: Path, report: Report, reference: Any) -> None:
     """REST jobs on a running server (UI + API, then API only) against raw diffusers in this process."""
     job = _table_job(args)
     t0 = time.perf_counter()
     pipe = load_pipeline(models.folder, job.sampler)
     print(f"\nraw diffusers pipeline loaded in this process ({time.perf_counter() - t0:.1f}s)", flush=True)
-    reference = report.extras.pop("_reference_image", None)
     try:
         for webui, key, figure in ((True, "ui", "UI and API served (`--api`), REST end to end"),
                                    (False, "nowebui", "`--nowebui`, REST end to end")):
@@ -257,15 +263,18 @@ def _served(args: argparse.Namespace, models: Models, runs: Path, report: Report
             try:
                 up = server.wait_up()
                 server.freeze()
-                print(f"\n{figure}: server up in {up:.1f}s (not timed); {args.warmup} warm-up + {args.repeats} "
-                      "interleaved rounds ...", flush=True)
+                print(f"\n{figure}: server up in {up:.1f}s (not timed); {args.warmup} warm-up (64²) + "
+                      f"{args.repeats} interleaved rounds ...", flush=True)
+                small = replace(job, width=64, height=64)  # what a first job sets up, at little cost
+                for _ in range(args.warmup):
+                    _raw_contender(pipe, small, "warm-up").run()
+                    rest_contender(server, small, "warm-up").run()
                 contenders = [_raw_contender(pipe, job, f"raw_{key}"), rest_contender(server, job, f"atelier_{key}")]
                 series = {c.key: Series(c.key) for c in contenders}
-                run_rounds(contenders, series, warmup=args.warmup, repeats=args.repeats)
+                run_rounds(contenders, series, warmup=0, repeats=args.repeats)
             finally:
                 server.close()
             report.series.update(series)
-            reference = contenders[0].images[0] if reference is None else reference
             for c in contenders:
                 report.identity[c.key] = max(max_abs_diff(reference, im) for im in c.images)
             report.rows.insert(len([r for r in report.rows if "served" in r.figure or "nowebui" in r.figure]),

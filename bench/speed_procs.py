@@ -151,13 +151,15 @@ class AtelierServer:
 
 
 def first_image_after_start(*, model_name: str, ckpt_parent: Path, data_dir: Path, threads: int, job: Job,
-                            webui: bool = False, flags: tuple[str, ...] = ()) -> tuple[float, Any]:
-    """Spawn a server (fresh data folder: no hash cache) and time spawn -> first image; the server is closed."""
+                            webui: bool = False, flags: tuple[str, ...] = ()) -> tuple[float, Any, dict[str, float]]:
+    """Spawn a server (fresh data folder: no hash cache) and time spawn -> first image; the server is closed.
+    The split: until the server took the request (imports, ``--ckpt`` load, serving) and the first job."""
     server = AtelierServer(model_name=model_name, ckpt_parent=ckpt_parent, data_dir=data_dir, threads=threads,
                            webui=webui, flags=flags)
     try:
-        _, image = server.txt2img(job, wait_up=True)
-        return time.perf_counter() - server.started, image
+        job_s, image = server.txt2img(job, wait_up=True)
+        total = time.perf_counter() - server.started
+        return total, image, {"until_serving_s": total - job_s, "first_job_s": job_s}
     finally:
         server.close()
 
