@@ -90,8 +90,9 @@ def test_infotext_clip_skip_and_emphasis_become_override_settings(api):
     info = json.loads(response.json()["info"])
     assert info["clip_skip"] == 2 and info["prompt"] == WEIGHTED
     assert "Clip skip: 2" in info["infotexts"][0] and "Emphasis: No norm" in info["infotexts"][0]
-    assert response.json()["parameters"]["override_settings"] == {"CLIP_stop_at_last_layers": 2,
-                                                                  "emphasis": "No norm"}
+    assert response.json()["parameters"]["override_settings"] == {  # VAE Decoder/Encoder: A1111's Full when absent
+        "CLIP_stop_at_last_layers": 2, "emphasis": "No norm", "sd_vae_decode_method": "Full",
+        "sd_vae_encode_method": "Full"}
     # the client's own override_settings win over the infotext's
     response = api.post("/txt2img", json={"infotext": infotext, "override_settings": {"CLIP_stop_at_last_layers": 1}})
     assert response.status_code == 200, response.text

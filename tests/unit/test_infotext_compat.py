@@ -68,7 +68,8 @@ def test_a1111_1_10():
                              "sampler_name": "DPM++ 2M", "scheduler": "Karras", "clip_skip": 2, "emphasis": "Original",
                              "hires": HiresFix(hr_scale=2.0, hr_upscaler="R-ESRGAN 4x+", hr_second_pass_steps=10,
                                                denoising_strength=0.45), "refiner": None,
-                             "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0}
+                             "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0,
+                             "sd_vae_decode_method": "Full", "sd_vae_encode_method": "Full"}  # A1111's when absent
     assert not any(n.startswith("Not applied") for n in pasted.notes)  # clip skip, emphasis and hires all apply
     assert any("RNG: GPU" in n for n in pasted.notes)  # A1111's default when RNG is absent
 
@@ -173,7 +174,8 @@ def test_bad_values_are_skipped_with_a_note_never_raised():
     assert pasted.fields == {"prompt": "p", "negative_prompt": "", "seed": 1, "height": 64,
                              "clip_skip": 1, "emphasis": "Original",  # A1111's values for missing keys
                              "hires": None, "refiner": None,  # none of their keys: both off (A1111 unticks them)
-                             "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0}  # no variation
+                             "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0,  # no variation
+                             "sd_vae_decode_method": "Full", "sd_vae_encode_method": "Full"}
     notes = " ".join(pasted.notes)
     for part in ("Steps 'many' skipped", "CFG scale '99' skipped", "Width '100' skipped: must be a multiple of 8",
                  "Sampler 'Restart' is not available"):

@@ -32,11 +32,14 @@ def form_updates(ctx: AppContext, checkpoint: str | None, sampler_name: str | No
         return (gr.update(interactive=False), gr.update(interactive=False),
                 gr.update(choices=names, value=sampler_name if keep else default_sampler),
                 gr.update(maximum=samplers.DDPM.max_steps, value=steps if keep else default_steps))
+    # A text model: values are sent only where they must change (DDPM's sampler or steps past the usual limit), so
+    # a refit that lands late (the page load's, a checkpoint's title gaining its hash) never undoes what was typed.
     names = samplers.sampler_names()
-    value = steps if steps is not None and steps <= TEXT_MAX_STEPS else Txt2ImgRequest.steps
-    return (gr.update(interactive=True), gr.update(interactive=True),
-            gr.update(choices=names, value=sampler_name if sampler_name in names else Txt2ImgRequest.sampler_name),
-            gr.update(maximum=TEXT_MAX_STEPS, value=value))
+    sampler = gr.update(choices=names) if sampler_name in names else \
+        gr.update(choices=names, value=Txt2ImgRequest.sampler_name)
+    steps_update = gr.update(maximum=TEXT_MAX_STEPS) if steps is not None and steps <= TEXT_MAX_STEPS else \
+        gr.update(maximum=TEXT_MAX_STEPS, value=Txt2ImgRequest.steps)
+    return gr.update(interactive=True), gr.update(interactive=True), sampler, steps_update
 
 
 def wire(ctx: AppContext, checkpoint: gr.Dropdown, prompt: gr.Textbox, negative_prompt: gr.Textbox,
