@@ -16,6 +16,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # launch.py imports the project only once the requirements are installed
+    from pipelines.context import AppContext
 
 ROOT = Path(__file__).resolve().parent
 log = logging.getLogger("atelier")
@@ -318,13 +322,13 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     check_exposure(args)
     ctx = prepare(args)
+    if args.ckpt:  # a checkpoint saved by /sdapi/v1/options is only selected, and loaded on first use
+        # Loaded beside the server's imports and page build (the second core, the disk), not before them; a job
+        # arriving meanwhile waits for this load in the store instead of starting another.
+        threading.Thread(target=load_initial_checkpoint, args=(ctx, args.ckpt), name="atelier-ckpt-load",
+                         daemon=True).start()
     from webui.server import serve
 
-    if args.ckpt:  # a checkpoint saved by /sdapi/v1/options is only selected, and loaded on first use
-        try:
-            ctx.selection.select(args.ckpt)
-        except Exception as exc:  # the UI still starts and says what is wrong on Generate
-            log.error("could not load --ckpt %s: %s", args.ckpt, exc)
     host = bind_host(args)
     api = build_api_config(args)
     if args.nowebui:
@@ -338,6 +342,14 @@ def main(argv: list[str] | None = None) -> None:
 
     threading.Thread(target=warm_up, name="atelier-warm-up", daemon=True).start()
     server.block_thread()
+
+
+def load_initial_checkpoint(ctx: AppContext, name: str) -> None:
+    """``--ckpt``: load and select it; a failure is logged (the UI still starts and says what is wrong on Generate)."""
+    try:
+        ctx.selection.select(name)
+    except Exception as exc:
+        log.error("could not load --ckpt %s: %s", name, exc)
 
 
 def restart_process() -> None:

@@ -43,13 +43,7 @@ RESULT = "FIRST-IMAGE "
 # raw diffusers; Atelier before and after the change; after, with --no-hashing (what hashing costs at all)
 CONTENDERS = ("raw", "before", "after", "after --no-hashing")
 JOB = dict(prompt="a watercolor fox in a misty forest", width=256, height=256, steps=4, cfg_scale=7.0, seed=1234)
-SD15_UNET = dict(  # stable-diffusion-v1-5's unet/config.json
-    act_fn="silu", attention_head_dim=8, block_out_channels=(320, 640, 1280, 1280), center_input_sample=False,
-    cross_attention_dim=768, down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",), downsample_padding=1,
-    flip_sin_to_cos=True, freq_shift=0, in_channels=4, layers_per_block=2, mid_block_scale_factor=1, norm_eps=1e-5,
-    norm_num_groups=32, out_channels=4, sample_size=64,
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-)
+
 
 
 # ----------------------------------------------------------------------------------------- model and page cache
@@ -62,6 +56,7 @@ def build_model(folder: Path) -> Path:
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel
 
+    from bench.sd_configs import SD15_UNET
     from tests.support.tiny_models import _clip_text_config, _load_tokenizer, _write_pipeline, sd1_scheduler, tiny_vae
 
     print(f"building {folder} (full-size SD1.5 UNet, random weights) ...", flush=True)

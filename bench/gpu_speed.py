@@ -36,38 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-# stable-diffusion-v1-5/stable-diffusion-v1-5 */config.json
-SD15_UNET = dict(
-    act_fn="silu", attention_head_dim=8, block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768,
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    downsample_padding=1, flip_sin_to_cos=True, freq_shift=0, in_channels=4, layers_per_block=2,
-    mid_block_scale_factor=1, norm_eps=1e-5, norm_num_groups=32, out_channels=4, sample_size=64,
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-)
-VAE = dict(
-    act_fn="silu", block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-    in_channels=3, latent_channels=4, layers_per_block=2, norm_num_groups=32, out_channels=3, sample_size=512,
-    up_block_types=("UpDecoderBlock2D",) * 4, scaling_factor=0.18215,
-)
-CLIP_L = dict(  # openai/clip-vit-large-patch14's text tower (SD1.5's text_encoder, SDXL's text_encoder)
-    hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12, max_position_embeddings=77,
-    vocab_size=49408, hidden_act="quick_gelu", projection_dim=768, layer_norm_eps=1e-5,
-)
-# stabilityai/stable-diffusion-xl-base-1.0 */config.json
-SDXL_UNET = dict(
-    act_fn="silu", addition_embed_type="text_time", addition_embed_type_num_heads=64, addition_time_embed_dim=256,
-    attention_head_dim=(5, 10, 20), block_out_channels=(320, 640, 1280), cross_attention_dim=2048,
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"), downsample_padding=1,
-    flip_sin_to_cos=True, freq_shift=0, in_channels=4, layers_per_block=2, mid_block_scale_factor=1, norm_eps=1e-5,
-    norm_num_groups=32, out_channels=4, projection_class_embeddings_input_dim=2816, sample_size=128,
-    transformer_layers_per_block=(1, 2, 10), up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    use_linear_projection=True,
-)
-SDXL_VAE = {**VAE, "scaling_factor": 0.13025, "sample_size": 1024, "force_upcast": True}
-CLIP_G = dict(  # laion CLIP ViT-bigG/14's text tower (SDXL's text_encoder_2)
-    hidden_size=1280, intermediate_size=5120, num_attention_heads=20, num_hidden_layers=32, max_position_embeddings=77,
-    vocab_size=49408, hidden_act="gelu", projection_dim=1280, layer_norm_eps=1e-5,
-)
+from bench.sd_configs import CLIP_G, CLIP_L, SD15_UNET, SD15_VAE, SDXL_UNET, SDXL_VAE  # noqa: E402
+
 SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
                  steps_offset=1, prediction_type="epsilon")
 SIZES = {"sd15": 512, "sdxl": 1024}
@@ -92,7 +62,7 @@ def build_folder(arch: str, folder: Path, *, device: torch.device, dtype: torch.
     tokenizer = CLIPTokenizer.from_pretrained(str(write_clip_tokenizer(folder.parent / f"{arch}-tokenizer")))
     with torch.device(device):  # random init on the GPU: seconds, not minutes
         if arch == "sd15":
-            parts = dict(unet=UNet2DConditionModel(**SD15_UNET), vae=AutoencoderKL(**VAE),
+            parts = dict(unet=UNet2DConditionModel(**SD15_UNET), vae=AutoencoderKL(**SD15_VAE),
                          text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_L)))
         else:
             parts = dict(unet=UNet2DConditionModel(**SDXL_UNET), vae=AutoencoderKL(**SDXL_VAE),

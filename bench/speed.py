@@ -83,7 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--quick", action="store_true", help="1 run of everything at 128², no warm-up: a smoke check")
     p.add_argument("--tiny", action="store_true", help="the tests' tiny SD1.5 model instead of the full size")
-    p.add_argument("--only", choices=["table", "after"], default=None, help="run one part only")
+    p.add_argument("--only", choices=["table", "first", "after"], default=None,
+                   help="run one part only (first: the table's first-image rows)")
     p.add_argument("--with-compile", action="store_true",
                    help="also measure --compile (torch.compile on CPU; its compile time is printed)")
     p.add_argument("--force-bf16", action="store_true",
@@ -126,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                             "repeats": args.repeats, "size": args.size, "after_size": args.after_size,
                             "steps": args.steps, "seed": args.seed, "quick": args.quick})
     try:
-        if args.only in (None, "table"):
+        if args.only in (None, "table", "first"):
             reference = _first_images(args, models, runs, report)
+        if args.only in (None, "table"):
             _estimate_after_first_images(args, report, time.perf_counter() - started)
             _served(args, models, runs, report, reference)
         if args.only in (None, "after"):
@@ -208,9 +210,12 @@ def planned_work(args: argparse.Namespace) -> tuple[float, int]:
     """What the run does, in (images of the table's size, process starts); a 512² image counts
     ~(512/256)^2.2 table images, the LCM job (CFG 1, TAESD) about half a 512² one."""
     images, starts = 0.0, 0
+    if args.only in (None, "table", "first"):
+        images += 4 * args.repeats
+        starts += 4 * args.repeats
     if args.only in (None, "table"):
-        images += 4 * args.repeats + 2 * 2 * args.repeats  # (the served rows' warm-ups run at 64²)
-        starts += 4 * args.repeats + 2
+        images += 2 * 2 * args.repeats  # (the served rows' warm-ups run at 64²)
+        starts += 2
     if args.only in (None, "after"):
         from bench.speed_options import native_bf16
 

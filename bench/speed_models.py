@@ -24,29 +24,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.sd_configs import CLIP_L as SD15_TEXT
+from bench.sd_configs import SD15_UNET, SD15_VAE
+
 MODEL_NAME = "sd15-random"  # the checkpoint folder's name: what Atelier lists and the REST API selects
 TINY_NAME = "tiny-sd15"
 DONE_MARK = ".complete"  # written last: a folder without it is rebuilt
 
-# The SD1.5 repository's component configs (stable-diffusion-v1-5/stable-diffusion-v1-5, */config.json).
-SD15_UNET = dict(
-    act_fn="silu", attention_head_dim=8, block_out_channels=(320, 640, 1280, 1280), center_input_sample=False,
-    cross_attention_dim=768, down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
-                                               "CrossAttnDownBlock2D", "DownBlock2D"),
-    downsample_padding=1, flip_sin_to_cos=True, freq_shift=0, in_channels=4, layers_per_block=2,
-    mid_block_scale_factor=1, norm_eps=1e-5, norm_num_groups=32, out_channels=4, sample_size=64,
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-)
-SD15_VAE = dict(
-    act_fn="silu", block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-    in_channels=3, latent_channels=4, layers_per_block=2, norm_num_groups=32, out_channels=3, sample_size=512,
-    up_block_types=("UpDecoderBlock2D",) * 4, scaling_factor=0.18215,
-)
-SD15_TEXT = dict(  # openai/clip-vit-large-patch14's text tower
-    hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
-    max_position_embeddings=77, vocab_size=49408, hidden_act="quick_gelu", projection_dim=768,
-    layer_norm_eps=1e-5, attention_dropout=0.0, dropout=0.0, initializer_factor=1.0, initializer_range=0.02,
-)
 TINY_TAESD = dict(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
                   num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1))
 

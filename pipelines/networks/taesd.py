@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 __all__ = ["APPROX_CHEAP", "DECODE_METHODS", "FULL", "PREVIEW_METHODS", "TAESD", "JobTaesd", "find_taesd", "held_taesd",
            "taesd_installed"]
 
-DECODER_KEY = "VAE Decoder"  # infotext: the final decode ran on TAESD (A1111 has no key for it)
+DECODER_KEY = "VAE Decoder"  # infotext: the final decode ran on TAESD (A1111's key and values)
 ENCODER_KEY = "VAE Encoder"  # infotext: img2img's init image was encoded with TAESD
 _REPOS = {Architecture.SDXL: "madebyollin/taesdxl"}
 _DEFAULT_REPO = "madebyollin/taesd"

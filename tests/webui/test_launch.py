@@ -72,3 +72,24 @@ def test_fresh_start_serves_quickly_and_first_generate_says_what_is_missing(tmp_
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_ckpt_loads_beside_start_up_and_the_first_job_waits_for_that_load(app_context, caplog):
+    """--ckpt is loaded on its own thread while the server starts; a job sent meanwhile gets that same load."""
+    import threading
+
+    from launch import load_initial_checkpoint
+    from pipelines.requests import Txt2ImgRequest
+
+    loader = threading.Thread(target=load_initial_checkpoint, args=(app_context, "tiny-sd15"))
+    loader.start()
+    result = app_context.engine.generate(Txt2ImgRequest(prompt="a kettle", steps=1, width=64, height=64, seed=3,
+                                                        model="tiny-sd15"))
+    loader.join(60)
+    assert result.images[0].path is not None and result.images[0].path.is_file()
+    assert app_context.store.cache.keys() == [app_context.store.resolve("tiny-sd15").ref.key]  # loaded once
+    assert app_context.selection.current == "tiny-sd15"
+
+    with caplog.at_level("ERROR", logger="atelier"):
+        load_initial_checkpoint(app_context, "not-installed")  # logged, never raised: the UI still starts
+    assert "could not load --ckpt not-installed" in caplog.text
