@@ -37,6 +37,7 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.append(str(REPO))  # bench.speed_models; last, so a child's exported code (inserted first) wins
 MODEL = "sd15-unet-full"
 DONE = ".complete"
 RESULT = "FIRST-IMAGE "
@@ -73,27 +74,18 @@ def build_model(folder: Path) -> Path:
     return folder
 
 
-def files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file())
-
-
 def evict(folder: Path) -> str:
-    os.sync()
-    for path in files(folder):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("1\n")
-        return "fadvise + drop_caches"
-    except OSError:
-        return "fadvise"
+    """Drop the model's files from the page cache (bench/speed_models.py's eviction, drop_caches too)."""
+    from bench.speed_models import evict as evict_files
+
+    left = evict_files(folder, drop_caches=True)
+    return f"fadvise + drop_caches ({left:.0%} still cached)"
 
 
 def warm(folder: Path) -> None:
-    for path in files(folder):
+    from bench.speed_models import files_under
+
+    for path in files_under(folder):
         with path.open("rb") as fh:
             while fh.read(1 << 24):
                 pass
