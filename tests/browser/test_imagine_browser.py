@@ -72,6 +72,7 @@ def test_u2_then_v3_on_a_grid_and_both_results_in_history(page, live_app):
     made = set().union(*new.values(), grids(data_dir) - grids_before)
     assert len(made) == 11
     page.get_by_role("tab", name="History", exact=True).click()
+    expect(page.locator("#history_page_label")).to_contain_text("image(s)")  # the tab's own first page
     search = page.locator("#history_text textarea")
     search.fill("zeppelin harbour")
     search.press("Enter")

@@ -180,10 +180,13 @@ def build(ctx: AppContext, tab: gr.Tab) -> HistoryTab:
         return show_page(1, **form)
 
     named = filters.named()
-    search.click(show_page, None, shown, inputs_kwargs=named, api_name="history_search").then(
+    # One page request at a time, first come first served: a search typed while the tab's own first page is still
+    # on its way is answered after it, never overwritten by it.
+    in_order = {"concurrency_id": "history_page", "concurrency_limit": 1}
+    search.click(show_page, None, shown, inputs_kwargs=named, api_name="history_search", **in_order).then(
         open_entry, [selected], opened, api_name=False)
     for event in (text.submit, favourites.change, trash.change, tab.select):
-        event(show_page, None, shown, inputs_kwargs=named, api_name=False).then(
+        event(show_page, None, shown, inputs_kwargs=named, api_name=False, **in_order).then(
             open_entry, [selected], opened, api_name=False)
     for button, step in ((prev_page, -1), (next_page, 1)):
         button.click(lambda p, s=step: max(1, int(p or 1) + s), [page], [page], api_name=False).then(
