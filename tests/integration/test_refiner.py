@@ -143,18 +143,19 @@ def test_the_refiner_as_the_main_model_is_a_clear_error(ctx):
         ctx.engine.generate(replace(BASE, model="tiny-sdxl-refiner"))
 
 
-def test_cli_refiner_flags(ctx, tmp_path, monkeypatch, capsys):
-    import launch
+def test_cli_refiner_flags(ctx, tmp_path, capsys):
+    from webui.cli_commands import generate_main
 
-    monkeypatch.setattr(launch, "prepare", lambda args: ctx)  # the module's context: its models are loaded
+    def prepare(args):
+        return ctx  # the module's context: its models are loaded
     out = tmp_path / "refined.png"
     args = ["generate", "a lighthouse", "--negative", "fog", "--steps", "5", "--width", "64", "--height", "64",
             "--seed", "3", "--ckpt", "tiny-sdxl", "--refiner", "tiny-sdxl-refiner", "--refiner-switch-at", "0.6",
             "--data-dir", str(ctx.settings.data_dir), "--skip-install", "--threads", "1", "--quiet",
             "--out", str(out)]
-    assert launch.generate_main(args[1:]) == 0, capsys.readouterr().err
+    assert generate_main(args[1:], prepare=prepare) == 0, capsys.readouterr().err
     engine = ctx.engine.generate(replace(BASE, refiner=Refiner("tiny-sdxl-refiner", 0.6)))
     assert np.array_equal(np.asarray(Image.open(out), dtype=np.int16), pixels(engine))
     assert parse_infotext(Image.open(out).info["parameters"])["Refiner switch at"] == "0.6"
-    assert launch.generate_main([*args[1:-2], "--refiner-switch-at", "2"]) == 2
+    assert generate_main([*args[1:-2], "--refiner-switch-at", "2"], prepare=prepare) == 2
     assert "refiner_switch_at" in capsys.readouterr().err

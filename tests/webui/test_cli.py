@@ -34,10 +34,11 @@ class Ran:
 
 @pytest.fixture
 def cli(capsys, monkeypatch):
-    """``launch.py generate`` in this process (``launch.generate_main``, the entry point's own function): the
+    """``launch.py generate`` in this process (``generate_main`` with the entry point's own ``prepare``): the
     parsing, settings, context and output of the real command without a fresh interpreter's imports per run.
     The first test runs the real command line once."""
     import launch
+    from webui.cli_commands import generate_main
 
     def run(data_dir: Path, *args: str) -> Ran:
         for name, value in {"HF_HUB_OFFLINE": "1", "HF_HOME": str(data_dir / "hf"),
@@ -45,7 +46,8 @@ def cli(capsys, monkeypatch):
             monkeypatch.setenv(name, value)
         capsys.readouterr()
         try:
-            code = launch.generate_main([*args, "--data-dir", str(data_dir), "--skip-install", "--threads", "1"])
+            code = generate_main([*args, "--data-dir", str(data_dir), "--skip-install", "--threads", "1"],
+                                 prepare=launch.prepare)
         except SystemExit as exc:  # argparse refusing a flag
             code = exc.code
         out, err = capsys.readouterr()
@@ -134,12 +136,14 @@ def test_a_malformed_size_flag_is_refused_by_the_parser(tmp_path, cli):
 
 def test_imagine_writes_the_grid_and_prints_it_then_the_four_images(tmp_path, model_store, capsys, monkeypatch):
     import launch
+    from webui.cli_commands import imagine_main
 
     install_models(model_store, tmp_path, ["tiny-sd15"])
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    code = launch.imagine_main(["a castle on a hill", "--seed", "3", "--steps", "1", "--width", "64", "--height",
-                                "64", "--quiet", "--data-dir", str(tmp_path), "--skip-install", "--threads", "1"])
+    code = imagine_main(["a castle on a hill", "--seed", "3", "--steps", "1", "--width", "64", "--height", "64",
+                         "--quiet", "--data-dir", str(tmp_path), "--skip-install", "--threads", "1"],
+                        prepare=launch.prepare)
     lines = capsys.readouterr().out.split()
     assert code == 0 and len(lines) == 5
     grid, *images = map(Path, lines)
