@@ -8,7 +8,9 @@ Flag names follow AUTOMATIC1111's webui where one exists.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import re
@@ -44,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--api-auth", metavar="USER:PASS[,USER2:PASS2]",
                      help="HTTP Basic login for every /sdapi route (default: the --gradio-auth accounts)")
     api.add_argument("--nowebui", action="store_true", help="serve only the REST API (default port 7861)")
+    scale = p.add_argument_group("scale out (Ray Serve; see the README's \"Scaling out\")")
+    scale.add_argument("--ray", metavar="ADDRESS",
+                       help="run the device work on Ray Serve engine replicas: local:N starts a local cluster of N, "
+                            "auto joins the cluster this machine is in, HOST:PORT or ray://HOST:10001 another one")
+    scale.add_argument("--ray-cpus-per-replica", type=int, metavar="N",
+                       help="CPU cores per replica (local:N: this machine's cores shared out; a joined cluster "
+                            "without GPUs: 4)")
+    scale.add_argument("--ray-gpus-per-replica", type=float, metavar="N",
+                       help="GPUs per replica (default 1 where the cluster has GPUs; 0: CPU replicas)")
     from webui.cli_commands import add_core_arguments  # stdlib only at import: parsed before the installs
 
     add_core_arguments(p)
@@ -178,7 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     check_exposure(args)
     ctx = prepare(args)
-    if args.ckpt:  # a checkpoint saved by /sdapi/v1/options is only selected, and loaded on first use
+    if args.ray:  # every job runs on the cluster's replicas; --ckpt is only selected here, they load it
+        attach_cluster(ctx, args)
+    elif args.ckpt:  # a checkpoint saved by /sdapi/v1/options is only selected, and loaded on first use
         # Loaded beside the server's imports and page build (the second core, the disk), not before them; a job
         # arriving meanwhile waits for this load in the store instead of starting another.
         threading.Thread(target=load_initial_checkpoint, args=(ctx, args.ckpt), name="atelier-ckpt-load",
@@ -198,6 +211,35 @@ def main(argv: list[str] | None = None) -> None:
 
     threading.Thread(target=warm_up, name="atelier-warm-up", daemon=True).start()
     server.block_thread()
+
+
+RAY_REQUIREMENTS = "requirements-ray.txt"
+
+
+def attach_cluster(ctx: AppContext, args: argparse.Namespace) -> None:
+    """``--ray``: start or join the Ray cluster (installing Ray Serve first when it is missing), deploy the engine
+    replicas and run every job there from now on; the cluster is let go when this process exits."""
+    from pipelines.cluster.target import parse_target
+    from pipelines.errors import ValidationError
+
+    try:
+        target = parse_target(args.ray, cpus_per_replica=args.ray_cpus_per_replica,
+                              gpus_per_replica=args.ray_gpus_per_replica)
+    except ValidationError as exc:
+        raise SystemExit(f"--{exc.field.replace('_', '-')}: {exc.message}") from None
+    if importlib.util.find_spec("ray") is None:
+        if args.skip_install:
+            raise SystemExit(f"--ray needs Ray Serve: pip install -r {RAY_REQUIREMENTS}")
+        print("Installing Ray Serve for --ray ...", flush=True)
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-r", str(ROOT / RAY_REQUIREMENTS)])
+    from pipelines.cluster.deploy import start_cluster
+
+    try:
+        cluster = start_cluster(target, ctx.settings)
+    except ValidationError as exc:
+        raise SystemExit(f"--ray: {exc.message}") from None
+    atexit.register(cluster.close)
+    ctx.engine.attach_remote(cluster)
 
 
 def load_initial_checkpoint(ctx: AppContext, name: str) -> None:

@@ -2,7 +2,9 @@
 
 Every job waits its turn in one queue (:class:`~pipelines.jobs.DeviceQueue`), so two jobs never share a
 running pipeline or scheduler; the running job's state is readable for progress bars, and Interrupt and
-Skip reach only the jobs of the owner (or task id) that asks.
+Skip reach only the jobs of the owner (or task id) that asks. With remote devices attached (``--ray``:
+pipelines/cluster) the queue has one slot per engine replica and each job runs on a replica; the images it
+saves are written here, so the outputs folder and History are the same whichever replica made them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from pipelines.errors import ValidationError
@@ -19,10 +22,11 @@ from pipelines.history import History
 from pipelines.hooks import ExtensionRegistry, JobHooks
 from pipelines.jobs import DeviceQueue, JobOwner, QueuedJob
 from pipelines.jobs.owner import LOCAL
+from pipelines.jobs.remote import RemoteDevices
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
 from pipelines.modes import extras, img2img, outpaint, txt2img, unconditional, variation
-from pipelines.modes.common import JobContext, with_vae
+from pipelines.modes.common import JobContext, save_locally, with_vae
 from pipelines.modes.memory_recovery import run_with_memory_recovery
 from pipelines.modes.refiner import held_refiner
 from pipelines.modes.taesd_job import with_taesd
@@ -30,6 +34,7 @@ from pipelines.networks.lora import applied_loras
 from pipelines.networks.taesd import held_taesd
 from pipelines.networks.tags import extract_loras
 from pipelines.networks.vae import AUTOMATIC, held_vae
+from pipelines.outputs import SaveFn
 from pipelines.progress import JobState, ProgressFn, ProgressUpdate, ignore_progress
 from pipelines.prompts.styles import StyleStore
 from pipelines.requests import GenerationRequest
@@ -73,11 +78,24 @@ class Engine:
         self.selection = selection
         self.upscalers = upscalers
         self.queue = DeviceQueue(settings.max_queued_jobs)
+        self.remote: RemoteDevices | None = None  # engine replicas that run the jobs instead (``--ray``)
+        self._job_save: SaveFn | None = None  # the running job's image destination (a replica's: the front)
+
+    def attach_remote(self, remote: RemoteDevices | None) -> None:
+        """Run every job from now on on ``remote``'s replicas, as many at once as it has (None: here again)."""
+        self.remote = remote
+        self.queue.set_slots(remote.replicas if remote is not None else 1)
 
     @property
     def state(self) -> JobState | None:
-        """The running job, or None when idle."""
+        """The running job (the longest-running one, with replicas), or None when idle."""
         running = self.queue.running
+        return running.state if running is not None else None
+
+    def state_for(self, owner: JobOwner | None, task_id: str | None = None) -> JobState | None:
+        """The running job ``owner`` (or the holder of ``task_id``) sees: its own when it has one running, else
+        the longest-running one (None: idle)."""
+        running = self.queue.status(owner, task_id).running
         return running.state if running is not None else None
 
     @property
@@ -95,9 +113,11 @@ class Engine:
         return count + (self._interrupts[("task", task_id)] if task_id is not None else 0)
 
     def owns_running(self, owner: JobOwner | None, task_id: str | None = None) -> bool:
-        """Whether the running job is the one ``owner`` (or the holder of ``task_id``) may stop."""
-        running = self.queue.running
-        return running is not None and running.matches(owner, task_id)
+        """Whether a running job is one ``owner`` (or the holder of ``task_id``) may stop."""
+        return any(job.matches(owner, task_id) for job in self.queue.running_jobs)
+
+    def _running_matches(self, owner: JobOwner | None, task_id: str | None) -> list[JobState]:
+        return [job.state for job in self.queue.running_jobs if job.state is not None and job.matches(owner, task_id)]
 
     def interrupt(self, owner: JobOwner | None = None, task_id: str | None = None) -> bool:
         """Stop the running job after its current step (its images so far are kept) and take the waiting jobs
@@ -105,19 +125,17 @@ class Engine:
         Returns whether the running job was stopped."""
         self._interrupts[("task", task_id) if task_id is not None else owner] += 1
         self.queue.cancel(owner, task_id, reason="interrupted")
-        running = self.queue.running
-        if running is not None and running.state is not None and running.matches(owner, task_id):
-            running.state.interrupt()
-            return True
-        return False
+        states = self._running_matches(owner, task_id)
+        for state in states:
+            state.interrupt()
+        return bool(states)
 
     def skip(self, owner: JobOwner | None = None, task_id: str | None = None) -> bool:
         """Cut the current image of ``owner``'s running job short; the rest of its batch goes on."""
-        running = self.queue.running
-        if running is not None and running.state is not None and running.matches(owner, task_id):
-            running.state.skip()
-            return True
-        return False
+        states = self._running_matches(owner, task_id)
+        for state in states:
+            state.skip()
+        return bool(states)
 
     def cancel_queued(self, owner: JobOwner, reason: str) -> int:
         """Take ``owner``'s waiting jobs out of the queue (the page that asked for them was closed)."""
@@ -161,16 +179,19 @@ class Engine:
         hooks = self._job_hooks
         if hooks is not None:
             hooks.model_loaded(loaded)
-        return JobContext(loaded, state, on_progress, self.settings, self.store, self.upscalers, hooks=hooks)
+        return JobContext(loaded, state, on_progress, self.settings, self.store, self.upscalers, hooks=hooks,
+                          save=self._job_save)
 
     def generate(self, request: GenerationRequest, *, on_progress: ProgressFn = ignore_progress,
                  extension_args: Mapping[str, Mapping[str, Any]] | None = None, owner: JobOwner | None = None,
-                 task_id: str | None = None) -> GenerationResult:
+                 task_id: str | None = None, save: SaveFn | None = None) -> GenerationResult:
         """Apply the request's styles and the extensions' before_job hooks (``extension_args``: each one's
         section values, from ``ExtensionRegistry.job_args``), validate, wait for the device in the queue
         (``owner``'s job, named ``task_id`` if the client gave one; its place is reported as progress with
-        unit "queue"), load the model, run the mode, then the after_job hooks. A failing hook fails this job
-        only (ExtensionError); a full queue refuses it at once (QueueFullError)."""
+        unit "queue"), load the model, run the mode (here, or on a replica when remote devices are attached),
+        then the after_job hooks. A failing hook fails this job only (ExtensionError); a full queue refuses it
+        at once (QueueFullError). ``save``: where the job's images go instead of this outputs folder (a
+        replica's job sends them to the front process)."""
         hooks = self.hooks.for_job(extension_args)
         request = hooks.before_job(self._with_styles(request))
         request.validate()
@@ -184,13 +205,14 @@ class Engine:
 
         with self.queue.turn(ticket, waiting):
             state.started = time.monotonic()  # the wait in the queue is not the job's time
-            self._job_hooks = hooks
             try:
                 started = time.perf_counter()
-                if mode.needs_checkpoint:
-                    result = self._run_on_checkpoint(mode, request, state, on_progress)
+                if self.remote is not None:  # on a replica; its images are saved here as they come
+                    result = self._run_remote(self.remote, request, state, on_progress, hooks)
                 else:
-                    result = mode.run(request, self._job(None, state, on_progress))
+                    self._job_hooks, self._job_save = hooks, save
+                    result = (self._run_on_checkpoint(mode, request, state, on_progress) if mode.needs_checkpoint
+                              else mode.run(request, self._job(None, state, on_progress)))
                 log.info("%s: %d image(s) in %.2fs%s", request.mode, len(result.images),
                          time.perf_counter() - started, " (interrupted)" if result.interrupted else "")
                 if self.history is not None:  # before the hooks: a failing hook must not keep saved images out
@@ -198,4 +220,12 @@ class Engine:
                 hooks.after_job(request, result)
                 return result
             finally:
-                self._job_hooks = None
+                if self.remote is None:
+                    self._job_hooks = self._job_save = None
+
+    def _run_remote(self, remote: RemoteDevices, request: Any, state: JobState, on_progress: ProgressFn,
+                    hooks: JobHooks) -> GenerationResult:
+        """Run the job on a replica, on the checkpoint selected here (replicas have selections of their own)."""
+        if MODES[request.mode].needs_checkpoint and not getattr(request, "model", None):
+            request = replace(request, model=self.selection.current)
+        return remote.run(request, state, on_progress, partial(save_locally, self.settings, hooks))

@@ -73,3 +73,8 @@ class QueueFullError(AtelierError):
 
 class JobCancelledError(AtelierError):
     """A job was taken out of the queue before it started (its owner pressed Interrupt or closed the page)."""
+
+
+class ReplicaLostError(AtelierError):
+    """The cluster replica running a job stopped (its process or machine died) or went silent: the job failed,
+    the next one goes to a live replica (the API answers 503)."""

@@ -9,12 +9,20 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from pipelines.files import atomic_file
+
+
+class SaveFn(Protocol):
+    """Where a job's finished image goes: returns the path it was saved at (None: not saved)."""
+
+    def __call__(self, image: Any, *, mode: str, seed: int | None, infotext: str,
+                 kind: str = "images") -> Path | None: ...
+
 
 _NUMBERED = re.compile(r"^(\d{5,})[-.]")  # NNNNN-SEED.png, or NNNNN.png (extras)
 

@@ -1,9 +1,11 @@
-"""The one queue of device work: jobs wait in arrival order and run one at a time.
+"""The one queue of device work: jobs wait in arrival order and run one at a time per device.
 
-Every generation job (UI, REST API, CLI, scripts, extensions) takes its turn here, so two jobs never share
-a running pipeline or scheduler, and each waiting job knows its place. Past ``max_waiting`` waiting jobs a
-new one is refused at once (:class:`~pipelines.errors.QueueFullError`, with a retry estimate) instead of
-piling up threads and memory. A waiting job can be cancelled by its owner (Interrupt, a closed tab).
+Embedded, there is one device (one slot); served by a Ray cluster (pipelines/cluster) there is one slot per
+engine replica, so as many jobs run at once as there are replicas, each on its own. Every generation job
+(UI, REST API, CLI, scripts, extensions) takes its turn here, so two jobs never share a running pipeline or
+scheduler, and each waiting job knows its place. Past ``max_waiting`` waiting jobs a new one is refused at once
+(:class:`~pipelines.errors.QueueFullError`, with a retry estimate) instead of piling up threads and memory.
+A waiting job can be cancelled by its owner (Interrupt, a closed tab).
 """
 
 from __future__ import annotations
@@ -56,27 +58,47 @@ class QueuedJob:
 
 @dataclass(frozen=True)
 class QueueStatus:
-    """What one caller sees of the queue: its first waiting job's place (1: next; None: none waiting)."""
+    """What one caller sees of the queue: its first waiting job's place (1: next; None: none waiting);
+    ``running``: the caller's running job when it has one, else the first running job (None: idle)."""
 
     waiting: int
     position: int | None
     running: QueuedJob | None
+    running_count: int = 0
 
 
 class DeviceQueue:
-    """First come, first served; one job on the device at a time; at most ``max_waiting`` waiting."""
+    """First come, first served; ``slots`` jobs on the device(s) at a time (one per device); at most
+    ``max_waiting`` waiting."""
 
-    def __init__(self, max_waiting: int, *, poll_s: float = 0.5) -> None:
+    def __init__(self, max_waiting: int, *, poll_s: float = 0.5, slots: int = 1) -> None:
         self.max_waiting = max_waiting
         self._poll_s = poll_s  # waiting jobs also re-check this often (cancellation is noticed at once anyway)
         self._cond = threading.Condition()
         self._waiting: list[QueuedJob] = []
-        self._running: QueuedJob | None = None
+        self._running: list[QueuedJob] = []
+        self._slots = slots
         self._durations: deque[float] = deque(maxlen=RECENT_JOBS)
 
     @property
+    def slots(self) -> int:
+        return self._slots
+
+    def set_slots(self, slots: int) -> None:
+        """Run up to ``slots`` jobs at once from now on (a cluster's replica count); waiting jobs move up."""
+        with self._cond:
+            self._slots = max(1, slots)
+            self._cond.notify_all()
+
+    @property
     def running(self) -> QueuedJob | None:
-        return self._running
+        """The longest-running job (None: idle)."""
+        running = self._running
+        return running[0] if running else None
+
+    @property
+    def running_jobs(self) -> tuple[QueuedJob, ...]:
+        return tuple(self._running)
 
     @contextmanager
     def turn(self, job: QueuedJob, on_wait: WaitFn | None = None) -> Iterator[QueuedJob]:
@@ -89,13 +111,13 @@ class DeviceQueue:
             yield job
         finally:
             with self._cond:
-                self._running = None
+                self._running.remove(job)
                 self._durations.append(time.monotonic() - started)
                 self._cond.notify_all()
 
     def _wait_for_turn(self, job: QueuedJob, on_wait: WaitFn | None) -> None:
         with self._cond:
-            busy = self._running is not None or bool(self._waiting)
+            busy = len(self._running) >= self._slots or bool(self._waiting)
             if busy and len(self._waiting) >= self.max_waiting:
                 log.warning("queue full: %d waiting; %s's %s job refused", len(self._waiting), job.owner, job.kind)
                 raise QueueFullError(len(self._waiting), self.retry_after_s())
@@ -107,9 +129,9 @@ class DeviceQueue:
                     while True:
                         if job.cancelled:
                             raise JobCancelledError(f"the queued {job.kind} job was cancelled: {job.cancel_reason}")
-                        if self._running is None and self._waiting[0] is job:
+                        if len(self._running) < self._slots and self._waiting[0] is job:
                             self._waiting.pop(0)
-                            self._running = job
+                            self._running.append(job)
                             return
                         place = (self._waiting.index(job) + 1, len(self._waiting))
                         if place != reported:
@@ -127,7 +149,7 @@ class DeviceQueue:
 
     def cancel(self, owner: JobOwner | None = None, task_id: str | None = None, *, reason: str) -> int:
         """Cancel the waiting jobs a request from ``owner`` naming ``task_id`` is about (see
-        :meth:`QueuedJob.matches`); the running job is not touched. Returns how many were cancelled."""
+        :meth:`QueuedJob.matches`); the running jobs are not touched. Returns how many were cancelled."""
         with self._cond:
             chosen = [job for job in self._waiting if job.matches(owner, task_id)]
             for job in chosen:
@@ -141,11 +163,14 @@ class DeviceQueue:
     def status(self, owner: JobOwner | None = None, task_id: str | None = None) -> QueueStatus:
         """The queue as ``owner`` (or the holder of ``task_id``) sees it."""
         with self._cond:
-            position = next((i + 1 for i, job in enumerate(self._waiting)
-                             if (owner is not None or task_id is not None) and job.matches(owner, task_id)), None)
-            return QueueStatus(len(self._waiting), position, self._running)
+            asks = owner is not None or task_id is not None
+            position = next((i + 1 for i, job in enumerate(self._waiting) if asks and job.matches(owner, task_id)),
+                            None)
+            theirs = [job for job in self._running if asks and job.matches(owner, task_id)]
+            running = theirs[0] if theirs else self._running[0] if self._running else None
+            return QueueStatus(len(self._waiting), position, running, len(self._running))
 
     def retry_after_s(self) -> int:
-        """About how long until a place frees up: the recent jobs' mean duration times the jobs ahead."""
+        """About how long until a place frees up: the recent jobs' mean duration times the jobs ahead per slot."""
         mean = sum(self._durations) / len(self._durations) if self._durations else DEFAULT_JOB_SECONDS
-        return max(1, min(3600, round(mean * (len(self._waiting) + 1))))
+        return max(1, min(3600, round(mean * (len(self._waiting) + 1) / self._slots)))

@@ -7,6 +7,7 @@ import logging
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +23,7 @@ from pipelines.models.compile import timed_first_call
 from pipelines.models.loaded import LoadedModel
 from pipelines.models.store import ModelStore
 from pipelines.networks.tags import extract_loras
-from pipelines.outputs import save_image
+from pipelines.outputs import SaveFn, save_image
 from pipelines.progress import JobState, ProgressFn, ProgressUpdate
 from pipelines.prompts.conditioning import Conditioning, build_conditioning
 from pipelines.prompts.embeddings import EmbeddingUse, embeddings_for
@@ -53,6 +54,7 @@ class JobContext:
     # the job's TAESD use (pipelines/modes/taesd_job.py): previews decoded by a VAE, img2img's encoder if another
     previewer: Callable[[torch.Tensor, tuple[int, int]], Any] | None = None
     encode_vae: Any = None
+    save: SaveFn | None = None  # where finished images go (None: the outputs folder here; see save_output)
 
 
 def job_pipeline(base: Any, scheduler: Any, cls: type | None = None, **components: Any) -> Any:
@@ -311,10 +313,26 @@ def saved(image: Any, seed: int, infotext: str, request: GenerationRequest, ctx:
     extensions' image_saved hooks."""
     path = None
     if request.save_images:
-        path = save_image(image, outputs_dir=ctx.settings.outputs_dir, mode=request.mode, seed=seed, infotext=infotext)
-        if ctx.hooks:
-            ctx.hooks.image_saved(path, image, infotext, request.mode)
+        path = save_output(ctx, image, mode=request.mode, seed=seed, infotext=infotext)
     return GeneratedImage(image=image, seed=seed, infotext=infotext, path=path)
+
+
+def save_output(ctx: JobContext, image: Any, *, mode: str, seed: int | None, infotext: str,
+                kind: str = "images") -> Path | None:
+    """Save one finished image (or grid) of the job: where the job's ``save`` sends it (a cluster replica's
+    sends it to the front process), else into the outputs folder here, announced to the image_saved hooks."""
+    if ctx.save is not None:
+        return ctx.save(image, mode=mode, seed=seed, infotext=infotext, kind=kind)
+    return save_locally(ctx.settings, ctx.hooks, image, mode=mode, seed=seed, infotext=infotext, kind=kind)
+
+
+def save_locally(settings: Settings, hooks: JobHooks | None, image: Any, *, mode: str, seed: int | None,
+                 infotext: str, kind: str = "images") -> Path:
+    """Write the image into ``outputs/`` (A1111's layout) and tell the extensions' image_saved hooks."""
+    path = save_image(image, outputs_dir=settings.outputs_dir, mode=mode, seed=seed, infotext=infotext, kind=kind)
+    if hooks:
+        hooks.image_saved(path, image, infotext, mode)
+    return path
 
 
 def batch_grid(request: GenerationRequest, ctx: JobContext, images: list[GeneratedImage]) -> GeneratedImage | None:
@@ -326,10 +344,7 @@ def batch_grid(request: GenerationRequest, ctx: JobContext, images: list[Generat
     first = images[0]
     path = None
     if request.save_images and request.save_grid:
-        path = save_image(grid, outputs_dir=ctx.settings.outputs_dir, mode=request.mode, seed=first.seed,
-                          infotext=first.infotext, kind="grids")
-        if ctx.hooks:
-            ctx.hooks.image_saved(path, grid, first.infotext, request.mode)
+        path = save_output(ctx, grid, mode=request.mode, seed=first.seed, infotext=first.infotext, kind="grids")
     return GeneratedImage(image=grid, seed=first.seed, infotext=first.infotext, path=path)
 
 

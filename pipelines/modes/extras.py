@@ -14,8 +14,7 @@ from PIL import Image
 from pipelines.errors import GenerationInterrupted
 from pipelines.infotext.codec import format_infotext
 from pipelines.infotext.png_info import read_image_metadata
-from pipelines.modes.common import JobContext
-from pipelines.outputs import save_image
+from pipelines.modes.common import JobContext, save_output
 from pipelines.progress import ProgressUpdate
 from pipelines.requests import ExtrasRequest
 from pipelines.results import GeneratedImage, GenerationResult
@@ -109,10 +108,7 @@ def run(request: ExtrasRequest, ctx: JobContext) -> GenerationResult:
         infotext = combined_infotext(read_image_metadata(source).parameters, params)
         path = None
         if request.save_images:
-            path = save_image(output, outputs_dir=ctx.settings.outputs_dir, mode="extras", seed=None,
-                              infotext=infotext)
-            if ctx.hooks:
-                ctx.hooks.image_saved(path, output, infotext, "extras")
+            path = save_output(ctx, output, mode="extras", seed=None, infotext=infotext)
         images.append(GeneratedImage(output, NO_SEED, infotext, path))
     if not images and ctx.job.interrupted:
         raise GenerationInterrupted("upscaling was interrupted before any image was finished")

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from pipelines.context import AppContext
 from pipelines.version import __version__
 from webui.api.errors import ApiRoute
+from webui.api.routes_cluster import add_cluster_routes
 from webui.api.routes_extensions import add_extension_routes, build_atelier_router
 from webui.api.routes_generation import add_generation_routes
 from webui.api.routes_history import add_history_routes
@@ -90,6 +91,7 @@ def api_routes(ctx: AppContext, config: ApiConfig) -> APIRouter:
     add_imagine_routes(atelier, ctx)
     add_variation_routes(atelier, ctx)
     add_preset_routes(atelier, ctx)
+    add_cluster_routes(atelier, ctx)
     everything = APIRouter()
     everything.include_router(router)
     everything.include_router(atelier)

@@ -33,6 +33,7 @@ from pipelines.errors import (
     ModelUnavailableError,
     OutOfMemoryError,
     QueueFullError,
+    ReplicaLostError,
     UnsafeFormatError,
     UnsupportedModelError,
     ValidationError,
@@ -82,6 +83,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (DiskFullError, 507),  # Insufficient Storage: the server's disk, not the request, is at fault
     (OutOfMemoryError, 503),  # the device had no room for the job, even retried in a lower-memory mode
     (QueueFullError, 503),  # with Retry-After: the device queue's estimate
+    (ReplicaLostError, 503),  # the cluster replica running the job died: send it again (another replica takes it)
     (JobCancelledError, 409),  # its owner interrupted it (or closed the page) before it started
     (AtelierError, 400),
 )

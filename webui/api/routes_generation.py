@@ -134,7 +134,8 @@ def add_generation_routes(router: APIRouter, ctx: AppContext, options: OptionsSt
         with_preview = (not skip_current_image and bool(values.get("live_previews_enable"))
                         and int(values.get("show_progress_every_n_steps") or 0) > 0)
         owner = None if id_task else api_owner(caller)
-        return progress_of(engine.state, with_preview=with_preview, queue=engine.queue.status(owner, id_task),
+        return progress_of(engine.state_for(owner, id_task), with_preview=with_preview,
+                           queue=engine.queue.status(owner, id_task),
                            yours=engine.owns_running(owner, id_task))
 
     @router.post("/interrupt", response_model=dict)
