@@ -196,15 +196,15 @@ def main(argv: list[str] | None = None) -> None:
         # arriving meanwhile waits for this load in the store instead of starting another.
         threading.Thread(target=load_initial_checkpoint, args=(ctx, args.ckpt), name="atelier-ckpt-load",
                          daemon=True).start()
-    from webui.server import serve
-
     host = bind_host(args)
     api = build_api_config(args)
     if args.nowebui:
-        from webui.server import serve_api
+        from webui.api_server import serve_api  # no Gradio: its import is most of the page's start-up
 
         server = serve_api(ctx, host=host, port=server_port(args), api=api, block=False)
     else:
+        from webui.server import serve
+
         server, _, _ = serve(ctx, host=host, port=server_port(args), share=args.share,
                              auth=parse_auth(args.gradio_auth), block=False, api=api, restart=restart_process)
     from pipelines.lazy_diffusers import warm_up

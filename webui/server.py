@@ -1,4 +1,5 @@
-"""Serve the Gradio page and, with ``api``, the A1111-compatible REST API beside it; or the API alone.
+"""Serve the Gradio page and, with ``api``, the A1111-compatible REST API beside it (the API alone, without
+Gradio: webui.api_server).
 
 With the UI, the API's routes go into the FastAPI app ``demo.launch()`` creates, through its documented
 ``app_kwargs`` (FastAPI's ``routes`` and ``middleware``), so they are there before the server accepts its
@@ -15,17 +16,14 @@ before it decides, so a link in the outputs pointing elsewhere is refused (tests
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from fastapi import APIRouter
 
 from pipelines.context import AppContext
 from pipelines.extension_api import AppStarted
-from webui.api import ApiConfig, create_api_app
+from webui.api import ApiConfig
 from webui.api.app import NO_DOCS_KWARGS, api_routes
 from webui.api.scripts import mount_extension_routes
 from webui.app import build_blocks
@@ -90,45 +88,3 @@ def launch_checked(demo: Any, *, attempts: int = 3, **launch_kwargs: Any) -> tup
                         "starting again (%d of %d)", attempt + 1, attempts)
             demo.close()
     raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-class ApiServer:
-    """uvicorn in a background thread, for the API without the UI (``--nowebui``)."""
-
-    def __init__(self, ctx: AppContext, *, host: str, port: int, api: ApiConfig) -> None:
-        app = create_api_app(ctx, api, middleware=guard_middleware(host))
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="atelier-api", daemon=True)
-        self.url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
-
-    def start(self, timeout: float = 30.0) -> ApiServer:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise OSError(f"the API server could not start on {self.url}")
-            time.sleep(0.05)
-        return self
-
-    def block_thread(self) -> None:
-        try:
-            while self._thread.is_alive():
-                self._thread.join(0.5)
-        except KeyboardInterrupt:
-            self.close()
-
-    def close(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-
-
-def serve_api(ctx: AppContext, *, host: str = "127.0.0.1", port: int = 7861, api: ApiConfig | None = None,
-              block: bool = True) -> ApiServer:
-    """Serve only the API (A1111's ``--nowebui``; its default port is 7861)."""
-    server = ApiServer(ctx, host=host, port=port, api=api or ApiConfig()).start()
-    log.info("Atelier API serving on %ssdapi/v1 (docs: %sdocs)", server.url, server.url)
-    ctx.extensions.app_started(AppStarted(server.url, ctx.settings.data_dir))
-    if block:
-        server.block_thread()
-    return server

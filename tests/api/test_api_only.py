@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def api_only(tmp_path, model_store):
-    from webui.server import serve_api
+    from webui.api_server import serve_api
 
     install_models(model_store, tmp_path, ["tiny-sd15"])
     ctx = AppContext.build(make_settings(tmp_path))
@@ -72,18 +72,22 @@ def test_the_checkpoint_saved_by_options_is_selected_at_the_next_start(tmp_path)
 
 @pytest.mark.parametrize("mode", ["--nowebui", "--api"])
 def test_launch_serves_the_api_with_its_own_login(tmp_path, mode):
+    """... and the API alone never imports Gradio (most of the page's start-up): ``-X importtime`` lists every
+    module the server imported, in its log (a file: that list outgrows a pipe's buffer)."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "launch.py", mode, "--port", str(port), "--data-dir", str(tmp_path / "data"),
-         "--skip-install", "--api-auth", "robot:t0ken-pw", "--gradio-auth", "ui:ui-pw"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-X", "importtime", "launch.py", mode, "--port", str(port), "--data-dir",
+             str(tmp_path / "data"), "--skip-install", "--api-auth", "robot:t0ken-pw", "--gradio-auth", "ui:ui-pw"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+        )
     url = f"http://127.0.0.1:{port}/sdapi/v1/"
     try:
         deadline = time.monotonic() + 90
         while True:
-            assert proc.poll() is None, proc.stdout.read()
+            assert proc.poll() is None, log.read_text()[-3000:]
             try:
                 if httpx.get(url + "progress", timeout=2).status_code == 401:
                     break
@@ -101,3 +105,6 @@ def test_launch_serves_the_api_with_its_own_login(tmp_path, mode):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    imported = {line.rpartition("|")[2].strip() for line in log.read_text().splitlines()
+                if line.startswith("import time:")}
+    assert "fastapi" in imported and ("gradio" in imported) is (mode == "--api")

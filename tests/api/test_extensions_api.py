@@ -10,7 +10,7 @@ from pipelines.context import AppContext
 from tests.support.apps import free_port, make_settings
 from tests.support.git_server import EXTENSION_PY, ExtensionRepo, StaticServer
 from webui.api import ApiConfig
-from webui.server import serve_api
+from webui.api_server import serve_api
 
 
 def api_server(data_dir, **flags):
