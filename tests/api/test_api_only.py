@@ -41,7 +41,9 @@ def test_api_only_serves_the_api_docs_and_no_page(api_only):
     assert httpx.get(api_only + "sdapi/v1/progress", timeout=10).json()["progress"] == 0
     assert httpx.get(api_only, timeout=10).status_code == 404
     assert httpx.get(api_only + "docs", timeout=10).status_code == 200
-    assert "/sdapi/v1/txt2img" in httpx.get(api_only + "openapi.json", timeout=10).json()["paths"]
+    schema = httpx.get(api_only + "openapi.json", timeout=10).json()
+    assert "/sdapi/v1/txt2img" in schema["paths"]
+    assert {"precision", "no_half"} <= set(schema["components"]["schemas"]["FlagsModel"]["properties"])  # cmd-flags
     assert httpx.post(api_only + "sdapi/v1/img2img", json={}, timeout=10).status_code == 404  # no init image
     assert httpx.post(api_only + "sdapi/v1/interrogate", json={}, timeout=10).status_code == 501
     rebound = httpx.get(api_only + "sdapi/v1/progress", headers={"Host": "evil.example"}, timeout=10)
@@ -80,7 +82,8 @@ def test_launch_serves_the_api_with_its_own_login(tmp_path, mode):
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-X", "importtime", "launch.py", mode, "--port", str(port), "--data-dir",
-             str(tmp_path / "data"), "--skip-install", "--api-auth", "robot:t0ken-pw", "--gradio-auth", "ui:ui-pw"],
+             str(tmp_path / "data"), "--skip-install", "--api-auth", "robot:t0ken-pw", "--gradio-auth", "ui:ui-pw",
+             "--precision", "full"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
         )
     url = f"http://127.0.0.1:{port}/sdapi/v1/"
@@ -98,6 +101,7 @@ def test_launch_serves_the_api_with_its_own_login(tmp_path, mode):
         flags = httpx.get(url + "cmd-flags", auth=("robot", "t0ken-pw"), timeout=10)
         assert flags.status_code == 200
         assert flags.json()["nowebui"] is (mode == "--nowebui") and flags.json()["port"] == port
+        assert flags.json()["precision"] == "fp32"  # A1111's --precision full, by Atelier's name
         assert "t0ken-pw" not in flags.text and "ui-pw" not in flags.text
         assert httpx.get(url + "sd-models", auth=("ui", "ui-pw"), timeout=10).status_code == 401
         ui_config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=10).status_code

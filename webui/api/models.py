@@ -375,6 +375,8 @@ class FlagsModel(ApiModel):
     medvram: bool = False
     lowvram: bool = False
     no_half: bool = False
+    precision: str = Field("auto", description="the model dtype --precision asked for: auto, fp32, bf16 or fp16 "
+                                               "(A1111's full, half and autocast are given as fp32, fp16 and auto)")
     threads: int | None = None
     skip_install: bool = False
 
