@@ -118,6 +118,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-dir-b", type=Path, default=None,
                    help="second diffusers folder for the swap timing (with --model-dir; swap is skipped without it)")
     p.add_argument("--swap-iterations", type=int, default=200, help="cached swaps timed (alternating A/B)")
+    p.add_argument("--swap-rounds", type=int, default=10,
+                   help="A/B rounds of the swap-to-first-step jobs; also the UI endpoint's swaps timed per client")
     p.add_argument("--no-e2e-off", action="store_true",
                    help="skip the gradio_client run with previews off (saves ~1/7 of the run time)")
     p.add_argument("--no-breakdown", action="store_true", help="skip the per-piece overhead breakdown")
@@ -136,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--model-dir-b needs --model-dir")
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
+    if args.swap_rounds < 1:
+        p.error("--swap-rounds must be at least 1")
     return args
 
 
@@ -216,11 +220,10 @@ def _open_image(source):
     return image
 
 
-def _client_contender(args: argparse.Namespace, key: str, endpoints: Endpoints, model: str,
-                      shared: Shared) -> Contender:
-    """gradio_client ``predict(api_name="/txt2img")``, file download included; CPU = client + server."""
+def _client_contender(key: str, endpoints: Endpoints, inputs: dict[str, Any], shared: Shared) -> Contender:
+    """gradio_client ``predict(api_name="/txt2img")`` with ``inputs`` (:func:`_txt2img_inputs`), file download
+    included; CPU = client + server."""
     client, server = endpoints.clients[key], endpoints.servers[key]
-    inputs = _txt2img_inputs(args, model)
 
     def run() -> tuple[Timings, Any]:
         server.thaw()
@@ -248,10 +251,10 @@ def _positional(client: Any, api_name: str, values: dict[str, Any]) -> list[Any]
             for p in info["parameters"]]
 
 
-def _http_contender(args: argparse.Namespace, endpoints: Endpoints, model: str, shared: Shared) -> Contender:
+def _http_contender(endpoints: Endpoints, inputs: dict[str, Any], shared: Shared) -> Contender:
     """The documented two-step REST call (what curl users do), one kept-alive connection."""
     server, http = endpoints.servers["e2e_on"], endpoints.http
-    data = _positional(endpoints.clients["e2e_on"], "/txt2img", _txt2img_inputs(args, model))
+    data = _positional(endpoints.clients["e2e_on"], "/txt2img", inputs)
 
     def run() -> tuple[Timings, Any]:
         server.thaw()
@@ -350,7 +353,7 @@ def _time_swap(args: argparse.Namespace, models: Models, ctx, endpoints: Endpoin
     swap["cached_median_ms"] = statistics.median(times)
     swap["cached_max_ms"] = max(times)
     swap["cached_iterations"] = len(times)
-    rounds = 10
+    rounds = args.swap_rounds
     swapped = _time_to_first_step(ctx, args, [name_a, name_b] * rounds)  # every job on the other model
     same = _time_to_first_step(ctx, args, [name_a] * (2 * rounds))  # every job on the model it has
     swap["swap_first_step_median_ms"] = statistics.median(swapped[1:])
@@ -358,20 +361,21 @@ def _time_swap(args: argparse.Namespace, models: Models, ctx, endpoints: Endpoin
     selection.select(name_a)
     client = endpoints.clients.get("e2e_on")
     if client is not None:
-        swap.update(_time_swap_over_http(client, endpoints.http, name_a, name_b))
+        swap.update(_time_swap_over_http(client, endpoints.http, name_a, name_b, rounds))
     return swap
 
 
-def _time_swap_over_http(client, http, name_a: str, name_b: str) -> dict[str, float]:
-    """The same through the UI's checkpoint dropdown endpoint (HTTP round trip included)."""
+def _time_swap_over_http(client, http, name_a: str, name_b: str, rounds: int) -> dict[str, float]:
+    """The same through the UI's checkpoint dropdown endpoint (HTTP round trip included), ``rounds`` calls
+    through gradio_client and as many over plain HTTP."""
     client.predict(checkpoint=name_b, api_name="/select_checkpoint")  # cold load in the server
     over_client = []
-    for i in range(10):
+    for i in range(rounds):
         start = now()
         client.predict(checkpoint=name_a if i % 2 == 0 else name_b, api_name="/select_checkpoint")
         over_client.append(since(start)[0] * 1e3)
     over_rest = []
-    for i in range(10):
+    for i in range(rounds):
         start = now()
         call_over_http(http, "/select_checkpoint", [name_a if i % 2 == 0 else name_b])
         over_rest.append(since(start)[0] * 1e3)
@@ -469,14 +473,15 @@ def _measure(args: argparse.Namespace, data_dir: Path, models: Models, servers: 
     raw_dir = data_dir / "raw-outputs"
     raw_dir.mkdir(exist_ok=True)
     shared = Shared()
+    inputs = _txt2img_inputs(args, models.name_a)  # imports the UI modules while the servers still start
     endpoints = connect(data_dir, servers)
 
     e2e_keys = [*endpoints.urls, "e2e_http", "e2e_rest"]
     contenders = [  # core first so raw's PNG carries Atelier's infotext from the start
         _core_contender(args, ctx_off, "core_off", models.name_a, shared),
         _core_contender(args, ctx_on, "core_on", models.name_a, shared),
-        *[_client_contender(args, k, endpoints, models.name_a, shared) for k in endpoints.urls],
-        _http_contender(args, endpoints, models.name_a, shared),
+        *[_client_contender(k, endpoints, inputs, shared) for k in endpoints.urls],
+        _http_contender(endpoints, inputs, shared),
         _rest_contender(args, endpoints, models.name_a, shared),
         _raw_contender(args, pipe, shared, raw_dir),
     ]

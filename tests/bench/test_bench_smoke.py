@@ -14,7 +14,8 @@ def test_txt2img_bench_runs_and_compares_the_same_image(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.txt2img", "--repeats", "1", "--warmup", "0", "--steps", "2", "--width", "64",
-         "--height", "64", "--swap-iterations", "3", "--no-breakdown", "--no-e2e-off", "--json", str(out)],
+         "--height", "64", "--swap-iterations", "3", "--swap-rounds", "1",
+         "--no-breakdown", "--no-e2e-off", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
