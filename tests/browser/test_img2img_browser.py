@@ -1,6 +1,7 @@
 """End-to-end: the img2img tab and its Inpaint sub-tab, driven in Debian's chromium through Playwright.
 
-Fixtures in tests/browser/conftest.py; helpers and the skip without chromium in tests/support/browser.py.
+Both tests share one page (``module_page``). Fixtures in tests/browser/conftest.py; helpers and the skip
+without chromium in tests/support/browser.py.
 """
 
 from __future__ import annotations
@@ -59,17 +60,25 @@ def set_seed_and_steps(page, seed: int, steps: int) -> None:
     expect(box).to_have_value(str(seed))
 
 
-def wait_for_result(page) -> str:
-    """The gallery's first image once the browser has loaded it; returns the generation info."""
+def shown_info(page) -> str:
+    """The generation info on show (the shared page may still show an earlier test's)."""
+    return page.locator("#img2img_info textarea").input_value()
+
+
+def wait_for_result(page, info_before: str) -> str:
+    """The generation info once it is not ``info_before`` any more and the gallery's first image once the
+    browser has loaded it; returns that info."""
+    info = page.locator("#img2img_info textarea")
+    expect(info).not_to_have_value(info_before, timeout=GENERATE_TIMEOUT_MS)
+    expect(info).to_have_value(re.compile(r"Steps: .*Seed: "))
     image = page.locator("#img2img_gallery img").first
     expect(image).to_be_visible(timeout=GENERATE_TIMEOUT_MS)
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
-    info = page.locator("#img2img_info textarea")
-    expect(info).to_have_value(re.compile(r"Steps: .*Seed: "))
     return info.input_value()
 
 
-def test_upload_sets_the_size_and_generate_saves_an_img2img_png(page, live_app, tmp_path):
+def test_upload_sets_the_size_and_generate_saves_an_img2img_png(module_page, live_app, tmp_path):
+    page = module_page
     data_dir: Path = live_app["data_dir"]
     open_img2img(page)
     page.locator("#img2img_image input[type=file]").set_input_files(str(source_picture(tmp_path)))
@@ -78,9 +87,9 @@ def test_upload_sets_the_size_and_generate_saves_an_img2img_png(page, live_app, 
     page.locator("#img2img_prompt textarea").fill("a teapot")
     set_seed_and_steps(page, 2468, 3)
 
-    before = saved_pngs(data_dir, "img2img")
+    before, info_before = saved_pngs(data_dir, "img2img"), shown_info(page)
     page.locator("#img2img_generate").click()
-    info = wait_for_result(page)
+    info = wait_for_result(page, info_before)
     assert f"Size: {WIDTH}x{HEIGHT}," in info and "Seed: 2468," in info and "Denoising strength: 0.75" in info
 
     new = saved_pngs(data_dir, "img2img") - before
@@ -101,7 +110,8 @@ def draw_stroke(page, editor) -> None:
     page.mouse.up()
 
 
-def test_inpaint_repaints_the_brush_stroke_and_keeps_the_rest(page, live_app, tmp_path):
+def test_inpaint_repaints_the_brush_stroke_and_keeps_the_rest(module_page, live_app, tmp_path):
+    page = module_page
     data_dir: Path = live_app["data_dir"]
     source = source_picture(tmp_path, 256, 192)
     open_img2img(page)
@@ -118,9 +128,9 @@ def test_inpaint_repaints_the_brush_stroke_and_keeps_the_rest(page, live_app, tm
     set_slider(page, "inpaint_mask_blur", "Mask blur", 0)
     set_seed_and_steps(page, 1357, 3)
 
-    before = saved_pngs(data_dir, "img2img")
+    before, info_before = saved_pngs(data_dir, "img2img"), shown_info(page)
     page.locator("#img2img_generate").click()
-    info = wait_for_result(page)
+    info = wait_for_result(page, info_before)
     assert "Mask blur: 0" in info and "Seed: 1357," in info and "Size: 256x192," in info, info
     new = saved_pngs(data_dir, "img2img") - before
     assert len(new) == 1, sorted(map(str, new))

@@ -3,6 +3,7 @@
 These tests use the session's ``live_app`` (the real Gradio app on tiny models) and a
 real browser, so they catch what the Python-level UI tests cannot: the page's markup,
 the Svelte components wiring values to the backend, files served back to the browser.
+The first two tests share one page (``module_page``), in this order; the third opens its own.
 The fixtures are in tests/browser/conftest.py, the helpers and the skip without chromium
 in tests/support/browser.py.
 """
@@ -33,7 +34,8 @@ WIDTH, HEIGHT, STEPS, SEED = 64, 64, 3, 1234
 PROMPT = "a watercolor fox in a misty forest"
 
 
-def test_generate_shows_image_info_and_saves_png(page, live_app):
+def test_generate_shows_image_info_and_saves_png(module_page, live_app):
+    page = module_page
     data_dir: Path = live_app["data_dir"]
 
     # The page: title, tabs, checkpoint bar.
@@ -89,9 +91,13 @@ def test_generate_shows_image_info_and_saves_png(page, live_app):
         assert png.info.get("parameters") == info
 
 
-def test_unknown_checkpoint_shows_readable_error(page, live_app):
+def test_unknown_checkpoint_shows_readable_error(module_page, live_app):
+    page = module_page
     data_dir: Path = live_app["data_dir"]
     before = saved_pngs(data_dir)
+    page.get_by_role("tab", name="txt2img", exact=True).click()
+    gallery = page.locator("#txt2img_gallery img")
+    shown_before = [gallery.nth(i).get_attribute("src") for i in range(gallery.count())]  # the previous test's
 
     checkpoint = page.get_by_role("combobox", name="Stable Diffusion checkpoint")
     checkpoint.fill("no-such-model")
@@ -113,7 +119,8 @@ def test_unknown_checkpoint_shows_readable_error(page, live_app):
     body = page.locator("body").inner_text()
     for leak in ("Traceback", 'File "', "ModelNotFoundError", "site-packages"):
         assert leak not in body, f"{leak!r} shown in the page:\n{body}"
-    expect(page.locator("#txt2img_gallery img")).to_have_count(0)
+    expect(gallery).to_have_count(len(shown_before))  # no new image: the gallery keeps what it showed
+    assert [gallery.nth(i).get_attribute("src") for i in range(gallery.count())] == shown_before
     assert saved_pngs(data_dir) == before
 
 
