@@ -102,7 +102,7 @@ class Engine:
     def pending(self) -> int:
         """Jobs waiting or running."""
         status = self.queue.status()
-        return status.waiting + (status.running is not None)
+        return status.waiting + status.running_count
 
     def interrupts(self, owner: JobOwner | None = None, task_id: str | None = None) -> int:
         """Interrupt presses so far that reach ``owner``'s jobs (or task ``task_id``'s): a script running

@@ -148,3 +148,18 @@ def test_the_embedded_default_never_imports_ray():
     assert offenders == []
     launch = (ROOT / "launch.py").read_text(encoding="utf-8")
     assert "from pipelines.cluster.deploy import start_cluster" in launch  # the one way in, inside a function
+
+
+def test_a_bad_ray_flag_stops_launch_with_the_flag_named_before_any_cluster_starts():
+    import argparse
+
+    import launch
+
+    args = argparse.Namespace(ray="local:zero", ray_cpus_per_replica=None, ray_gpus_per_replica=None,
+                              skip_install=True)
+    with pytest.raises(SystemExit, match="--ray: local:N needs a number"):
+        launch.attach_cluster(None, args)
+    args.ray, args.ray_cpus_per_replica = "auto", 0
+    with pytest.raises(SystemExit, match="--ray-cpus-per-replica: must be at least 1"):
+        launch.attach_cluster(None, args)
+    assert launch.build_parser().parse_args(["--ray", "local:2", "--ray-cpus-per-replica", "1"]).ray == "local:2"
