@@ -73,6 +73,16 @@ def app_context(tmp_path, model_store) -> AppContext:
     return AppContext.build(make_settings(tmp_path))
 
 
+@pytest.fixture(scope="module")
+def module_app_context(tmp_path_factory, model_store) -> AppContext:
+    """``app_context``'s data dir and models, built once for a module: its tiny models load once, not once per test
+    (a load costs 1-2 s on 2 busy cores). For modules whose tests only run jobs and read their own results; a test
+    that counts files, looks at the cache or changes models and settings takes a fresh ``app_context``."""
+    data_dir = tmp_path_factory.mktemp("module-data")
+    install_models(model_store, data_dir, ["tiny-sd15", "tiny-sd15-b", "tiny-sd15-file.safetensors"])
+    return AppContext.build(make_settings(data_dir))
+
+
 @pytest.fixture(scope="session")
 def live_app(tmp_path_factory, model_store) -> Iterator[dict]:
     """The real Gradio app served on 127.0.0.1 with tiny models; shared by UI and browser tests."""

@@ -25,6 +25,12 @@ def pixels(image) -> np.ndarray:
     return np.asarray(image).astype(int)
 
 
+@pytest.fixture
+def app_context(module_app_context):
+    """The module's one context (its tests only run jobs and read their own results): tiny-sd15 loads once."""
+    return module_app_context
+
+
 def test_latent_hires_doubles_the_size_and_runs_both_passes_on_one_step_bar(app_context):
     updates = []
     result = app_context.engine.generate(hires_request(hr_second_pass_steps=3), on_progress=updates.append)

@@ -9,11 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from pipelines.context import AppContext
 from pipelines.infotext.codec import parse_infotext
 from pipelines.outputs import read_infotext
 from pipelines.requests import Txt2ImgRequest
-from tests.support.apps import install_models, make_settings
 from tests.support.samplers import REQUIRED_SAMPLERS
 
 BASE = dict(prompt="a red fox", negative_prompt="blurry", width=64, height=64, steps=4, model="tiny-sd15")
@@ -32,19 +30,12 @@ def test_same_seed_same_image_other_seed_other_image(app_context):
     assert not np.array_equal(a, c)
 
 
-@pytest.fixture(scope="module")
-def samplers_context(tmp_path_factory, model_store) -> AppContext:
-    """One context for every sampler's job, so tiny-sd15 loads once: each job builds its own scheduler from the
-    model's config and leaves the cached pipeline as it was (see the next test)."""
-    data_dir = tmp_path_factory.mktemp("samplers")
-    install_models(model_store, data_dir, ["tiny-sd15"])
-    return AppContext.build(make_settings(data_dir))
-
-
 @pytest.mark.parametrize("sampler", REQUIRED_SAMPLERS)
-def test_every_sampler_generates(samplers_context, sampler):
+def test_every_sampler_generates(module_app_context, sampler):
+    # One context for every sampler's job, so tiny-sd15 loads once: each job builds its own scheduler from the
+    # model's config and leaves the cached pipeline as it was (see the next test).
     request = Txt2ImgRequest(**{**BASE, "steps": 3, "sampler_name": sampler, "seed": 3})
-    result = samplers_context.engine.generate(request)
+    result = module_app_context.engine.generate(request)
     assert result.images[0].image.size == (64, 64)
     assert f"Sampler: {sampler}," in result.images[0].infotext
 
