@@ -85,6 +85,7 @@ class Engine:
         """Run every job from now on on ``remote``'s replicas, as many at once as it has (None: here again)."""
         self.remote = remote
         self.queue.set_slots(remote.replicas if remote is not None else 1)
+        self.selection.loads_here = remote is None  # a selected checkpoint is loaded by the replicas, not here
 
     @property
     def state(self) -> JobState | None:

@@ -22,6 +22,7 @@ class CheckpointSelection:
         self._store = store
         self._name = initial
         self._lock = threading.Lock()
+        self.loads_here = True  # False while cluster replicas run the jobs (pipelines/cluster): they load it
 
     @property
     def current(self) -> str:
@@ -32,7 +33,14 @@ class CheckpointSelection:
         return installed[0].name if installed else self._store.settings.default_model
 
     def select(self, query: str, on_progress: ProgressFn = ignore_progress) -> LoadedModel:
-        """Load ``query`` now (downloading it if needed) and make it the selected checkpoint."""
+        """Load ``query`` now (downloading it if needed) and make it the selected checkpoint. While the jobs run on
+        cluster replicas it is only found (an unknown name still raises) and selected: they load it, not this
+        process; the model returned then holds the record and nothing in memory."""
+        if not self.loads_here:
+            record = self._store.resolve(query)
+            with self._lock:
+                self._name = record.name
+            return LoadedModel(record, None, self._store.device, self._store.dtype)
         loaded = self._store.load(query, on_progress)
         with self._lock:
             self._name = loaded.record.name

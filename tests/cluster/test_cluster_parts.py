@@ -163,3 +163,26 @@ def test_a_bad_ray_flag_stops_launch_with_the_flag_named_before_any_cluster_star
     with pytest.raises(SystemExit, match="--ray-cpus-per-replica: must be at least 1"):
         launch.attach_cluster(None, args)
     assert launch.build_parser().parse_args(["--ray", "local:2", "--ray-cpus-per-replica", "1"]).ray == "local:2"
+
+
+class _Replicas:
+    """Stands in for a cluster's devices where only their number matters (no job is run here)."""
+
+    replicas = 2
+
+
+def test_with_replicas_attached_selecting_a_checkpoint_loads_nothing_in_the_front(app_context):
+    engine, selection, store = app_context.engine, app_context.selection, app_context.store
+    engine.attach_remote(_Replicas())
+    try:
+        assert engine.queue.slots == 2
+        chosen = selection.select("tiny-sd15-b")
+        assert chosen.record.name == selection.current == "tiny-sd15-b" and store.loaded("tiny-sd15-b") is None
+        assert "not in memory" in store.status(chosen)
+        with pytest.raises(errors.ModelNotFoundError):
+            selection.select("no-such-model")
+        assert selection.current == "tiny-sd15-b"
+    finally:
+        engine.attach_remote(None)
+    assert engine.queue.slots == 1
+    assert selection.select("tiny-sd15").pipeline is not None and store.loaded("tiny-sd15") is not None
