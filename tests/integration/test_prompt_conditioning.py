@@ -57,6 +57,13 @@ def embeds_of(ctx, text: str) -> torch.Tensor:
     return cond.positive[0].embeds
 
 
+@pytest.fixture
+def app_context(module_app_context):
+    """The module's one context (its tests run jobs, hook the UNet only inside ``unet_inputs`` and add one style of
+    their own): tiny-sd15 loads once."""
+    return module_app_context
+
+
 def test_a_plain_prompt_gives_the_image_of_diffusers_own_encoding(app_context):
     ours = generate(app_context)
     pipe = app_context.selection.select("tiny-sd15").pipeline
