@@ -35,24 +35,26 @@ def generate(ctx, **kw):
     return ctx.engine.generate(Img2ImgRequest(**{**BASE, "init_image": gradient(), **kw}))
 
 
+# The tests that only run jobs and read their own results share the module's context (tiny-sd15 loads once);
+# those that count output files, look at the cache or add a model take a fresh ``app_context``.
 @pytest.mark.parametrize("resize_mode", [0, 1, 2])
-def test_output_has_the_requested_size_for_each_resize_mode(app_context, resize_mode):
-    result = generate(app_context, resize_mode=resize_mode, width=64, height=96, steps=2, seed=1)
+def test_output_has_the_requested_size_for_each_resize_mode(module_app_context, resize_mode):
+    result = generate(module_app_context, resize_mode=resize_mode, width=64, height=96, steps=2, seed=1)
     assert result.images[0].image.size == (64, 96)
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "P", "L", "CMYK", "I;16"])
-def test_odd_input_modes_work(app_context, mode):
+def test_odd_input_modes_work(module_app_context, mode):
     image = gradient(mode=mode) if mode != "I;16" else Image.fromarray(
         np.linspace(0, 65535, 80 * 48).reshape(48, 80).astype(np.uint16))
     assert image.mode == mode
-    result = generate(app_context, init_image=image, steps=2, seed=1)
+    result = generate(module_app_context, init_image=image, steps=2, seed=1)
     assert result.images[0].image.size == (64, 64) and result.images[0].image.mode == "RGB"
 
 
-def test_same_seed_same_image_strength_changes_it(app_context):
-    a, b = (pixels(generate(app_context, seed=3).images[0].image) for _ in range(2))
-    c = pixels(generate(app_context, seed=3, denoising_strength=0.5).images[0].image)
+def test_same_seed_same_image_strength_changes_it(module_app_context):
+    a, b = (pixels(generate(module_app_context, seed=3).images[0].image) for _ in range(2))
+    c = pixels(generate(module_app_context, seed=3, denoising_strength=0.5).images[0].image)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -67,11 +69,11 @@ def vae_round_trip(ctx, image: Image.Image, seed: int) -> np.ndarray:
     return pixels(pipe.image_processor.postprocess(decoded)[0])
 
 
-def test_low_strength_stays_near_the_input_full_strength_does_not(app_context):
+def test_low_strength_stays_near_the_input_full_strength_does_not(module_app_context):
     kw = dict(init_image=gradient((64, 64)), steps=10, seed=4, sampler_name="Euler")
-    near = pixels(generate(app_context, denoising_strength=0.1, **kw).images[0].image)
-    far = pixels(generate(app_context, denoising_strength=1.0, **kw).images[0].image)
-    source = vae_round_trip(app_context, gradient((64, 64)), seed=4)
+    near = pixels(generate(module_app_context, denoising_strength=0.1, **kw).images[0].image)
+    far = pixels(generate(module_app_context, denoising_strength=1.0, **kw).images[0].image)
+    source = vae_round_trip(module_app_context, gradient((64, 64)), seed=4)
     near_diff, far_diff = np.abs(near - source).mean(), np.abs(far - source).mean()
     assert near_diff < 16 and far_diff > 3 * near_diff, (near_diff, far_diff)
 
@@ -89,10 +91,10 @@ def test_infotext_saved_under_img2img_images_and_parsed_back(app_context):
     assert keys.index("Model") < keys.index("Denoising strength") < keys.index("RNG")
 
 
-def test_progress_counts_the_steps_that_actually_run(app_context):
+def test_progress_counts_the_steps_that_actually_run(module_app_context):
     updates = []
-    app_context.engine.generate(Img2ImgRequest(**{**BASE, "steps": 10, "init_image": gradient()},
-                                               denoising_strength=0.5), on_progress=updates.append)
+    request = Img2ImgRequest(**{**BASE, "steps": 10, "init_image": gradient()}, denoising_strength=0.5)
+    module_app_context.engine.generate(request, on_progress=updates.append)
     steps = [(u.step, u.total) for u in updates if u.unit == "steps"]
     assert steps == [(i, 5) for i in range(1, 6)]
 
@@ -134,7 +136,7 @@ def test_sdxl_runs_img2img_on_its_own_modules(app_context, model_store):
     ("width", {"width": 65}),
     ("steps", {"steps": 0}),
 ])
-def test_bad_inputs_name_the_field(app_context, field, changes):
+def test_bad_inputs_name_the_field(module_app_context, field, changes):
     with pytest.raises(ValidationError) as err:
-        app_context.engine.generate(Img2ImgRequest(**{**BASE, "init_image": gradient(), **changes}))
+        module_app_context.engine.generate(Img2ImgRequest(**{**BASE, "init_image": gradient(), **changes}))
     assert err.value.field == field
