@@ -126,7 +126,9 @@ def test_concurrent_ui_and_api_jobs_give_the_embedded_images_saved_in_the_front(
         assert all(np.array_equal(pixels(g), pixels(w)) for g, w in zip(got, want, strict=True))
         assert [g.info.get("parameters") for g in got] == [w.info.get("parameters") for w in want]
     # the UI's image is the embedded app's for the same form, and its file is in the front's outputs and History
-    reference, reference_info = Client(live_app["url"], verbose=False).predict(**UI_FORM, api_name="/txt2img")
+    embedded_client = Client(live_app["url"], verbose=False)
+    reference, reference_info = embedded_client.predict(**UI_FORM, api_name="/txt2img")
+    assert embedded_client.predict(api_name="/cluster_status").startswith("**Embedded**")
     assert ui_info == reference_info and "Model: tiny-sd15" in ui_info
     assert np.array_equal(pixels(gallery[0]["image"]), pixels(reference[0]["image"]))
     outputs = Path(cluster_app["data_dir"], "outputs")
@@ -179,6 +181,10 @@ def test_jobs_go_to_the_replica_that_holds_their_checkpoint(cluster_app):
     replicas = api(cluster_app, "/atelier/v1/cluster").json()["known_replicas"]
     known = {r["replica_id"]: r["checkpoints"] for r in replicas}
     assert "tiny-sd15" in known[placed[0]["replica_id"]] and "tiny-sd15-b" in known[placed[1]["replica_id"]]
+    # the Settings tab's "Where jobs run" says the same
+    panel = Client(cluster_app["url"], verbose=False).predict(api_name="/cluster_status")
+    assert "Ray cluster" in panel and "2 running" in panel and "already loaded" in panel
+    assert all(f"replica `{p['replica_id']}`" in panel for p in placed[:2])
 
 
 def test_a_replica_killed_mid_job_fails_that_job_clearly_and_the_next_runs(cluster_app):

@@ -7,7 +7,7 @@ import dataclasses
 import gradio as gr
 
 from pipelines.context import AppContext
-from webui.components import decoder_settings
+from webui.components import cluster_panel, decoder_settings
 from webui.tabs import extension_tabs
 
 
@@ -22,6 +22,7 @@ def settings_rows(ctx: AppContext) -> list[list[str]]:
 def build(ctx: AppContext) -> None:
     gr.Markdown("Settings come from `launch.py` flags (see the README). The current model's attention and memory "
                 "choices are shown under the checkpoint selector.")
+    cluster_panel.build(ctx)  # embedded, or the Ray cluster's replicas (--ray)
     decoder_settings.build(ctx)  # live preview method, VAE type for decode / encode (config.json options)
     gr.Dataframe(settings_rows(ctx), headers=["setting", "value"], interactive=False)
     extension_tabs.build_options(ctx)  # the settings extensions declare (config.json)
