@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from pipelines.context import AppContext
 from pipelines.errors import UnsupportedModelError, ValidationError
 from pipelines.imaging import masks
 from pipelines.imaging.image_ops import encode_latents
@@ -48,11 +50,23 @@ def inpainting_model(tmp_path_factory):
     return save_sd15_folder(tmp_path_factory.mktemp("inpaint-store") / "tiny-inpainting", inpainting=True)
 
 
+def with_inpainting_model(context: AppContext, inpainting_model: Path) -> AppContext:
+    shutil.copytree(inpainting_model, context.settings.data_dir / "models" / "Stable-diffusion" / "tiny-inpainting")
+    context.store.refresh()
+    return context
+
+
+@pytest.fixture(scope="module")
+def ctx(module_app_context, inpainting_model):
+    """The module's one context, with tiny-inpainting (the tiny models load once): for the tests that only run jobs
+    and read their own results."""
+    return with_inpainting_model(module_app_context, inpainting_model)
+
+
 @pytest.fixture
-def ctx(app_context, inpainting_model):
-    shutil.copytree(inpainting_model, app_context.settings.data_dir / "models" / "Stable-diffusion" / "tiny-inpainting")
-    app_context.store.refresh()
-    return app_context
+def fresh_ctx(app_context, inpainting_model):
+    """A context of the test's own, with tiny-inpainting: for the tests that look at the cache or add a model."""
+    return with_inpainting_model(app_context, inpainting_model)
 
 
 def inpaint_request(**kw) -> Img2ImgRequest:
@@ -178,25 +192,25 @@ def test_nine_channel_model_runs_img2img_without_a_mask(ctx):
     assert "Mask blur" not in result.images[0].infotext
 
 
-def test_sdxl_inpaints_on_its_own_modules(ctx, model_store):
-    shutil.copytree(model_store / "tiny-sdxl", ctx.settings.data_dir / "models" / "Stable-diffusion" / "tiny-sdxl")
-    ctx.store.refresh()
+def test_sdxl_inpaints_on_its_own_modules(fresh_ctx, model_store):
+    shutil.copytree(model_store / "tiny-sdxl", fresh_ctx.settings.models_dir / "Stable-diffusion" / "tiny-sdxl")
+    fresh_ctx.store.refresh()
     request = inpaint_request(model="tiny-sdxl", steps=2)
-    image = pixels(ctx.engine.generate(request).images[0].image)
+    image = pixels(fresh_ctx.engine.generate(request).images[0].image)
     keep = whole_picture_keep(request)
     assert np.array_equal(image[keep], pixels(inpaint.prepare_canvas(request).original)[keep])
 
 
-def test_components_are_shared_across_txt2img_img2img_and_inpaint(ctx):
-    ctx.engine.generate(Txt2ImgRequest(**BASE, model="tiny-sd15"))
-    key = ctx.store.registry.find("tiny-sd15").ref.key
-    cached = ctx.store.cache.get(key).pipeline
+def test_components_are_shared_across_txt2img_img2img_and_inpaint(fresh_ctx):
+    fresh_ctx.engine.generate(Txt2ImgRequest(**BASE, model="tiny-sd15"))
+    key = fresh_ctx.store.registry.find("tiny-sd15").ref.key
+    cached = fresh_ctx.store.cache.get(key).pipeline
     modules = {name: getattr(cached, name) for name in ("unet", "vae", "text_encoder", "tokenizer")}
-    ctx.engine.generate(Img2ImgRequest(**BASE, init_image=noise_image(), model="tiny-sd15"))
-    run(ctx, inpainting_fill=2)
-    run(ctx, inpaint_full_res=True)
-    assert list(ctx.store.cache.keys()) == [key]
-    assert ctx.store.cache.get(key).pipeline is cached
+    fresh_ctx.engine.generate(Img2ImgRequest(**BASE, init_image=noise_image(), model="tiny-sd15"))
+    run(fresh_ctx, inpainting_fill=2)
+    run(fresh_ctx, inpaint_full_res=True)
+    assert list(fresh_ctx.store.cache.keys()) == [key]
+    assert fresh_ctx.store.cache.get(key).pipeline is cached
     view = job_pipeline(cached, cached.scheduler, cls=inpaint.inpaint_class(cached))
     assert type(view).__name__ == "StableDiffusionInpaintPipeline"
     for name, module in modules.items():
