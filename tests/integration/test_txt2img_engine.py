@@ -21,9 +21,10 @@ def pixels(image) -> np.ndarray:
     return np.asarray(image).astype(int)
 
 
-def test_same_seed_same_image_other_seed_other_image(app_context):
+# The tests share the module's context (tiny-sd15 and -b load once), except the one that counts output files.
+def test_same_seed_same_image_other_seed_other_image(module_app_context):
     def run(**kw):
-        return pixels(app_context.engine.generate(Txt2ImgRequest(**{**BASE, **kw})).images[0].image)
+        return pixels(module_app_context.engine.generate(Txt2ImgRequest(**{**BASE, **kw})).images[0].image)
 
     a, b, c = run(seed=1), run(seed=1), run(seed=2)
     assert np.array_equal(a, b)
@@ -40,11 +41,11 @@ def test_every_sampler_generates(module_app_context, sampler):
     assert f"Sampler: {sampler}," in result.images[0].infotext
 
 
-def test_sampler_switch_changes_the_image_and_never_the_cached_scheduler(app_context):
-    euler = app_context.engine.generate(Txt2ImgRequest(**BASE, seed=5, sampler_name="Euler a"))
-    dpm = app_context.engine.generate(Txt2ImgRequest(**BASE, seed=5, sampler_name="DPM++ 2M"))
+def test_sampler_switch_changes_the_image_and_never_the_cached_scheduler(module_app_context):
+    euler = module_app_context.engine.generate(Txt2ImgRequest(**BASE, seed=5, sampler_name="Euler a"))
+    dpm = module_app_context.engine.generate(Txt2ImgRequest(**BASE, seed=5, sampler_name="DPM++ 2M"))
     assert not np.array_equal(pixels(euler.images[0].image), pixels(dpm.images[0].image))
-    cached = app_context.store.cache.get(app_context.store.registry.find("tiny-sd15").ref.key)
+    cached = module_app_context.store.cache.get(module_app_context.store.registry.find("tiny-sd15").ref.key)
     assert type(cached.pipeline.scheduler).__name__ == "PNDMScheduler"  # the model's own, untouched
 
 
@@ -62,20 +63,21 @@ def test_batch_files_are_numbered_with_seeds_and_carry_infotext(app_context):
     assert info["CFG scale"] == "7" and info["Schedule type"] == "Uniform"
 
 
-def test_image_is_reproduced_exactly_from_its_own_file(app_context):
-    original = app_context.engine.generate(Txt2ImgRequest(**BASE, seed=-1, sampler_name="DPM++ 2M", cfg_scale=5.5))
+def test_image_is_reproduced_exactly_from_its_own_file(module_app_context):
+    engine = module_app_context.engine
+    original = engine.generate(Txt2ImgRequest(**BASE, seed=-1, sampler_name="DPM++ 2M", cfg_scale=5.5))
     p = parse_infotext(read_infotext(original.paths[0]))
     replay = Txt2ImgRequest(prompt=p["Prompt"], negative_prompt=p["Negative prompt"], steps=int(p["Steps"]),
                             sampler_name=p["Sampler"], scheduler=p["Schedule type"], cfg_scale=float(p["CFG scale"]),
                             seed=int(p["Seed"]), width=int(p["Size-1"]), height=int(p["Size-2"]), model=p["Model"])
-    again = app_context.engine.generate(replay)
+    again = engine.generate(replay)
     assert np.array_equal(pixels(original.images[0].image), pixels(again.images[0].image))
     assert again.images[0].infotext == original.images[0].infotext
 
 
-def test_progress_reports_every_step_with_previews(app_context):
+def test_progress_reports_every_step_with_previews(module_app_context):
     updates = []
-    app_context.engine.generate(Txt2ImgRequest(**{**BASE, "steps": 6}), on_progress=updates.append)
+    module_app_context.engine.generate(Txt2ImgRequest(**{**BASE, "steps": 6}), on_progress=updates.append)
     steps = [u for u in updates if u.unit == "steps"]
     assert [u.step for u in steps] == [1, 2, 3, 4, 5, 6]
     previews = [u.step for u in steps if u.preview is not None]
@@ -83,14 +85,14 @@ def test_progress_reports_every_step_with_previews(app_context):
     assert steps[1].preview.size == (64, 64)  # small images keep their size
     updates.clear()
     # The smallest 4:3 size past the 256 px cap (a 512x384 job cost 2-3x as much and checked the same).
-    big = app_context.engine.generate(Txt2ImgRequest(**{**BASE, "width": 320, "height": 240, "steps": 3}),
+    big = module_app_context.engine.generate(Txt2ImgRequest(**{**BASE, "width": 320, "height": 240, "steps": 3}),
                                       on_progress=updates.append)
     assert big.images[0].image.size == (320, 240)
     assert [u.preview.size for u in updates if u.preview is not None] == [(256, 192)]  # capped, same aspect
 
 
-def test_interrupt_keeps_the_current_image_and_stops_the_batch(app_context):
-    engine = app_context.engine
+def test_interrupt_keeps_the_current_image_and_stops_the_batch(module_app_context):
+    engine = module_app_context.engine
 
     def interrupt_at_step_2(update):
         if update.unit == "steps" and update.step == 2:
@@ -102,11 +104,11 @@ def test_interrupt_keeps_the_current_image_and_stops_the_batch(app_context):
     assert engine.state is None  # idle again
 
 
-def test_concurrent_requests_do_not_corrupt_each_other(app_context):
+def test_concurrent_requests_do_not_corrupt_each_other(module_app_context):
     requests = [Txt2ImgRequest(**BASE, seed=21, sampler_name="Euler a"),
                 Txt2ImgRequest(**BASE, seed=22, sampler_name="DPM++ 2M"),
                 Txt2ImgRequest(**{**BASE, "model": "tiny-sd15-b"}, seed=23, sampler_name="UniPC")]
-    expected = [pixels(app_context.engine.generate(r).images[0].image) for r in requests]
+    expected = [pixels(module_app_context.engine.generate(r).images[0].image) for r in requests]
     # Two threads per request, each with its own slot: a thread that fails or hangs cannot hide behind its twin.
     jobs = [(i, twin) for i in range(3) for twin in range(2)]
     results: dict[tuple[int, int], np.ndarray] = {}
@@ -114,7 +116,7 @@ def test_concurrent_requests_do_not_corrupt_each_other(app_context):
 
     def worker(job: tuple[int, int]) -> None:
         try:
-            results[job] = pixels(app_context.engine.generate(requests[job[0]]).images[0].image)
+            results[job] = pixels(module_app_context.engine.generate(requests[job[0]]).images[0].image)
         except BaseException as exc:  # re-raised below: pytest only warns about exceptions in threads
             errors[job] = exc
 
@@ -135,8 +137,8 @@ def test_concurrent_requests_do_not_corrupt_each_other(app_context):
         assert np.array_equal(image, expected[i]), f"request {i} (thread #{twin}) gave a different image"
 
 
-def test_skip_cuts_the_current_image_short_and_the_batch_goes_on(app_context):
-    engine = app_context.engine
+def test_skip_cuts_the_current_image_short_and_the_batch_goes_on(module_app_context):
+    engine = module_app_context.engine
     seen = []
 
     def skip_first_image(update):
