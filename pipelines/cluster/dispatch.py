@@ -94,7 +94,7 @@ class ClusterDevices:
         events: queue.Queue[Any] = queue.Queue()
         threading.Thread(target=_pump, args=(response, events), daemon=True, name=f"atelier-pump-{job.job_id}").start()
         started: JobStarted | None = None
-        saved: dict[str, Path] = {}
+        saved: dict[str, tuple[Path | None, Any]] = {}  # stand-in path -> (the path here, the image)
         interrupted = False
         last_event = time.monotonic()
         while True:
@@ -127,8 +127,8 @@ class ClusterDevices:
                     event.state.apply(state, event.update.preview)
                 on_progress(event.update)
             elif isinstance(event, ImageSaved):
-                saved[event.token] = save(event.image, mode=event.mode, seed=event.seed, infotext=event.infotext,
-                                          kind=event.kind)
+                path = save(event.image, mode=event.mode, seed=event.seed, infotext=event.infotext, kind=event.kind)
+                saved[event.token] = (path, event.image)
             elif isinstance(event, JobFinished):
                 self._finished(job, event.replica, "done")
                 return _with_paths(event.result, saved)
@@ -195,12 +195,14 @@ def _pump(response: Any, events: queue.Queue[Any]) -> None:
     events.put(_END)
 
 
-def _with_paths(result: GenerationResult, saved: dict[str, Path]) -> GenerationResult:
-    """The replica's result with the paths its images were saved at here, in place of its stand-ins."""
+def _with_paths(result: GenerationResult, saved: dict[str, tuple[Path | None, Any]]) -> GenerationResult:
+    """The replica's result with the paths its images were saved at here in place of its stand-ins, and their
+    pixels (sent once, with ImageSaved) back in."""
 
     def placed(image: GeneratedImage | None) -> GeneratedImage | None:
         if image is None or image.path is None:
             return image
-        return replace(image, path=saved.get(str(image.path)))
+        path, pixels = saved.get(str(image.path), (None, image.image))
+        return replace(image, path=path, image=image.image if image.image is not None else pixels)
 
     return replace(result, images=[placed(image) for image in result.images], grid=placed(result.grid))

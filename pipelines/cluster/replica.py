@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from pipelines.lazy_diffusers import warm_up
 from pipelines.models.kinds import ModelType
 from pipelines.models.store import ModelStore
 from pipelines.progress import ProgressUpdate
+from pipelines.results import GeneratedImage, GenerationResult
 from pipelines.selection import CheckpointSelection
 from pipelines.settings import Settings
 from pipelines.upscalers.registry import UpscalerRegistry
@@ -146,7 +148,7 @@ class EngineReplica:
             send(JobProgress(update, StateSnapshot.of(state) if state is not None else None))
 
         try:
-            result = self.engine.generate(job.request, on_progress=progress, save=save)
+            result = _without_sent_images(self.engine.generate(job.request, on_progress=progress, save=save))
         except BaseException as exc:  # reported to the front, which raises it for the caller
             if not isinstance(exc, Exception):
                 log.exception("job %s failed on replica %s", job.job_id, self.replica_id)
@@ -154,3 +156,14 @@ class EngineReplica:
             return
         self.jobs_done += 1
         send(JobFinished(result, self.report()))
+
+
+def _without_sent_images(result: GenerationResult) -> GenerationResult:
+    """The result without the pixels of the images already sent to the front (it fills them back in)."""
+
+    def light(image: GeneratedImage | None) -> GeneratedImage | None:
+        sent = image is not None and image.path is not None and str(image.path).startswith(SAVED_PREFIX)
+        return replace(image, image=None) if sent else image
+
+    return replace(result, images=[light(image) for image in result.images], grid=light(result.grid))
+

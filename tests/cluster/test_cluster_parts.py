@@ -14,6 +14,7 @@ from pipelines import errors
 from pipelines.cluster.control import JobControl, PressReader
 from pipelines.cluster.dispatch import _with_paths
 from pipelines.cluster.messages import JobFailed, StateSnapshot
+from pipelines.cluster.replica import _without_sent_images
 from pipelines.cluster.target import local_cpus_per_replica, parse_target
 from pipelines.jobs import DeviceQueue, QueuedJob
 from pipelines.progress import JobState
@@ -84,13 +85,17 @@ def test_a_state_snapshot_mirrors_progress_and_the_preview():
 
 def test_the_results_stand_in_paths_become_the_fronts_saved_paths(tmp_path):
     image = Image.new("RGB", (8, 8))
+    grid = Image.new("RGB", (16, 8))
     result = GenerationResult([GeneratedImage(image, 1, "a", Path("replica-saved/j/1")),
                                GeneratedImage(image, 2, "b", None)],
-                              grid=GeneratedImage(image, 1, "a", Path("replica-saved/j/2")))
-    saved = {"replica-saved/j/1": tmp_path / "00001-1.png", "replica-saved/j/2": tmp_path / "g.png"}
-    placed = _with_paths(result, saved)
+                              grid=GeneratedImage(grid, 1, "a", Path("replica-saved/j/2")))
+    light = _without_sent_images(result)  # what the replica sends at the end: no pixels sent already
+    assert light.images[0].image is None and light.images[1].image is image and light.grid.image is None
+    saved = {"replica-saved/j/1": (tmp_path / "00001-1.png", image), "replica-saved/j/2": (tmp_path / "g.png", grid)}
+    placed = _with_paths(light, saved)
     assert [img.path for img in placed.images] == [tmp_path / "00001-1.png", None]
-    assert placed.grid.path == tmp_path / "g.png"
+    assert [img.image for img in placed.images] == [image, image]
+    assert placed.grid.path == tmp_path / "g.png" and placed.grid.image is grid
 
 
 def test_the_queue_runs_one_job_per_slot_and_reports_places_behind_them():
