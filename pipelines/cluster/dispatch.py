@@ -42,7 +42,8 @@ from pipelines.results import GeneratedImage, GenerationResult
 
 log = logging.getLogger(__name__)
 
-SILENCE_S = 60.0  # no event (not even a heartbeat) from the replica for this long: it is gone
+SILENCE_S = 60.0  # no event (not even a heartbeat) from the replica running a job for this long: it is gone
+WAIT_FOR_REPLICA_S = 600.0  # a job no replica has taken yet (Serve replacing a dead one, say) waits this long
 RECENT_PLACEMENTS = 50  # placements the status keeps
 _END = object()
 
@@ -108,7 +109,11 @@ class ClusterDevices:
             if state.take_skip():
                 self._control.skip.remote(job.job_id)
             if event is None:
-                if time.monotonic() - last_event > SILENCE_S:
+                quiet = time.monotonic() - last_event
+                if started is None and quiet > WAIT_FOR_REPLICA_S:  # every replica busy or starting, for too long
+                    response.cancel()
+                    raise ReplicaLostError(f"no engine replica took the job in {WAIT_FOR_REPLICA_S:.0f} s")
+                if started is not None and quiet > SILENCE_S:
                     response.cancel()
                     raise self._lost(job, started, f"no word from it for {SILENCE_S:.0f} s")
                 continue
