@@ -97,7 +97,7 @@ def test_upscale_action_switches_to_the_upscale_tab_and_runs_2x(module_page, liv
                                                           seed=8642, model="tiny-sd15")).images[0]
     page.get_by_role("tab", name="PNG Info", exact=True).click()
     page.locator("#png_info_image input[type=file]").set_input_files(str(made.path))
-    expect(page.locator("#png_info_parameters textarea")).to_have_value(made.infotext, timeout=15_000)
+    expect(page.locator("#png_info_parameters textarea")).to_have_value(made.infotext, timeout=ASSERT_TIMEOUT_MS)
     page.locator("#png_info_send_txt2img").click()
     page.locator("#txt2img_generate").click()
     expect(page.locator("#txt2img_info textarea")).to_have_value(made.infotext, timeout=GENERATE_TIMEOUT_MS)

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from pipelines.infotext.codec import parse_infotext
 from pipelines.requests import Txt2ImgRequest
-from tests.support.browser import BROWSER_MARKS, GENERATE_TIMEOUT_MS, saved_pngs
+from tests.support.browser import ASSERT_TIMEOUT_MS, BROWSER_MARKS, GENERATE_TIMEOUT_MS, saved_pngs
 
 pytestmark = BROWSER_MARKS
 
@@ -41,7 +41,7 @@ def test_png_info_send_to_txt2img_reproduces_the_image(page, live_app):
     page.get_by_role("tab", name="PNG Info", exact=True).click()
     page.locator("#png_info_image input[type=file]").set_input_files(str(made.path))
     parameters = page.locator("#png_info_parameters textarea")
-    expect(parameters).to_have_value(made.infotext, timeout=15_000)
+    expect(parameters).to_have_value(made.infotext, timeout=ASSERT_TIMEOUT_MS)
     expect(page.locator("#png_info_model")).to_contain_text(re.compile(r"Model: tiny-sd15-b \[[0-9a-f]{10}\]"))
 
     # Send to txt2img: the tab switches and every named field is filled, the checkpoint too.
