@@ -1,15 +1,18 @@
-"""Throughput of ``--ray local:2`` against the embedded mode, on the tiny model, with the same cores.
+"""Throughput of ``--ray local:N`` against the embedded mode with the same cores (or one GPU per replica).
 
 ```
 .venv/bin/python -m bench.cluster_throughput [--jobs 8] [--rounds 3] [--steps 20] [--size 128]
+.venv/bin/python -m bench.cluster_throughput --replicas 8 --full-size --size 512   # a machine with 8 GPUs
 ```
 
-Both contenders run in this process on one data folder (tiny SD1.5 models the tests build, random weights):
-the embedded engine with 2 torch threads (one job at a time, as Atelier runs embedded), and a local Ray cluster
-of 2 replicas with 1 core each (two jobs at a time). Each round submits ``--jobs`` txt2img jobs at once from
-threads, the way several browser tabs or API clients do, and times them until the last finishes; the rounds
-alternate between the two, and the figures are the medians (jobs per second). The cluster's start-up is
-reported apart. Not run in CI (it starts a Ray cluster: about a minute on 2 cores).
+Both contenders run in this process on one data folder (the tiny SD1.5 model the tests build, or with
+``--full-size`` the full-size SD1.5 architecture with random weights from bench/speed_models.py): the embedded
+engine with ``replicas x cpus-per-replica`` torch threads (one job at a time, as Atelier runs embedded; one GPU
+where there is one), and a local Ray cluster of ``--replicas`` replicas with ``--cpus-per-replica`` cores each
+(one GPU each where the machine has as many), running that many jobs at a time. Each round submits ``--jobs``
+txt2img jobs at once from threads, the way several browser tabs or API clients do, and times them until the last
+finishes; the rounds alternate between the two, and the figures are the medians (jobs per second). The cluster's
+start-up is reported apart. Not run in CI (it starts a Ray cluster: about a minute on 2 cores).
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per contender (interleaved)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--cpus-per-replica", type=int, default=1)
+    parser.add_argument("--full-size", action="store_true",
+                        help="the full-size SD1.5 architecture (4.3 GB, built once)")
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "atelier-bench",
+                        help="where --full-size keeps its model between runs")
     args = parser.parse_args(argv)
 
     import torch
@@ -44,11 +53,20 @@ def main(argv: list[str] | None = None) -> None:
     from tests.support.tiny_models import save_sd15_folder
 
     root = Path(tempfile.mkdtemp(prefix="atelier-cluster-bench-"))
-    save_sd15_folder(root / "models" / "tiny-sd15", seed=0)
-    install_models(root / "models", root / "data", ["tiny-sd15"])
-    ctx = AppContext.build(make_settings(root / "data", initial_model="tiny-sd15"))
+    if args.full_size:
+        from bench.speed_models import ensure_models
+
+        models = ensure_models(args.work_dir, tiny=False)
+        model, extra = models.name, {"ckpt_dirs": (models.ckpt_parent,)}
+        (root / "data").mkdir()
+    else:
+        model, extra = "tiny-sd15", {}
+        save_sd15_folder(root / "models" / model, seed=0)
+        install_models(root / "models", root / "data", [model])
+    ctx = AppContext.build(make_settings(root / "data", initial_model=model, **extra))
     request = Txt2ImgRequest(prompt="a lighthouse", steps=args.steps, width=args.size, height=args.size,
-                             sampler_name="Euler", seed=1, save_images=True)
+                             sampler_name="Euler", seed=1, save_images=True, model=model)
+    threads = args.replicas * args.cpus_per_replica
 
     def round_of_jobs() -> float:
         started = time.perf_counter()
@@ -57,17 +75,20 @@ def main(argv: list[str] | None = None) -> None:
         assert all(len(r.images) == 1 for r in results)
         return args.jobs / (time.perf_counter() - started)
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     ctx.engine.generate(request)  # the embedded model loaded before its rounds are timed
     started = time.perf_counter()
-    cluster = start_cluster(parse_target("local:2", cpus_per_replica=1), ctx.settings)
+    cluster = start_cluster(parse_target(f"local:{args.replicas}", cpus_per_replica=args.cpus_per_replica),
+                            ctx.settings)
     startup = time.perf_counter() - started
     embedded_engine = ctx.engine.remote
-    rates: dict[str, list[float]] = {"embedded (1 engine, 2 threads)": [], "ray local:2 (2 replicas x 1 core)": []}
+    rates: dict[str, list[float]] = {
+        f"embedded (1 engine, {threads} threads)": [],
+        f"ray local:{args.replicas} ({args.replicas} replicas x {args.cpus_per_replica} core)": []}
     try:
         ctx.engine.attach_remote(cluster)
-        with ThreadPoolExecutor(2) as pool:  # each replica loads the model before the rounds are timed
-            list(pool.map(lambda i: ctx.engine.generate(request), range(2)))
+        with ThreadPoolExecutor(args.replicas) as pool:  # each replica loads the model before the rounds are timed
+            list(pool.map(lambda i: ctx.engine.generate(request), range(args.replicas * 2)))
         for _ in range(args.rounds):
             for name, remote in zip(rates, (embedded_engine, cluster), strict=True):
                 ctx.engine.attach_remote(remote)
@@ -76,13 +97,14 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         ctx.engine.attach_remote(None)
         cluster.close()
-    print(f"\n{args.jobs} jobs at once, {args.size}x{args.size}, {args.steps} steps, Euler, tiny SD1.5; "
+    print(f"\n{args.jobs} jobs at once, {args.size}x{args.size}, {args.steps} steps, Euler, "
+          f"{'full-size' if args.full_size else 'tiny'} SD1.5; "
           f"medians of {args.rounds} interleaved rounds")
     base = statistics.median(next(iter(rates.values())))
     for name, values in rates.items():
         median = statistics.median(values)
         print(f"  {name:36s} {median:7.3f} jobs/s  ({median / base:.2f}x)  runs {[round(v, 3) for v in values]}")
-    print(f"  cluster start-up (ray.init + Serve + 2 replicas ready): {startup:.1f} s")
+    print(f"  cluster start-up (ray.init + Serve + {args.replicas} replicas ready): {startup:.1f} s")
 
 
 if __name__ == "__main__":
