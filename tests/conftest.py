@@ -98,22 +98,5 @@ def live_app(tmp_path_factory, model_store) -> Iterator[dict]:
         demo.close()
 
 
-# The files that take longest (a minute or more of one worker on 2 cores), in the order workers should start them.
-LONGEST_FIRST = ("tests/cluster/test_ray_cluster.py", "tests/browser/", "tests/bench/", "tests/webui/test_launch.py",
-                 "tests/api/test_api_only.py", "tests/webui/test_cli.py", "tests/testbed/")
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """Run the longest files first (a stable sort: each file's tests keep their order). With tests/run.sh's
-    ``--dist loadfile --no-loadscope-reorder`` xdist hands files to workers in this order, so a long file never
-    starts last and runs alone while the other workers sit idle."""
-
-    def rank(item) -> int:
-        path = item.nodeid.split("::", 1)[0]
-        return next((i for i, prefix in enumerate(LONGEST_FIRST) if path.startswith(prefix)), len(LONGEST_FIRST))
-
-    items.sort(key=rank)
-
-
 def pytest_unconfigure(config) -> None:
     shutil.rmtree(GRADIO_TEMP_DIR, ignore_errors=True)

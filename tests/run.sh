@@ -139,14 +139,12 @@ export HF_HUB_DISABLE_TELEMETRY="${HF_HUB_DISABLE_TELEMETRY:-1}"
 # server and fixtures stay in one process): one more than the CPUs, at most 4, since many tests wait on
 # servers, subprocesses and the browser (on 2 cores: 3 workers, 10:44 against 12:47 with 2);
 # ATELIER_TEST_WORKERS overrides (0: none), and a -n / -p no:xdist given on the command line wins.
-# Files are handed out in collection order (--no-loadscope-reorder), which tests/conftest.py starts with the
-# longest files (the Ray cluster, the browser, the bench), so none of them is left to run alone at the end.
 parallel=()
 if [[ " $* " != *" -n "* && " $* " != *" -n="* && " $* " != *"no:xdist"* ]]; then
     cpus="$("$VPY" -c 'import os; print(len(os.sched_getaffinity(0)))')"  # not nproc: it obeys OMP_NUM_THREADS
     workers="${ATELIER_TEST_WORKERS:-$(( cpus + 1 < 4 ? cpus + 1 : 4 ))}"
     if [[ "$workers" -gt 1 ]]; then
-        parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)
+        parallel=(-n "$workers" --dist loadfile)
     fi
 fi
 
