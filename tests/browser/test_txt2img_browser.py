@@ -13,18 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
 from tests.support.browser import (
     BROWSER_MARKS,
     GENERATE_TIMEOUT_MS,
-    GradioTraffic,
     saved_pngs,
     set_slider,
-    wait_for_load_events,
 )
 
 pytestmark = BROWSER_MARKS
@@ -124,20 +124,20 @@ def test_unknown_checkpoint_shows_readable_error(module_page, live_app):
     assert saved_pngs(data_dir) == before
 
 
-def test_a_fresh_page_shows_the_shared_checkpoint_and_its_status(browser, live_app):
+@pytest.fixture
+def chosen_elsewhere(live_app) -> Iterator[None]:
+    """tiny-sd15-b selected before the page loads (from another tab, the API); tiny-sd15 again afterwards."""
     selection = live_app["ctx"].selection
-    selection.select("tiny-sd15-b")  # chosen elsewhere (another tab, the API)
-    context = browser.new_context()
+    selection.select("tiny-sd15-b")
     try:
-        page = context.new_page()
-        traffic = GradioTraffic(page)
-        page.goto(live_app["url"])
-        page.locator("#txt2img_generate").wait_for(state="visible")
-        wait_for_load_events(page, traffic)
-        checkpoint = page.get_by_role("combobox", name="Stable Diffusion checkpoint")
-        expect(checkpoint).to_have_value(re.compile(r"^tiny-sd15-b( \[[0-9a-f]{10}\])?$"))
-        expect(page.locator("#model_status")).to_contain_text("tiny-sd15-b [")
-        expect(page.locator("#model_status")).to_contain_text("PyTorch SDPA")
+        yield
     finally:
-        context.close()
         selection.select("tiny-sd15")
+
+
+def test_a_fresh_page_shows_the_shared_checkpoint_and_its_status(chosen_elsewhere, page):
+    # ``page`` is loaded after the selection changed (fixtures are set up in this order), with its settled load events
+    checkpoint = page.get_by_role("combobox", name="Stable Diffusion checkpoint")
+    expect(checkpoint).to_have_value(re.compile(r"^tiny-sd15-b( \[[0-9a-f]{10}\])?$"))
+    expect(page.locator("#model_status")).to_contain_text("tiny-sd15-b [")
+    expect(page.locator("#model_status")).to_contain_text("PyTorch SDPA")
