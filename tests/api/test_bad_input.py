@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
 from pipelines.requests.limits import MAX_JOB_PIXELS, MAX_OUTPUT_IMAGE_PIXELS, MAX_PROMPT_CHARS
 from tests.support.api import UI_USER
+from tests.support.ui_client import Client
 
 TRAVERSAL = "../../../../etc/passwd"
 MB_PROMPT = "a teapot, " * 100_000  # 1 MB

@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from gradio_client import Client
 from PIL import Image
 
 from tests.support.api import API_USER, FAST, UI_USER
+from tests.support.ui_client import Client
 
 UI_FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler a",
                scheduler="Automatic", steps=4, cfg_scale=7, width=64, height=64, seed=9, batch_size=1, n_iter=1)

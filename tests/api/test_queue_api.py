@@ -13,10 +13,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from gradio_client import Client
 from PIL import Image
 
 from tests.support.api import API_USER, FAST, UI_USER
+from tests.support.ui_client import Client
 
 UI_FORM = dict(checkpoint="tiny-sd15", prompt="a kettle", negative_prompt="", sampler_name="Euler a",
                scheduler="Automatic", steps=2, cfg_scale=7, width=64, height=64, seed=5, batch_size=1, n_iter=1)

@@ -20,12 +20,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from gradio_client import Client
 from PIL import Image
 
 from pipelines.context import AppContext
 from pipelines.history.records import HistoryQuery
 from tests.support.apps import free_port, install_models, make_settings
+from tests.support.ui_client import Client
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ray = pytest.importorskip("ray")  # the test command installs it (requirements-ray.txt); absent: say so
@@ -100,6 +100,17 @@ def placements(app: dict) -> list[dict]:
     return status["placements"]
 
 
+def wait_until_idle(app: dict, within_s: float = 120.0) -> None:
+    """Until no job runs or waits in the front (an earlier test's job that outlived a failure, say)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        progress = api(app, "/sdapi/v1/progress").json()
+        if progress["queue_size"] == 0 and not any(p["outcome"] == "running" for p in placements(app)):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the cluster was still busy after {within_s:.0f} s")
+
+
 def test_concurrent_ui_and_api_jobs_give_the_embedded_images_saved_in_the_front(cluster_app, embedded, live_app):
     source = Image.fromarray((np.indices((64, 64)).sum(0) % 255).astype("uint8")).convert("RGB")
     buffer = io.BytesIO()
@@ -145,14 +156,17 @@ def test_concurrent_ui_and_api_jobs_give_the_embedded_images_saved_in_the_front(
 
 def test_interrupt_stops_only_the_callers_job_on_its_replica(cluster_app):
     long = {**JOB, "steps": 60, "batch_size": 1, "n_iter": 3, "save_images": False}
+    wait_until_idle(cluster_app)  # no job of an earlier test still holds a replica
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(api, cluster_app, "/sdapi/v1/txt2img", {**long, "force_task_id": "stop-me"})
         second = pool.submit(api, cluster_app, "/sdapi/v1/txt2img", {**long, "force_task_id": "keep-me", "seed": 7})
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # both running, each on its own replica, the first one stepping
-            progress = api(cluster_app, "/sdapi/v1/progress?id_task=stop-me").json()
+            stop_me = api(cluster_app, "/sdapi/v1/progress?id_task=stop-me").json()
+            keep_me = api(cluster_app, "/sdapi/v1/progress?id_task=keep-me").json()
             running = [p for p in placements(cluster_app) if p["outcome"] == "running"]
-            if len(running) == 2 and progress["state"]["sampling_step"] > 0:
+            if (len(running) == 2 and stop_me["running_is_yours"] and keep_me["running_is_yours"]
+                    and stop_me["state"]["sampling_step"] > 0):
                 break
             time.sleep(0.2)
         else:
@@ -167,6 +181,7 @@ def test_interrupt_stops_only_the_callers_job_on_its_replica(cluster_app):
 
 def test_jobs_go_to_the_replica_that_holds_their_checkpoint(cluster_app):
     body = {**JOB, "batch_size": 1, "save_images": False}
+    wait_until_idle(cluster_app)
 
     def run(model: str) -> dict:
         answer = api(cluster_app, "/sdapi/v1/txt2img", {**body, "override_settings": {"sd_model_checkpoint": model}})
@@ -188,6 +203,7 @@ def test_jobs_go_to_the_replica_that_holds_their_checkpoint(cluster_app):
 
 
 def test_a_replica_killed_mid_job_fails_that_job_clearly_and_the_next_runs(cluster_app):
+    wait_until_idle(cluster_app)
     with ThreadPoolExecutor(1) as pool:
         doomed = pool.submit(api, cluster_app, "/sdapi/v1/txt2img",
                              {**JOB, "steps": 150, "batch_size": 1, "n_iter": 8, "save_images": False})

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gradio_client import Client
 
 from pipelines.context import AppContext
 from tests.support.apps import make_settings, served_ui
+from tests.support.ui_client import Client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "support" / "extensions"
 

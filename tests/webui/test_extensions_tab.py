@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from pipelines.context import AppContext
 from tests.support.apps import free_port, make_settings
 from tests.support.git_server import EXTENSION_PY, ExtensionRepo, StaticServer
+from tests.support.ui_client import Client
 from webui.server import serve
 
 

@@ -10,12 +10,12 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from gradio_client import Client
 from PIL import Image
 
 from pipelines.networks.cards import NetworkTab
 from tests.support.tiny_loras import save_kohya_lora_for
 from tests.support.tiny_networks import save_embedding, save_kohya_lora, save_vae_file
+from tests.support.ui_client import Client
 
 GRIDS = [tab.value for tab in NetworkTab]  # the order of the search / refresh outputs
 

@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 
 from pipelines.context import AppContext
 from tests.support.apps import free_port, install_models, make_settings
 from tests.support.hub_server import LocalHub
 from tests.support.tiny_upscalers import save_rrdbnet
+from tests.support.ui_client import Client
 
 ESRGAN = "tiny-RRDBNet_x4"
 

@@ -11,11 +11,11 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from gradio_client import Client
 
 from pipelines.infotext.codec import parse_infotext
 from tests.support.tiny_loras import save_kohya_lora_for
 from tests.support.tiny_taesd import save_tiny_taesd
+from tests.support.ui_client import Client
 
 PROMPT = "a fox <lora:lcm-lora-sdv1-5:1>"
 FORM = dict(checkpoint="tiny-sd15", prompt=PROMPT, negative_prompt="", sampler_name="Euler", scheduler="Automatic",

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
+
+from tests.support.ui_client import Client
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler a",
             scheduler="Automatic", steps=4, cfg_scale=7, width=64, height=64, seed=9, batch_size=1, n_iter=1)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
+from tests.support.ui_client import Client
 from webui.tabs.txt2img import PASTE_NAMES
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler a",

@@ -4,9 +4,9 @@ a search, opens with its parameters, is favourited, deleted to the trash, restor
 from __future__ import annotations
 
 import pytest
-from gradio_client import Client
 
 from pipelines.history import HistoryQuery
+from tests.support.ui_client import Client
 
 MADE = dict(checkpoint="tiny-sd15", prompt="a walrus astronaut, history tab", negative_prompt="blurry",
             sampler_name="Euler a", steps=2, width=64, height=64, seed=77, batch_size=1, n_iter=1)

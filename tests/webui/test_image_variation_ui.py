@@ -8,12 +8,13 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
 from tests.support.apps import checkpoint_added
 from tests.support.tiny_seed_models import save_image_variation_folder, save_unclip_folder
+from tests.support.ui_client import Client
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler", scheduler="Automatic",
             steps=2, cfg_scale=5, width=64, height=64, seed=31, batch_size=1, n_iter=1)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gradio_client import Client
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
 from pipelines.outputs import read_infotext
+from tests.support.ui_client import Client
 
 SETTINGS = dict(checkpoint="tiny-sd15", sampler_name="Euler", scheduler="Automatic", steps=2, cfg_scale=7,
                 width=64, height=64, seed=31, batch_size=1, n_iter=1)

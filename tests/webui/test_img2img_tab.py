@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+
+from tests.support.ui_client import Client
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler a",
             scheduler="Automatic", steps=4, resize_mode=0, width=64, height=64, n_iter=1, batch_size=1,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from launch import missing_requirements, parse_auth
 from tests.support.apps import free_port
+from tests.support.ui_client import Client
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
+
+from tests.support.ui_client import Client
 
 
 def test_damaged_checkpoint_picked_in_the_selector_says_why_and_the_selection_stays(live_app, model_store):

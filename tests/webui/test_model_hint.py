@@ -9,11 +9,11 @@ import os
 import shutil
 
 import pytest
-from gradio_client import Client
 
 from pipelines.context import AppContext
 from pipelines.requests import Txt2ImgRequest
 from tests.support.apps import make_settings, served_ui
+from tests.support.ui_client import Client
 from webui.cli import run_txt2img
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from pipelines.context import AppContext
 from tests.support.apps import free_port, install_models, make_settings
 from tests.support.hub_server import LocalHub
+from tests.support.ui_client import Client
 from webui.server import serve
 
 

@@ -4,7 +4,6 @@ model, searching the (local) Hub and installing a result as its kind; offline, s
 from __future__ import annotations
 
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from pipelines.context import AppContext
@@ -13,6 +12,7 @@ from tests.support.apps import install_models, make_settings, served_ui
 from tests.support.hub_server import LocalHub
 from tests.support.tiny_networks import save_embedding, save_kohya_lora, save_vae_file
 from tests.support.tiny_upscalers import save_rrdbnet
+from tests.support.ui_client import Client
 from webui.tabs.models import COLUMNS
 
 NAME, TYPE, MEMORY, IN_USE = (COLUMNS.index(c) for c in ("Name", "Type", "In memory", "In use"))

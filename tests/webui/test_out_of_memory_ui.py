@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import torch
-from gradio_client import Client
+
+from tests.support.ui_client import Client
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler",
             scheduler="Automatic", steps=2, cfg_scale=7, width=64, height=64, seed=9, batch_size=1, n_iter=1)

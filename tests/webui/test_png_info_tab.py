@@ -8,11 +8,12 @@ from pathlib import Path
 import gradio as gr
 import pytest
 from gradio.data_classes import ImageData
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from pipelines.infotext.png_info import EXIF_IFD, USER_COMMENT
+from tests.support.ui_client import Client
 from webui.tabs.txt2img import PASTE_NAMES
 
 MADE = dict(checkpoint="tiny-sd15-b", prompt="a teapot, on a table", negative_prompt="blurry",

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
@@ -19,6 +19,7 @@ from pipelines.context import AppContext
 from pipelines.infotext.codec import parse_infotext
 from pipelines.prompts.styles import PromptStyle
 from tests.support.apps import make_settings
+from tests.support.ui_client import Client
 from webui.components.quick_settings import QUICK_NAMES
 from webui.components.token_counter import UNKNOWN, TokenizerCache, counter_text, tokenizer_folder
 from webui.tabs.txt2img import PASTE_NAMES

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
+from tests.support.ui_client import Client
 from webui.tabs.txt2img import PASTE_NAMES
 
 FORM = dict(checkpoint="tiny-sdxl", prompt="a lighthouse", negative_prompt="", sampler_name="Euler a",

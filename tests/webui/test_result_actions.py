@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 
 from pipelines.actions import VARY_DENOISING_STRENGTH
 from pipelines.infotext.codec import parse_infotext
 from pipelines.infotext.png_info import EXIF_IFD, USER_COMMENT
+from tests.support.ui_client import Client
 
 MADE = dict(checkpoint="tiny-sd15", prompt="a teapot, on a table", negative_prompt="blurry",
             sampler_name="Euler", scheduler="Karras", steps=4, cfg_scale=6.5, width=64, height=72, seed=777,

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+
+from tests.support.ui_client import Client
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a teapot", negative_prompt="", sampler_name="Euler", scheduler="Automatic",
             steps=1, cfg_scale=7, width=64, height=64, seed=3, batch_size=1, n_iter=1)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gradio_client import Client
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
+from tests.support.ui_client import Client
 from webui.tabs.txt2img import PASTE_NAMES
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a fox", negative_prompt="", sampler_name="Euler",

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from gradio_client import Client
 from PIL import Image
 
 from tests.support.apps import checkpoint_added
 from tests.support.tiny_seed_models import save_ddpm_folder
+from tests.support.ui_client import Client
 
 FORM = dict(checkpoint="tiny-ddpm", prompt="", negative_prompt="", sampler_name="DDPM", scheduler="Automatic",
             steps=3, cfg_scale=7, width=64, height=64, seed=21, batch_size=1, n_iter=1)

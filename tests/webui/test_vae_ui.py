@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gradio_client import Client
 from PIL import Image
 
 from pipelines.infotext.codec import parse_infotext
 from tests.support.tiny_networks import save_vae_file
+from tests.support.ui_client import Client
 from webui.tabs.txt2img import PASTE_NAMES
 
 FORM = dict(checkpoint="tiny-sd15", prompt="a fox", negative_prompt="", sampler_name="Euler",
