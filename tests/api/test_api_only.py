@@ -38,15 +38,15 @@ def test_api_only_serves_the_api_docs_and_no_page(api_only):
                           json={"prompt": "x", "steps": 2, "width": 64, "height": 64, "seed": 3})
     assert response.status_code == 200 and "x-process-time" in response.headers  # no --api-auth: open
     assert json.loads(response.json()["info"])["all_seeds"] == [3]
-    assert httpx.get(api_only + "sdapi/v1/progress", timeout=10).json()["progress"] == 0
-    assert httpx.get(api_only, timeout=10).status_code == 404
-    assert httpx.get(api_only + "docs", timeout=10).status_code == 200
-    schema = httpx.get(api_only + "openapi.json", timeout=10).json()
+    assert httpx.get(api_only + "sdapi/v1/progress", timeout=60).json()["progress"] == 0
+    assert httpx.get(api_only, timeout=60).status_code == 404
+    assert httpx.get(api_only + "docs", timeout=60).status_code == 200
+    schema = httpx.get(api_only + "openapi.json", timeout=60).json()
     assert "/sdapi/v1/txt2img" in schema["paths"]
     assert {"precision", "no_half"} <= set(schema["components"]["schemas"]["FlagsModel"]["properties"])  # cmd-flags
-    assert httpx.post(api_only + "sdapi/v1/img2img", json={}, timeout=10).status_code == 404  # no init image
-    assert httpx.post(api_only + "sdapi/v1/interrogate", json={}, timeout=10).status_code == 501
-    rebound = httpx.get(api_only + "sdapi/v1/progress", headers={"Host": "evil.example"}, timeout=10)
+    assert httpx.post(api_only + "sdapi/v1/img2img", json={}, timeout=60).status_code == 404  # no init image
+    assert httpx.post(api_only + "sdapi/v1/interrogate", json={}, timeout=60).status_code == 501
+    rebound = httpx.get(api_only + "sdapi/v1/progress", headers={"Host": "evil.example"}, timeout=60)
     assert rebound.status_code == 403  # bound to localhost: a foreign Host (DNS rebinding) is refused here too
 
 
@@ -98,13 +98,13 @@ def test_launch_serves_the_api_with_its_own_login(tmp_path, mode):
                 pass
             assert time.monotonic() < deadline, "API not served within 90 s"
             time.sleep(0.3)
-        flags = httpx.get(url + "cmd-flags", auth=("robot", "t0ken-pw"), timeout=10)
+        flags = httpx.get(url + "cmd-flags", auth=("robot", "t0ken-pw"), timeout=60)
         assert flags.status_code == 200
         assert flags.json()["nowebui"] is (mode == "--nowebui") and flags.json()["port"] == port
         assert flags.json()["precision"] == "fp32"  # A1111's --precision full, by Atelier's name
         assert "t0ken-pw" not in flags.text and "ui-pw" not in flags.text
-        assert httpx.get(url + "sd-models", auth=("ui", "ui-pw"), timeout=10).status_code == 401
-        ui_config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=10).status_code
+        assert httpx.get(url + "sd-models", auth=("ui", "ui-pw"), timeout=60).status_code == 401
+        ui_config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=60).status_code
         assert ui_config == (404 if mode == "--nowebui" else 401)  # no UI / the UI wants its own login
     finally:
         proc.terminate()

@@ -34,16 +34,16 @@ def test_every_sdapi_route_needs_the_api_login(api_app):
 
 
 def test_a_malformed_authorization_header_is_a_401_not_a_500(api_app):
-    response = httpx.get(api_app["url"] + "sdapi/v1/options", headers={"Authorization": "Basic %%%"}, timeout=10)
+    response = httpx.get(api_app["url"] + "sdapi/v1/options", headers={"Authorization": "Basic %%%"}, timeout=60)
     assert response.status_code == 401
 
 
 def test_gradio_auth_does_not_guard_the_api_and_api_auth_does_not_open_the_ui(api_app):
     url = api_app["url"]
-    assert httpx.get(url + "config", timeout=10).status_code == 401  # the UI wants its own login
-    assert httpx.get(url + "config", auth=API_USER, timeout=10).status_code == 401
-    assert httpx.get(url + "sdapi/v1/sd-models", auth=API_USER, timeout=10).status_code == 200  # no UI login needed
-    with httpx.Client(base_url=url, timeout=10) as browser:
+    assert httpx.get(url + "config", timeout=60).status_code == 401  # the UI wants its own login
+    assert httpx.get(url + "config", auth=API_USER, timeout=60).status_code == 401
+    assert httpx.get(url + "sdapi/v1/sd-models", auth=API_USER, timeout=60).status_code == 200  # no UI login needed
+    with httpx.Client(base_url=url, timeout=60) as browser:
         login = browser.post("login", data={"username": UI_USER[0], "password": UI_USER[1]})
         assert login.status_code == 200
         assert browser.get("config").status_code == 200
@@ -53,6 +53,6 @@ def test_gradio_auth_does_not_guard_the_api_and_api_auth_does_not_open_the_ui(ap
 @pytest.mark.parametrize("path", ["docs", "redoc", "openapi.json"])
 def test_docs_need_the_api_login(api_app, path):
     """Unlike A1111 (public docs), the docs are behind the API's login: they map the whole API for a caller."""
-    assert httpx.get(api_app["url"] + path, timeout=10).status_code == 401
-    assert httpx.get(api_app["url"] + path, auth=UI_USER, timeout=10).status_code == 401
-    assert httpx.get(api_app["url"] + path, auth=API_USER, timeout=10).status_code == 200
+    assert httpx.get(api_app["url"] + path, timeout=60).status_code == 401
+    assert httpx.get(api_app["url"] + path, auth=UI_USER, timeout=60).status_code == 401
+    assert httpx.get(api_app["url"] + path, auth=API_USER, timeout=60).status_code == 200

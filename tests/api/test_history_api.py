@@ -59,7 +59,7 @@ def test_unknown_ids_logins_and_docs(atelier, api_app):
     for response in (atelier.get("/history/999999"), atelier.get("/history/999999/file"),
                      atelier.delete("/history/999999"), atelier.post("/history/999999/restore")):
         assert response.status_code == 404 and response.json()["error"] == "HistoryNotFound"
-    assert httpx.get(api_app["url"] + "atelier/v1/history").status_code == 401
-    paths = httpx.get(api_app["url"] + "openapi.json", auth=API_USER).json()["paths"]
+    assert httpx.get(api_app["url"] + "atelier/v1/history", timeout=60).status_code == 401
+    paths = httpx.get(api_app["url"] + "openapi.json", auth=API_USER, timeout=60).json()["paths"]
     assert {"/atelier/v1/history", "/atelier/v1/history/{entry_id}", "/atelier/v1/history/{entry_id}/file",
             "/atelier/v1/history/rescan"} <= set(paths)

@@ -117,7 +117,7 @@ def test_training_and_server_control_are_absent(api, path):
 
 
 def test_openapi_docs_list_the_typed_models(api_app):
-    spec = httpx.get(api_app["url"] + "openapi.json", auth=API_USER, timeout=10).json()
+    spec = httpx.get(api_app["url"] + "openapi.json", auth=API_USER, timeout=60).json()
     schemas = spec["components"]["schemas"]
     for name in ("StableDiffusionTxt2ImgProcessingAPI", "TextToImageResponse", "ProgressResponse", "PNGInfoRequest",
                  "PNGInfoResponse", "SDModelItem", "SamplerItem", "SchedulerItem", "UpscalerItem", "MemoryResponse",
@@ -132,7 +132,7 @@ def test_openapi_docs_list_the_typed_models(api_app):
     assert all(path.startswith(("/sdapi/v1/", "/atelier/v1/")) for path in spec["paths"])
     assert "/atelier/v1/extensions/install" in spec["paths"]
     assert "HTTPBasic" in spec["components"]["securitySchemes"]
-    docs = httpx.get(api_app["url"] + "docs", auth=API_USER, timeout=10)
+    docs = httpx.get(api_app["url"] + "docs", auth=API_USER, timeout=60)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 

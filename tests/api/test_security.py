@@ -94,8 +94,8 @@ def guarded(tmp_path_factory) -> Iterator[dict]:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                seen["first_api_status"] = httpx.get(url + "sdapi/v1/sd-models", auth=USER, timeout=10).status_code
-                seen["page_status"] = httpx.get(url, timeout=10).status_code
+                seen["first_api_status"] = httpx.get(url + "sdapi/v1/sd-models", auth=USER, timeout=60).status_code
+                seen["page_status"] = httpx.get(url, timeout=60).status_code
                 return
             except httpx.ConnectError:
                 time.sleep(0.005)
@@ -251,17 +251,17 @@ def test_a_foreign_host_header_is_refused_on_localhost(guarded):
     url, port = guarded["url"], guarded["url"].rstrip("/").rsplit(":", 1)[1]
     for host in ("evil.example", f"evil.example:{port}", "192.168.1.9"):
         for path in ("", "sdapi/v1/sd-models", "config"):
-            response = httpx.get(url + path, headers={"Host": host}, auth=USER, timeout=10)
+            response = httpx.get(url + path, headers={"Host": host}, auth=USER, timeout=60)
             assert response.status_code == 403, (host, path)
             assert "localhost" in response.json()["detail"]
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
-        assert httpx.get(url + "sdapi/v1/sd-models", headers={"Host": host}, auth=USER, timeout=10).status_code == 200
+        assert httpx.get(url + "sdapi/v1/sd-models", headers={"Host": host}, auth=USER, timeout=60).status_code == 200
 
 
 def test_failed_logins_are_throttled_per_address(guarded):
     form = {"username": USER[0], "password": "guess"}
     other = httpx.HTTPTransport(local_address="127.0.0.2")  # its own address: the other tests are not throttled
-    with httpx.Client(base_url=guarded["url"], transport=other, timeout=10) as attacker:
+    with httpx.Client(base_url=guarded["url"], transport=other, timeout=60) as attacker:
         statuses = [attacker.post("login", data=form).status_code for _ in range(5)]
         assert statuses == [400] * 5  # Gradio's "Incorrect credentials."
         throttled = attacker.post("login", data=form)
@@ -270,12 +270,12 @@ def test_failed_logins_are_throttled_per_address(guarded):
         right = attacker.get("sdapi/v1/sd-models", auth=USER)  # even the right password, from this address
         assert right.status_code == 429 and "retry-after" in right.headers
         assert attacker.get("sdapi/v1/sd-models").status_code == 401  # no credentials: not a login attempt
-    assert httpx.get(guarded["url"] + "sdapi/v1/sd-models", auth=USER, timeout=10).status_code == 200
+    assert httpx.get(guarded["url"] + "sdapi/v1/sd-models", auth=USER, timeout=60).status_code == 200
 
 
 def test_no_log_line_holds_the_password(guarded):
-    httpx.get(guarded["url"] + "sdapi/v1/cmd-flags", auth=USER, timeout=10)
-    httpx.get(guarded["url"] + "sdapi/v1/options", auth=(USER[0], PASSWORD + "x"), timeout=10)
+    httpx.get(guarded["url"] + "sdapi/v1/cmd-flags", auth=USER, timeout=60)
+    httpx.get(guarded["url"] + "sdapi/v1/options", auth=(USER[0], PASSWORD + "x"), timeout=60)
     assert guarded["logs"], "the log capture saw nothing"
     assert not [line for line in guarded["logs"] if PASSWORD in line]
 

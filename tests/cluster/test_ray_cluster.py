@@ -68,7 +68,7 @@ def embedded(tmp_path_factory, model_store) -> AppContext:
     return AppContext.build(make_settings(data_dir, initial_model="tiny-sd15"))
 
 
-def api(app: dict, path: str, body: dict | None = None, *, post: bool = False, timeout: float = 180) -> httpx.Response:
+def api(app: dict, path: str, body: dict | None = None, *, post: bool = False, timeout: float = 300) -> httpx.Response:
     if body is not None or post:
         return httpx.post(app["url"].rstrip("/") + path, json=body, timeout=timeout)
     return httpx.get(app["url"].rstrip("/") + path, timeout=timeout)

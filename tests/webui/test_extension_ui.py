@@ -28,7 +28,7 @@ def served(tmp_path_factory) -> Iterator[dict]:
 
 
 def test_extension_tab_and_settings_are_on_the_page(served):
-    config = httpx.get(served["url"] + "config", timeout=10).json()
+    config = httpx.get(served["url"] + "config", timeout=60).json()
     props = [c.get("props", {}) for c in config["components"]]
     assert "Recorder" in [p.get("label") for p in props]  # the tab
     assert any(p.get("elem_id") == "recorder_tab_text" for p in props)  # built by the extension's build()
@@ -40,5 +40,5 @@ def test_extension_tab_and_settings_are_on_the_page(served):
 def test_saved_extension_setting_reaches_the_extension(served):
     Client(served["url"], verbose=False).predict(recorder_greeting="bonjour", api_name="/save_extension_options")
     assert json.loads((served["data_dir"] / "config.json").read_text())["recorder_greeting"] == "bonjour"
-    events = httpx.get(served["url"] + "extensions/recorder/events", timeout=10)
+    events = httpx.get(served["url"] + "extensions/recorder/events", timeout=60)
     assert events.status_code == 200 and events.json()["greeting"] == "bonjour"

@@ -25,7 +25,7 @@ def client(live_app) -> Client:
 
 
 def test_accordion_is_closed_with_hires_off_and_lists_latent_modes_and_upscalers(live_app):
-    config = httpx.get(live_app["url"] + "config", timeout=10).json()
+    config = httpx.get(live_app["url"] + "config", timeout=60).json()
     by_id = {c.get("props", {}).get("elem_id"): c["props"] for c in config["components"]}
     assert by_id["txt2img_hr"]["open"] is False and by_id["txt2img_hr"]["label"] == "Hires. fix"
     assert by_id["txt2img_enable_hr"]["value"] is False

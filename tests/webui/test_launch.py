@@ -60,7 +60,7 @@ def test_fresh_start_serves_quickly_and_first_generate_says_what_is_missing(tmp_
         folders = ("models/Stable-diffusion", "models/ESRGAN", "models/Lora", "models/VAE", "embeddings", "outputs")
         for folder in folders:
             assert (tmp_path / "data" / folder).is_dir(), folder
-        assert httpx.get(url + "config", timeout=10).status_code == 401  # the login protects the app
+        assert httpx.get(url + "config", timeout=60).status_code == 401  # the login protects the app
         client = Client(url, auth=("artist", "secret"), verbose=False)
         with pytest.raises(AppError) as err:
             client.predict(checkpoint="", prompt="a cat", negative_prompt="", sampler_name="Euler a",

@@ -37,7 +37,7 @@ def image_of(path_or_b64: str) -> np.ndarray:
 
 
 def test_accordion_is_closed_and_lists_sdxl_checkpoints_refiners_first(app):
-    config = httpx.get(app["url"] + "config", timeout=10).json()
+    config = httpx.get(app["url"] + "config", timeout=60).json()
     by_id = {c.get("props", {}).get("elem_id"): c["props"] for c in config["components"]}
     assert by_id["txt2img_refiner"]["open"] is False and by_id["txt2img_enable_refiner"]["value"] is False
     choices = [c[0] if isinstance(c, list | tuple) else c for c in by_id["txt2img_refiner_checkpoint"]["choices"]]

@@ -25,7 +25,7 @@ def client(live_app) -> Client:
 
 
 def test_the_tabs_show_the_script_menu_and_extension_sections(live_app):
-    config = httpx.get(live_app["url"] + "config", timeout=10).json()
+    config = httpx.get(live_app["url"] + "config", timeout=60).json()
     labels = [c.get("props", {}).get("label") for c in config["components"]]
     assert labels.count("Script") == 2 and labels.count("CFG Rescale") == 2 and "X type" in labels
 
