@@ -190,7 +190,7 @@ def hub(repo_dir, big_repo_dir):
     """A started LocalHub serving ``repo_dir`` as ``repo_id`` and ``big_repo_dir`` as ``big_repo_id``."""
     t0 = time.perf_counter()
     with LocalHub() as server:
-        assert time.perf_counter() - t0 < 1.0
+        assert time.perf_counter() - t0 < 5.0  # a thread and a socket: slow only when something is wrong
         server.add_repo(REPO, repo_dir)
         server.add_repo(BIG_REPO, big_repo_dir)
         yield server

@@ -189,10 +189,10 @@ def test_unknown_mode_is_refused():
 
 def test_one_megabyte_of_brackets_is_refused_quickly():
     prompt = "(" * 1_000_000
-    start = time.perf_counter()
+    start = time.thread_time()  # this thread's CPU time: the parser's cost, not the machine's load
     with pytest.raises(ValidationError) as err:
         parse_emphasis(prompt)
-    assert time.perf_counter() - start < 0.5
+    assert time.thread_time() - start < 0.5
     assert err.value.field == "prompt"
     assert f"{MAX_PROMPT_CHARS:,}" in err.value.message
     with pytest.raises(ValidationError) as err:
@@ -214,12 +214,12 @@ def test_one_megabyte_of_brackets_is_refused_quickly():
     ids=["open-round", "open-square", "close", "deep-nesting", "interleaved", "many-groups", "escapes"],
 )
 def test_prompts_at_the_limit_are_fast_and_iterative(prompt):
-    start = time.perf_counter()
+    start = time.thread_time()
     try:
         parse_emphasis(prompt)
     except ValidationError as err:  # the deep nesting overflows its weight: refused, not crashed
         assert "overflows" in err.message
-    assert time.perf_counter() - start < 2.0
+    assert time.thread_time() - start < 2.0
 
 
 def test_deep_nesting_keeps_exact_weights():
@@ -237,11 +237,11 @@ def _repeat(multiplier: float, times: int) -> float:
 def test_prompts_built_to_be_slow_are_refused():
     # Thousands of pieces with different weights, each inside thousands of brackets.
     prompt = "(a" * 3000
-    start = time.perf_counter()
+    start = time.thread_time()
     with pytest.raises(ValidationError) as err:
         parse_emphasis(prompt)
     assert "nested brackets" in err.value.message
-    assert time.perf_counter() - start < 2.0
+    assert time.thread_time() - start < 2.0
     assert MAX_WEIGHT_UPDATES >= 1_000_000  # far above anything a real prompt needs
     assert len(parse_emphasis("(a" * 500)) == 500  # a few hundred unclosed groups still work
 

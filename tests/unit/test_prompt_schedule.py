@@ -165,10 +165,10 @@ def test_bad_steps_are_refused():
 
 
 def test_one_megabyte_of_brackets_is_refused_quickly():
-    start = time.perf_counter()
+    start = time.thread_time()  # this thread's CPU time: the parser's cost, not the machine's load
     with pytest.raises(ValidationError) as err:
         build_schedule("[" * 1_000_000, 20)
-    assert time.perf_counter() - start < 0.5
+    assert time.thread_time() - start < 0.5
     assert err.value.field == "prompt"
 
 
@@ -184,9 +184,9 @@ def test_one_megabyte_of_brackets_is_refused_quickly():
     ids=["open", "deep-editing", "deep-alternation", "many-edits", "parens"],
 )
 def test_prompts_at_the_limit_are_fast_and_iterative(prompt):
-    start = time.perf_counter()
+    start = time.thread_time()
     result = build_schedule(prompt, 20)
-    assert time.perf_counter() - start < 2.0
+    assert time.thread_time() - start < 2.0
     assert result.entries[-1][0] == 20
 
 
