@@ -170,7 +170,7 @@ def test_unreachable_endpoint_says_so_at_once(tmp_path, hub):
         start = time.perf_counter()
         with pytest.raises(HubSearchUnavailable) as err:
             hub_search.search_hub(settings, "tiny")
-        assert time.perf_counter() - start < 5  # not huggingface_hub's ~20 s of retries
+        assert time.perf_counter() - start < 10  # not huggingface_hub's ~20 s of retries
     finally:
         hub.set_offline(False)
     assert err.value.reason == "unreachable" and f"{hub.endpoint} could not be reached" in str(err.value)
